@@ -1,0 +1,88 @@
+"""`python -m chaos`: run, validate, and the environment commands.
+
+Expected failures end with a message and the exit code SPEC.md assigns (2 invalid experiment,
+3 environment), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from chaos.errors import EXIT_INVALID, EXIT_OK, ChaosError, EnvironmentFailure, SpecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chaos", description="Fault-injection testbed for data connectors.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run an experiment against real services")
+    run.add_argument("experiment", type=Path)
+    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default: runs/)")
+    run.add_argument("--env", type=Path, default=None, dest="env_file",
+                     help="attach to the environment in this state file (default: the shared one, if it is up)")
+    validate = sub.add_parser("validate", help="check experiment files without running them")
+    validate.add_argument("experiments", type=Path, nargs="+")
+    env = sub.add_parser("env", help="provision and manage the shared environment")
+    env.add_argument("action", choices=["install", "up", "down", "status"])
+    return parser
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(stderr=False)
+    errors = Console(stderr=True, soft_wrap=True)
+    signal.signal(signal.SIGTERM, _terminate)
+    logging.getLogger("chaos").addHandler(logging.NullHandler())
+    logging.getLogger("chaos").setLevel(logging.INFO)
+    try:
+        if args.command == "validate":
+            return _validate(args.experiments, console, errors)
+        if args.command == "run":
+            from chaos.runner import run_file
+
+            return run_file(args.experiment, args.runs_dir, args.env_file, console).exit_code
+        from chaos.env_commands import env_command
+
+        return env_command(args.action, console)
+    except SpecError as e:
+        _print_spec_error(errors, e)
+        return e.exit_code
+    except ChaosError as e:
+        errors.print(f"[bold red]error:[/] {e}", highlight=False)
+        if isinstance(e, EnvironmentFailure) and e.log_tail:
+            errors.print("[dim]--- log tail ---[/]")
+            errors.print(e.log_tail, markup=False, highlight=False)
+        return e.exit_code
+    except KeyboardInterrupt:
+        errors.print("[yellow]interrupted: every fault was healed and every process stopped[/]")
+        return 130
+
+
+def _print_spec_error(errors: Console, e: SpecError) -> None:
+    for problem in e.problems:
+        errors.print(f"[bold red]{e.path}[/]: {problem}", highlight=False, markup=True)
+
+
+def _validate(paths: list[Path], console: Console, errors: Console) -> int:
+    from chaos.spec import load_experiment
+
+    code = EXIT_OK
+    for path in paths:
+        try:
+            experiment = load_experiment(path)
+        except SpecError as e:
+            _print_spec_error(errors, e)
+            code = EXIT_INVALID
+            continue
+        console.print(f"{path}: ok ({experiment.name}, seed {experiment.seed}, {len(experiment.faults)} faults)")
+    return code

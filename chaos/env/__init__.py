@@ -1,0 +1,1 @@
+"""The real services an experiment runs against: Kafka (KRaft) and Toxiproxy."""

@@ -1,0 +1,126 @@
+"""A single-node Kafka broker in KRaft combined mode, with one listener per proxied link.
+
+Clients must never bypass Toxiproxy, so each named Kafka link gets a listener of its own whose
+*advertised* address is that link's proxy: metadata responses then send clients back through the
+proxy. The controller and inter-broker traffic, and the harness's own reads, use direct listeners.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from chaos.env.install import Tools
+from chaos.env.processes import ManagedProcess
+from chaos.errors import EnvironmentFailure
+from chaos.kafka_clients import client_config
+
+HEAP = "-Xmx768m"
+
+
+@dataclass(frozen=True)
+class KafkaPorts:
+    direct: int
+    controller: int
+    links: dict[str, tuple[int, int]]  # link name -> (broker listener port, proxy listen port)
+
+
+def listener_name(link: str) -> str:
+    return "LINK_" + "".join(c if c.isalnum() else "_" for c in link.upper())
+
+
+def server_properties(ports: KafkaPorts, data_dir: Path) -> str:
+    listeners = [f"DIRECT://127.0.0.1:{ports.direct}", f"CONTROLLER://127.0.0.1:{ports.controller}"]
+    advertised = [f"DIRECT://127.0.0.1:{ports.direct}"]
+    protocols = ["DIRECT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+    for link, (broker_port, proxy_port) in ports.links.items():
+        name = listener_name(link)
+        listeners.append(f"{name}://127.0.0.1:{broker_port}")
+        advertised.append(f"{name}://127.0.0.1:{proxy_port}")
+        protocols.append(f"{name}:PLAINTEXT")
+    settings = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.bootstrap.servers": f"127.0.0.1:{ports.controller}",
+        "listeners": ",".join(listeners),
+        "advertised.listeners": ",".join(advertised),
+        "listener.security.protocol.map": ",".join(protocols),
+        "inter.broker.listener.name": "DIRECT",
+        "controller.listener.names": "CONTROLLER",
+        "log.dirs": str(data_dir),
+        "num.partitions": "3",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "5",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "5",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "delete.topic.enable": "true",
+    }
+    return "".join(f"{k}={v}\n" for k, v in settings.items())
+
+
+_LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, detached: bool) -> ManagedProcess:
+    """Format the storage and start the broker; returns once it answers a metadata request."""
+    data_dir = workdir / "kafka-data"
+    config = workdir / "server.properties"
+    config.write_text(server_properties(ports, data_dir))
+    log_config = workdir / "log4j2.properties"
+    log_config.write_text(_LOG4J2)
+    java = [tools.java, "-cp", tools.kafka_classpath]
+    cluster_id = _java_output(java + ["kafka.tools.StorageTool", "random-uuid"]).strip()
+    _java_output(java + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)])
+    argv = [
+        tools.java, HEAP, "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={logs}", f"-Dlog4j2.configurationFile={log_config}",
+        "-cp", tools.kafka_classpath, "kafka.Kafka", str(config),
+    ]
+    broker = ManagedProcess("kafka", argv, logs / "kafka.stdout.log", detached=detached)
+    wait_for_metadata(f"127.0.0.1:{ports.direct}", broker)
+    return broker
+
+
+def _java_output(argv: list[str]) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise EnvironmentFailure(f"{argv[3]} {argv[4]} failed (exit {proc.returncode})", proc.stderr[-3000:])
+    return proc.stdout
+
+
+def wait_for_metadata(bootstrap: str, broker: ManagedProcess | None = None, timeout: float = 90.0) -> None:
+    """Block until the broker answers a metadata request, or fail with its log tail."""
+    admin = AdminClient(client_config(bootstrap, **{"socket.timeout.ms": 3000}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if broker is not None and broker.poll() is not None:
+            raise EnvironmentFailure(f"Kafka exited with code {broker.poll()} during start-up", broker.log_tail())
+        try:
+            if admin.list_topics(timeout=2).brokers:
+                return
+        except Exception:  # noqa: BLE001 - any failure here means "not ready yet"
+            pass
+        time.sleep(0.5)
+    raise EnvironmentFailure(f"Kafka did not answer a metadata request within {timeout:.0f}s",
+                             broker.log_tail() if broker else "")

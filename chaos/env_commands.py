@@ -1,0 +1,66 @@
+"""`chaos env install | up | down | status`: the shared, detached environment."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+
+from chaos.env import install as installer
+from chaos.env.environment import Environment
+from chaos.env.paths import chaos_home, default_env_file
+from chaos.errors import EXIT_ENVIRONMENT, EXIT_OK
+
+
+def env_command(action: str, console: Console) -> int:
+    state_file = default_env_file()
+    if action == "install":
+        tools = installer.install()
+        console.print(f"kafka {installer.KAFKA_VERSION}: {len(tools.kafka_classpath.split(':'))} jars")
+        console.print(f"toxiproxy: {tools.toxiproxy_server}")
+        return EXIT_OK
+    if action == "up":
+        if state_file.exists():
+            try:
+                Environment.attach(state_file)
+                console.print(f"already up ({state_file})")
+                return EXIT_OK
+            except Exception:
+                console.print("replacing an environment that is no longer healthy")
+                _down(state_file)
+        workdir = chaos_home() / "env" / time.strftime("%Y%m%d-%H%M%S")
+        env = Environment.start(workdir, detached=True)
+        env.save(state_file)
+        _show(console, env)
+        return EXIT_OK
+    if action == "down":
+        _down(state_file)
+        console.print("down")
+        return EXIT_OK
+    if not state_file.exists():
+        console.print("down (no shared environment)")
+        return EXIT_ENVIRONMENT
+    env = Environment.attach(state_file)
+    _show(console, env)
+    return EXIT_OK
+
+
+def _down(state_file) -> None:
+    if not state_file.exists():
+        return
+    try:
+        env = Environment.load(state_file)
+    except Exception:
+        state_file.unlink()
+        return
+    env.stop()
+    env.wait_stopped()
+    state_file.unlink()
+
+
+def _show(console: Console, env: Environment) -> None:
+    console.print(f"kafka (direct):  {env.bootstrap_direct}")
+    for link in env.state.kafka_links:
+        console.print(f"kafka via {link}: {env.bootstrap(link)}")
+    console.print(f"toxiproxy api:   127.0.0.1:{env.state.toxiproxy_api}")
+    console.print(f"logs:            {env.state.logs}")

@@ -1,0 +1,87 @@
+"""Independent readers of the source and the sink: never the pipeline's own code.
+
+The topic is read back over the broker's direct listener (no proxy, no faults) with a
+read_committed consumer, up to the high watermark of every partition; the Parquet output is read
+with pyarrow, which skips hidden (`.`/`_`) staging files exactly as any reader would.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.dataset as ds
+from confluent_kafka import Consumer, TopicPartition
+
+from chaos.errors import EnvironmentFailure
+from chaos.kafka_clients import client_config
+
+TRUTH_SCHEMA = pa.schema([
+    ("id", pa.int64()), ("key", pa.string()), ("checksum", pa.int64()),
+    ("partition", pa.int32()), ("offset", pa.int64()),
+])
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> pa.Table:
+    """Everything the topic holds: the ground truth of what the source really has."""
+    consumer = Consumer(client_config(bootstrap, **{
+        "group.id": f"chaos-truth-{time.time_ns()}", "enable.auto.commit": False,
+        "isolation.level": "read_committed", "enable.partition.eof": True,
+    }))
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics[topic]
+        partitions = sorted(metadata.partitions)
+        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        consumer.assign([TopicPartition(topic, p, 0) for p in partitions if ends[p] > 0])
+        pending = {p for p in partitions if ends[p] > 0}
+        rows: dict[str, list[object]] = {name: [] for name in TRUTH_SCHEMA.names}
+        deadline = time.monotonic() + timeout
+        while pending:
+            if time.monotonic() > deadline:
+                raise EnvironmentFailure(f"reading topic {topic} back did not finish within {timeout:.0f}s")
+            for msg in consumer.consume(num_messages=1000, timeout=0.5):
+                p = msg.partition()
+                if msg.error():
+                    if msg.offset() >= ends.get(p, 0):
+                        pending.discard(p)
+                    continue
+                if msg.offset() >= ends[p] - 1:
+                    pending.discard(p)
+                record = json.loads(msg.value())
+                rows["id"].append(record["id"])
+                rows["key"].append(record["key"])
+                rows["checksum"].append(record["checksum"])
+                rows["partition"].append(p)
+                rows["offset"].append(msg.offset())
+        return pa.table(rows, schema=TRUTH_SCHEMA)
+    finally:
+        consumer.close()
+
+
+def read_parquet_output(directory: Path) -> pa.Table:
+    """Every committed row of a Parquet output directory (empty if nothing was committed)."""
+    files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith((".", "_")))
+    if not files:
+        return pa.table({"id": pa.array([], pa.int64()), "payload": pa.array([], pa.string()),
+                         "checksum": pa.array([], pa.int64())})
+    return ds.dataset([str(f) for f in files], format="parquet").to_table()
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offset per partition (-1 where it has none yet)."""
+    consumer = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
+    try:
+        committed = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in committed}
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    consumer = Consumer(client_config(bootstrap, **{"group.id": "chaos-watermarks"}))
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
+    finally:
+        consumer.close()

@@ -1,0 +1,21 @@
+"""The names experiments may target: network links and supervised processes."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+KAFKA_LINKS = ("workload-kafka", "worker-kafka")
+"""Links to Kafka, each with a broker listener of its own: the workload's producer, the pipeline's workers."""
+
+NETWORK_LINKS = KAFKA_LINKS
+"""Every named link through Toxiproxy that a network fault may target."""
+
+PROCESSES = ("pipeline",)
+"""Processes the runner supervises and faults may kill."""
+
+
+def suggest(word: str, choices: Iterable[str]) -> str:
+    """'; did you mean X?' when a close match exists, else an empty string."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

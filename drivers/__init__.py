@@ -1,0 +1,1 @@
+"""Connectors and the pipeline processes that run them: the systems under test."""

@@ -1,0 +1,1 @@
+"""Fault injectors and the schedule that fires and heals them."""

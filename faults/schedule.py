@@ -1,0 +1,120 @@
+"""Runs the fault schedule: fires each fault when its trigger is met and heals it after its duration.
+
+Every injection and heal goes on the timeline. `close` heals whatever is still active, so a run
+that ends early, fails or is interrupted never leaves a fault behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from chaos.history import History
+from chaos.spec.models import Fault, KillFault
+from chaos.supervisor import Supervisor
+from chaos.workload.producer import WorkloadProgress
+from faults import network
+from faults.toxiproxy import Toxiproxy
+
+Heal = Callable[[], None]
+
+
+@dataclass
+class _Active:
+    index: int
+    fault: Fault
+    heal: Heal
+    until: float
+
+
+def inject(fault: Fault, tag: str, toxiproxy: Toxiproxy, supervisor: Supervisor) -> Heal:
+    if isinstance(fault, KillFault):
+        supervisor.kill(fault.target)
+        return lambda: supervisor.release(fault.target)
+    return network.inject(toxiproxy, fault, tag)
+
+
+class FaultSchedule:
+    def __init__(self, faults: Sequence[Fault], toxiproxy: Toxiproxy, supervisor: Supervisor,
+                 history: History, progress: WorkloadProgress):
+        self.faults = list(faults)
+        self.toxiproxy = toxiproxy
+        self.supervisor = supervisor
+        self.history = history
+        self.progress = progress
+        self._pending = list(range(len(self.faults)))
+        self._active: list[_Active] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fault-schedule", daemon=True)
+        self._start = 0.0
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self._start = time.monotonic()
+        self._thread.start()
+
+    def active(self) -> list[str]:
+        with self._lock:
+            return [f"{a.fault.kind} {a.fault.target}" for a in self._active]
+
+    def finished(self) -> bool:
+        with self._lock:
+            return not self._pending and not self._active
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not self.finished():
+            time.sleep(0.1)
+        return self.finished()
+
+    def _due(self, fault: Fault, elapsed: float) -> bool:
+        if fault.at is not None:
+            return elapsed >= fault.at
+        return self.progress.produced >= (fault.at_records or 0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            now = time.monotonic()
+            with self._lock:
+                for index in [i for i in self._pending if self._due(self.faults[i], now - self._start)]:
+                    self._pending.remove(index)
+                    self._fire(index, now)
+                for active in [a for a in self._active if now >= a.until]:
+                    self._heal(active)
+
+    def _fire(self, index: int, now: float) -> None:
+        fault = self.faults[index]
+        fields = fault.model_dump(exclude_none=True)
+        try:
+            heal = inject(fault, f"fault{index}", self.toxiproxy, self.supervisor)
+        except Exception as e:  # noqa: BLE001 - a failed injection is recorded, and fails the run
+            self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) could not be injected: {e}")
+            self.history.append("fault.error", index=index, error=str(e), **fields)
+            return
+        self.history.append("fault.inject", index=index, produced=self.progress.produced, **fields)
+        self._active.append(_Active(index, fault, heal, now + fault.duration))
+
+    def _heal(self, active: _Active) -> None:
+        self._active.remove(active)
+        try:
+            active.heal()
+        except Exception as e:  # noqa: BLE001
+            self.errors.append(f"faults[{active.index}] could not be healed: {e}")
+            self.history.append("fault.error", index=active.index, error=str(e))
+            return
+        self.history.append("fault.heal", index=active.index, kind=active.fault.kind, target=active.fault.target)
+
+    def close(self) -> None:
+        """Stop firing, and heal everything still active."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        with self._lock:
+            for active in list(self._active):
+                self._heal(active)
+            for index in self._pending:
+                self.history.append("fault.skipped", index=index, kind=self.faults[index].kind)
+            self._pending = []
