@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
+from rich.markup import escape
 
 from chaos.errors import EXIT_INVALID, EXIT_OK, ChaosError, EnvironmentFailure, SpecError
 
@@ -26,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default: runs/)")
     run.add_argument("--env", type=Path, default=None, dest="env_file",
                      help="attach to the environment in this state file (default: the shared one, if it is up)")
+    run.add_argument("--private-env", action="store_true",
+                     help="start an environment for this run only, even if a shared one is up")
     validate = sub.add_parser("validate", help="check experiment files without running them")
     validate.add_argument("experiments", type=Path, nargs="+")
     env = sub.add_parser("env", help="provision and manage the shared environment")
@@ -39,7 +42,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(stderr=False)
+    console = Console(soft_wrap=True)
     errors = Console(stderr=True, soft_wrap=True)
     signal.signal(signal.SIGTERM, _terminate)
     logging.getLogger("chaos").addHandler(logging.NullHandler())
@@ -50,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             from chaos.runner import run_file
 
-            return run_file(args.experiment, args.runs_dir, args.env_file, console).exit_code
+            return run_file(args.experiment, args.runs_dir, args.env_file, args.private_env, console).exit_code
         from chaos.env_commands import env_command
 
         return env_command(args.action, console)
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_spec_error(errors, e)
         return e.exit_code
     except ChaosError as e:
-        errors.print(f"[bold red]error:[/] {e}", highlight=False)
+        errors.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
         if isinstance(e, EnvironmentFailure) and e.log_tail:
             errors.print("[dim]--- log tail ---[/]")
             errors.print(e.log_tail, markup=False, highlight=False)
@@ -70,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _print_spec_error(errors: Console, e: SpecError) -> None:
     for problem in e.problems:
-        errors.print(f"[bold red]{e.path}[/]: {problem}", highlight=False, markup=True)
+        errors.print(f"[bold red]{escape(e.path)}[/]: {escape(problem)}", highlight=False)
 
 
 def _validate(paths: list[Path], console: Console, errors: Console) -> int:
@@ -84,5 +87,6 @@ def _validate(paths: list[Path], console: Console, errors: Console) -> int:
             _print_spec_error(errors, e)
             code = EXIT_INVALID
             continue
-        console.print(f"{path}: ok ({experiment.name}, seed {experiment.seed}, {len(experiment.faults)} faults)")
+        console.print(f"{path}: ok ({experiment.name}, seed {experiment.seed}, {len(experiment.faults)} faults)",
+                      markup=False, highlight=False)
     return code

@@ -7,6 +7,7 @@ with pyarrow, which skips hidden (`.`/`_`) staging files exactly as any reader w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -85,3 +86,12 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
         return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
     finally:
         consumer.close()
+
+
+def table_digest(table: pa.Table) -> str:
+    """A fingerprint of a table's rows, independent of their order: what two runs compare."""
+    ordered = table.sort_by([(name, "ascending") for name in table.column_names]).combine_chunks()
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ordered.schema) as writer:
+        writer.write_table(ordered, max_chunksize=1 << 30)
+    return hashlib.sha256(sink.getvalue()).hexdigest()

@@ -34,7 +34,7 @@ from chaos.env.processes import ManagedProcess
 from chaos.errors import EXIT_OK, EXIT_VIOLATION
 from chaos.history import History
 from chaos.live import LiveProgress
-from chaos.readers import committed_offsets, end_offsets, read_parquet_output, read_topic
+from chaos.readers import committed_offsets, end_offsets, read_parquet_output, read_topic, table_digest
 from chaos.report import print_verdicts, write_result
 from chaos.spec import Experiment, load_experiment
 from chaos.supervisor import Supervisor
@@ -54,7 +54,7 @@ class RunResult:
         return EXIT_OK if self.status == "pass" else EXIT_VIOLATION
 
 
-def run_file(path: Path, runs_dir: Path, env_file: Path | None, console: Console) -> RunResult:
+def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
     experiment = load_experiment(path)
     run_dir = _new_run_dir(runs_dir, experiment.name)
     shutil.copyfile(path, run_dir / "experiment.yaml")
@@ -63,7 +63,7 @@ def run_file(path: Path, runs_dir: Path, env_file: Path | None, console: Console
         log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logging.getLogger("chaos").addHandler(log)
         stack.callback(logging.getLogger("chaos").removeHandler, log)
-        env = _acquire_environment(env_file, run_dir, stack, console)
+        env = _acquire_environment(None if private else env_file, private, run_dir, stack, console)
         return Run(experiment, run_dir, env, console).execute()
 
 
@@ -74,10 +74,11 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
     return run_dir
 
 
-def _acquire_environment(env_file: Path | None, run_dir: Path, stack: ExitStack, console: Console) -> Environment:
+def _acquire_environment(env_file: Path | None, private: bool, run_dir: Path, stack: ExitStack,
+                         console: Console) -> Environment:
     """Attach to a shared environment when there is one, otherwise start one for this run only."""
     shared = env_file or default_env_file()
-    if env_file is not None or shared.exists():
+    if not private and (env_file is not None or shared.exists()):
         try:
             env = Environment.attach(shared)
             console.print(f"attached to the environment in {shared}")
@@ -103,6 +104,7 @@ class Run:
         self.group = f"chaos-{self.run_id}-pipeline"
         self.history = History(run_dir / "history.jsonl", source="harness")
         self.progress = WorkloadProgress()
+        self.source_digest = ""
 
     def execute(self) -> RunResult:
         x = self.x
@@ -124,7 +126,8 @@ class Run:
             verdicts = self._check(outcome, drained, drain_seconds, schedule.errors)
             result = write_result(
                 self.run_dir, verdicts, experiment=x.name, run_id=self.run_id, seed=x.seed,
-                workload_digest=records.digest(x.workload, x.seed), topic=self.topic,
+                workload_digest=records.digest(x.workload, x.seed), source_digest=self.source_digest,
+                topic=self.topic,
                 pipeline_restarts=supervisor.restarts("pipeline"),
                 workload_seconds=round(outcome.seconds, 3), drain_seconds=round(drain_seconds, 3),
             )
@@ -153,7 +156,7 @@ class Run:
         config = {
             "bootstrap": self.env.bootstrap("worker-kafka"), "topic": self.topic, "group_id": self.group,
             "output_dir": str(self.run_dir / "output"), "history_path": str(self.run_dir / "history.jsonl"),
-            "checkpoint_interval": self.x.pipeline.checkpoint_interval,
+            "checkpoint_interval": self.x.pipeline.checkpoint_interval, "mutant": self.x.pipeline.mutant,
         }
         config_path = self.run_dir / "pipeline.json"
         config_path.write_text(json.dumps(config, indent=2))
@@ -215,6 +218,7 @@ class Run:
     def _check(self, outcome: WorkloadOutcome, drained: bool, drain_seconds: float, fault_errors: list[str]) -> list[Verdict]:
         x = self.x
         truth = read_topic(self.env.bootstrap_direct, self.topic)
+        self.source_digest = table_digest(truth.select(["id", "key", "checksum"]))
         output = read_parquet_output(self.run_dir / "output")
         expected = records.expected_table(x.workload, x.seed)
         verdicts = [

@@ -53,6 +53,7 @@ class PipelineConfig:
     history_path: str
     checkpoint_interval: float
     max_batch: int = 5000
+    mutant: str | None = None
 
 
 def _retriable(exc: BaseException) -> bool:
@@ -76,10 +77,16 @@ class KafkaToParquet:
     @retry(wait=wait_exponential(multiplier=0.2, max=2), stop=stop_after_delay(120), reraise=True)
     def _connect(self) -> Consumer:
         """A subscribed consumer; retried until the broker answers through the link."""
+        auto_commit = self.config.mutant == "auto-commit"
         consumer = Consumer({
             "bootstrap.servers": self.config.bootstrap,
             "group.id": self.config.group_id,
-            "enable.auto.commit": False,
+            # Static membership: a restarted worker takes its slot back without waiting out the
+            # session timeout of the incarnation that crashed.
+            "group.instance.id": "pipeline-0",
+            # The auto-commit mutant commits what it has polled, written or not: the classic loss bug.
+            "enable.auto.commit": auto_commit,
+            "auto.commit.interval.ms": 200,
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
             "session.timeout.ms": 10000,
@@ -131,7 +138,7 @@ class KafkaToParquet:
         name = f"part-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
         write_durably(table, self.output, name)
         offsets = [TopicPartition(self.config.topic, p, o) for p, o in sorted(self.next_offsets.items())]
-        committed = self._commit(offsets)
+        committed = self.config.mutant == "auto-commit" or self._commit(offsets)
         self.history.append("pipeline.commit", file=name, records=table.num_rows, committed=committed,
                             offsets={tp.partition: tp.offset for tp in offsets})
         self.rows = []

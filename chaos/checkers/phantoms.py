@@ -23,4 +23,4 @@ def check_phantoms(expected: pa.Table, output: pa.Table) -> Verdict:
         return Verdict("no-phantoms", "pass", "every output record was produced and is intact", counts)
     return Verdict("no-phantoms", "fail",
                    f"{phantom.num_rows} records were never produced, {corrupted.num_rows} have a bad checksum",
-                   counts, examples(pa.concat_arrays([phantom["id"].combine_chunks(), corrupted["id"].combine_chunks()])))
+                   counts, examples(pc.unique(pa.concat_arrays([phantom["id"].combine_chunks(), corrupted["id"].combine_chunks()]))))

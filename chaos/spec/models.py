@@ -6,6 +6,7 @@ or `2m`, and each fault kind is its own model so an error names the exact field 
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal, Union
 
@@ -27,6 +28,8 @@ def parse_duration(value: object) -> float:
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
     else:
         raise ValueError(f"expected a duration such as 5s, 500ms or 2m, got {value!r}")
+    if not math.isfinite(seconds):
+        raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
     if seconds < 0:
         raise ValueError("a duration cannot be negative")
     return seconds
@@ -44,6 +47,8 @@ class PipelineSpec(StrictModel):
     sink: Literal["parquet"] = "parquet"
     profile: Literal["in-memory", "single-node-durable", "distributed-durable"] = "single-node-durable"
     checkpoint_interval: Duration = 1.0
+    mutant: Literal["auto-commit"] | None = Field(
+        None, description="a deliberately buggy variant, to prove the checkers catch it")
 
     @model_validator(mode="after")
     def _supported(self) -> "PipelineSpec":

@@ -1,0 +1,69 @@
+"""One real environment (Kafka in KRaft mode and Toxiproxy) for the whole test session.
+
+Experiments attach to it through its state file, and each resets topics and proxies first,
+exactly as a suite sharing `chaos env up` does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from chaos.env.environment import Environment
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
+    env = Environment.start(tmp_path_factory.mktemp("env"))
+    try:
+        yield env
+    finally:
+        env.stop()
+
+
+@dataclass
+class ChaosRun:
+    code: int
+    stdout: str
+    stderr: str
+    run_dir: Path | None
+
+    @property
+    def result(self) -> dict[str, Any]:
+        assert self.run_dir is not None, self.stderr
+        return json.loads((self.run_dir / "result.json").read_text())
+
+    def verdict(self, invariant: str) -> dict[str, Any]:
+        return next(v for v in self.result["verdicts"] if v["invariant"] == invariant)
+
+    def history(self) -> list[dict[str, Any]]:
+        assert self.run_dir is not None
+        return [json.loads(line) for line in (self.run_dir / "history.jsonl").read_text().splitlines()]
+
+
+def chaos_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "chaos", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=timeout, env=env or dict(os.environ), stdin=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def run_experiment(environment: Environment, tmp_path: Path):
+    """Run `chaos run FILE` against the session's environment, in its own runs directory."""
+    state_file = Path(environment.state.workdir) / "state.json"
+
+    def run(experiment: str | Path) -> ChaosRun:
+        runs = tmp_path / "runs"
+        proc = chaos_cli("run", str(experiment), "--env", str(state_file), "--runs-dir", str(runs))
+        dirs = sorted(runs.glob("*")) if runs.exists() else []
+        return ChaosRun(proc.returncode, proc.stdout, proc.stderr, dirs[-1] if dirs else None)
+
+    return run

@@ -1,0 +1,69 @@
+"""The experiment library, run for real against the session's Kafka and Toxiproxy."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.integration.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def _events(run, name):
+    return [e for e in run.history() if e["event"] == name]
+
+
+def test_quickstart_survives_a_partition_of_the_pipeline_link(run_experiment):
+    run = run_experiment(REPO / "experiments" / "quickstart.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.result["status"] == "pass"
+    assert run.verdict("no-loss")["counts"]["source_records"] == 20000
+    assert run.verdict("no-loss")["counts"]["lost"] == 0
+    inject, = _events(run, "fault.inject")
+    heal, = _events(run, "fault.heal")
+    assert inject["kind"] == "partition" and inject["target"] == "worker-kafka"
+    assert heal["ts"] - inject["ts"] == pytest.approx(5.0, abs=0.5)
+    commits = [e["ts"] for e in _events(run, "pipeline.commit")]
+    # The blackhole really stalls the pipeline: no commit completes while it holds...
+    assert not [t for t in commits if inject["ts"] + 1.0 < t < heal["ts"]]
+    # ...and the pipeline recovers after the heal.
+    assert [t for t in commits if t > heal["ts"]]
+    assert "quickstart: PASS" in run.stdout
+
+
+def test_link_down_and_latency_recover_without_loss(run_experiment):
+    run = run_experiment(REPO / "experiments" / "partition.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    kinds = sorted(e["kind"] for e in _events(run, "fault.inject"))
+    assert kinds == ["down", "latency"]
+    assert len(_events(run, "fault.heal")) == 2
+    assert run.verdict("no-loss")["counts"] == {"source_records": 6000, "lost": 0}
+
+
+def test_kill_and_restart_of_the_pipeline_loses_nothing(run_experiment):
+    run = run_experiment(REPO / "experiments" / "kill-restart.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    assert run.result["pipeline_restarts"] == 1
+    starts = _events(run, "process.start")
+    assert [s["incarnation"] for s in starts] == [1, 2]
+    kill, = _events(run, "process.kill")
+    assert starts[1]["ts"] - kill["ts"] >= 1.9
+    assert run.verdict("no-loss")["counts"]["lost"] == 0
+
+
+def test_the_loss_checker_catches_a_pipeline_that_commits_before_writing(run_experiment):
+    run = run_experiment(REPO / "experiments" / "mutants" / "auto-commit-kill.yaml")
+    assert run.code == 1, run.stdout + run.stderr
+    loss = run.verdict("no-loss")
+    assert loss["status"] == "fail"
+    assert loss["counts"]["lost"] > 0
+    assert loss["examples"]
+    assert "PASS" not in run.stdout
+
+
+def test_same_seed_gives_the_same_workload(run_experiment):
+    first = run_experiment(REPO / "experiments" / "kill-restart.yaml")
+    second = run_experiment(REPO / "experiments" / "kill-restart.yaml")
+    assert first.run_dir != second.run_dir
+    assert first.result["workload_digest"] == second.result["workload_digest"]
+    assert first.result["source_digest"] == second.result["source_digest"]

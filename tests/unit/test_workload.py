@@ -1,0 +1,95 @@
+"""The seeded workload: deterministic, well-formed records, and their wire encoding."""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+
+import pytest
+
+from chaos.spec.models import WorkloadSpec
+from chaos.workload.records import SCHEMA, Record, digest, expected_table, generate
+
+SPEC = WorkloadSpec(records=300, rate=70, keys=7, payload_size=33)
+
+
+def records(spec: WorkloadSpec = SPEC, seed: int = 11) -> list[Record]:
+    return list(generate(spec, seed))
+
+
+def test_same_seed_same_records_and_digest():
+    assert records(seed=11) == records(seed=11)
+    assert digest(SPEC, 11) == digest(SPEC, 11)
+
+
+def test_different_seed_different_records_and_digest():
+    assert [r.payload for r in records(seed=11)] != [r.payload for r in records(seed=12)]
+    assert digest(SPEC, 11) != digest(SPEC, 12)
+
+
+def test_digest_depends_on_the_spec():
+    assert digest(SPEC, 11) != digest(SPEC.model_copy(update={"records": 299}), 11)
+    assert digest(SPEC, 11) != digest(SPEC.model_copy(update={"payload_size": 32}), 11)
+
+
+def test_digest_is_a_sha256_hex():
+    d = digest(SPEC, 11)
+    assert len(d) == 64 and int(d, 16) >= 0
+
+
+def test_ids_are_a_unique_sequence():
+    assert [r.id for r in records()] == list(range(SPEC.records))
+
+
+@pytest.mark.parametrize("payload_size", [8, 33, 64, 101])
+def test_payload_size_and_checksum(payload_size):
+    spec = SPEC.model_copy(update={"records": 50, "payload_size": payload_size})
+    for r in generate(spec, 3):
+        assert len(r.payload) == payload_size
+        assert r.checksum == zlib.crc32(r.payload.encode())
+
+
+def test_payloads_differ_between_records():
+    payloads = [r.payload for r in records()]
+    assert len(set(payloads)) == len(payloads)
+
+
+def test_keys_stay_within_the_key_space():
+    keys = {r.key for r in records()}
+    assert keys <= {f"k{i}" for i in range(SPEC.keys)}
+    assert len(keys) > 1  # 300 records over 7 keys: more than one key is used
+
+
+def test_single_key_workload():
+    assert {r.key for r in generate(SPEC.model_copy(update={"keys": 1}), 5)} == {"k0"}
+
+
+def test_event_time_is_monotone_and_follows_the_rate():
+    times = [r.event_time for r in records()]
+    assert all(a <= b for a, b in zip(times, times[1:]))
+    # 300 records at 70/s span about 299/70 seconds of event time
+    assert times[-1] - times[0] == round(299 * 1000 / 70)
+
+
+def test_event_time_does_not_depend_on_the_seed():
+    assert [r.event_time for r in records(seed=1)] == [r.event_time for r in records(seed=2)]
+
+
+def test_encode_decode_round_trip():
+    for r in records()[:20]:
+        decoded = Record.decode(r.encode())
+        assert decoded == dataclasses.asdict(r)
+        assert Record(**decoded) == r
+
+
+def test_encode_is_compact_and_deterministic():
+    r = records()[0]
+    assert r.encode() == r.encode()
+    assert b" " not in r.encode()  # payloads are hex, so any space would be a separator
+
+
+def test_expected_table_matches_generate():
+    table = expected_table(SPEC, 11)
+    assert table.schema == SCHEMA
+    assert table.num_rows == SPEC.records
+    assert table.to_pylist() == [dataclasses.asdict(r) for r in records(seed=11)]
