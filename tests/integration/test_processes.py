@@ -1,0 +1,111 @@
+"""Process hygiene: no orphans after a harness crash, and Ctrl-C heals faults and stops everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from chaos.env.processes import process_start_time
+from tests.integration.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def _start_run(experiment: Path, runs: Path, *extra: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "chaos", "run", str(experiment), "--runs-dir", str(runs), *extra],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _history(runs: Path) -> list[dict]:
+    files = list(runs.glob("*/history.jsonl"))
+    if not files:
+        return []
+    return [json.loads(line) for line in files[0].read_text().splitlines() if line.endswith("}")]
+
+
+def _alive(pid: int) -> bool:
+    return process_start_time(pid) is not None and not Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+
+
+def test_a_killed_harness_leaves_no_orphans(tmp_path):
+    runs = tmp_path / "runs"
+    harness = _start_run(REPO / "experiments" / "kill-restart.yaml", runs, "--private-env")
+    try:
+        _wait_for(lambda: any(e["event"] == "workload.start" for e in _history(runs)), 120, "the workload to start")
+        state = json.loads(next(runs.glob("*/env/state.json")).read_text())
+        pids = [p["pid"] for p in state["processes"].values()]
+        pids += [e["pid"] for e in _history(runs) if e["event"] == "process.start"]
+        assert len(pids) == 3 and all(_alive(p) for p in pids)
+        harness.send_signal(signal.SIGKILL)
+        harness.wait(10)
+        _wait_for(lambda: not any(_alive(p) for p in pids), 15, "every child to die with the harness")
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+
+
+def test_ctrl_c_heals_the_active_fault_and_stops_the_pipeline(environment, tmp_path):
+    runs = tmp_path / "runs"
+    state_file = Path(environment.state.workdir) / "state.json"
+    harness = _start_run(REPO / "experiments" / "quickstart.yaml", runs, "--env", str(state_file))
+    try:
+        _wait_for(lambda: any(e["event"] == "fault.inject" for e in _history(runs)), 120, "the partition")
+        assert environment.toxiproxy.toxics("worker-kafka"), "the partition toxic should be active"
+        harness.send_signal(signal.SIGINT)
+        output, _ = harness.communicate(timeout=60)
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait()
+    assert harness.returncode == 130, output
+    assert "Traceback" not in output
+    assert "interrupted" in output
+    events = _history(runs)
+    assert any(e["event"] == "fault.heal" for e in events)
+    assert environment.toxiproxy.toxics("worker-kafka") == []
+    pipeline_pids = [e["pid"] for e in events if e["event"] == "process.start"]
+    assert pipeline_pids and not any(_alive(p) for p in pipeline_pids)
+    assert environment.health_problem() is None, "the shared environment must survive a run's Ctrl-C"
+
+
+def test_missing_java_is_reported_with_exit_3(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "CHAOS_HOME": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "chaos", "env", "install"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert "`java` was not found" in proc.stderr and "Install" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_maven_is_reported_with_exit_3(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    java = subprocess.run(["which", "java"], capture_output=True, text=True).stdout.strip()
+    (bin_dir / "java").symlink_to(java)
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path), "CHAOS_HOME": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "chaos", "env", "install"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3
+    assert "`mvn` was not found" in proc.stderr
+    assert "KAFKA_HOME" in proc.stderr
