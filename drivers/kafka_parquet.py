@@ -24,17 +24,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from chaos.history import History
+from chaos.workload import records
 from drivers.parquet_files import write_durably
 
-OUTPUT_SCHEMA = pa.schema([
-    ("id", pa.int64()),
-    ("key", pa.string()),
-    ("event_time", pa.int64()),
-    ("payload", pa.string()),
-    ("checksum", pa.int64()),
-    ("kafka_partition", pa.int32()),
-    ("kafka_offset", pa.int64()),
-])
+OUTPUT_SCHEMA = records.SCHEMA.append(pa.field("kafka_partition", pa.int32())).append(
+    pa.field("kafka_offset", pa.int64()))
 
 _RETRIABLE_COMMIT = {
     KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError.REQUEST_TIMED_OUT,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from pathlib import Path
@@ -12,7 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from chaos.errors import SpecError
-from chaos.spec.models import Experiment
+from chaos.spec.models import FAULT_KINDS, Experiment
+from chaos.spec.targets import suggest
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -49,16 +49,16 @@ def _describe(err: Any, root: yaml.Node | None) -> str:
     prefix = f"line {line}: " if line else ""
     if err["type"] == "extra_forbidden":
         allowed = _fields_at(keys[:-1])
-        hint = difflib.get_close_matches(str(keys[-1]), allowed, n=1, cutoff=0.6)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else f"; allowed here: {', '.join(allowed)}"
+        suggestion = suggest(str(keys[-1]), allowed) or f"; allowed here: {', '.join(allowed)}"
         return f"{prefix}{field_path}: unknown key{suggestion}"
     message = err["msg"]
     for noise in ("Value error, ", "Assertion failed, "):
         message = message.replace(noise, "")
     if err["type"] == "union_tag_invalid":
-        message = f"unknown fault kind {err['input'].get('kind')!r}; kinds: down, partition, latency, kill"
+        kind = str(err["input"].get("kind"))
+        message = f"unknown fault kind {kind!r}; kinds: {', '.join(FAULT_KINDS)}{suggest(kind, FAULT_KINDS)}"
     elif err["type"] == "union_tag_not_found":
-        message = "missing `kind` (one of down, partition, latency, kill)"
+        message = f"missing `kind` (one of {', '.join(FAULT_KINDS)})"
     return f"{prefix}{field_path or '(top level)'}: {message}"
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from chaos.spec.targets import NETWORK_LINKS, PROCESSES, suggest
+from chaos.spec.targets import NETWORK_LINKS, PROCESSES, known
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -87,9 +87,7 @@ class _NetworkFault(_FaultBase):
     @field_validator("target")
     @classmethod
     def _known_link(cls, target: str) -> str:
-        if target not in NETWORK_LINKS:
-            raise ValueError(f"unknown link {target!r} (links: {', '.join(NETWORK_LINKS)}){suggest(target, NETWORK_LINKS)}")
-        return target
+        return known(target, NETWORK_LINKS, "link")
 
 
 class DownFault(_NetworkFault):
@@ -121,9 +119,7 @@ class KillFault(_FaultBase):
     @field_validator("target")
     @classmethod
     def _known_process(cls, target: str) -> str:
-        if target not in PROCESSES:
-            raise ValueError(f"unknown process {target!r} (processes: {', '.join(PROCESSES)}){suggest(target, PROCESSES)}")
-        return target
+        return known(target, PROCESSES, "process")
 
 
 Fault = Annotated[Union[DownFault, PartitionFault, LatencyFault, KillFault], Field(discriminator="kind")]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from typing import Sequence
 
 KAFKA_LINKS = ("workload-kafka", "worker-kafka")
 """Links to Kafka, each with a broker listener of its own: the workload's producer, the pipeline's workers."""
@@ -15,7 +15,15 @@ PROCESSES = ("pipeline",)
 """Processes the runner supervises and faults may kill."""
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
+def suggest(word: str, choices: Sequence[str]) -> str:
     """'; did you mean X?' when a close match exists, else an empty string."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def known(name: str, choices: Sequence[str], what: str) -> str:
+    """`name` if it is one of `choices`; otherwise an error listing them, with a did-you-mean."""
+    if name not in choices:
+        plural = "processes" if what == "process" else f"{what}s"
+        raise ValueError(f"unknown {what} {name!r} ({plural}: {', '.join(choices)}){suggest(name, choices)}")
+    return name
