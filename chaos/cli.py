@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="start an environment for this run only, even if a shared one is up")
     validate = sub.add_parser("validate", help="check experiment files without running them")
     validate.add_argument("experiments", type=Path, nargs="+")
+    sub.add_parser("matrix", help="print the delivery-guarantee matrix")
     env = sub.add_parser("env", help="provision and manage the shared environment")
     env.add_argument("action", choices=["install", "up", "down", "status"])
     return parser
@@ -42,7 +43,7 @@ def _terminate(signum: int, frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console(soft_wrap=True)
+    console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
     errors = Console(stderr=True, soft_wrap=True)
     signal.signal(signal.SIGTERM, _terminate)
     logging.getLogger("chaos").addHandler(logging.NullHandler())
@@ -50,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "validate":
             return _validate(args.experiments, console, errors)
+        if args.command == "matrix":
+            from chaos.matrix_table import print_matrix
+
+            print_matrix(console)
+            return EXIT_OK
         if args.command == "run":
             from chaos.runner import run_file
 

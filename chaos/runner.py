@@ -31,9 +31,10 @@ from chaos.checkers.verdict import Verdict
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess
-from chaos.errors import EXIT_OK, EXIT_VIOLATION
+from chaos.errors import EXIT_OK, EXIT_VIOLATION, SpecError
 from chaos.history import History
 from chaos.live import LiveProgress
+from chaos.matrix import ROWS
 from chaos.readers import committed_offsets, end_offsets, read_parquet_output, read_topic, table_digest
 from chaos.report import print_verdicts, write_result
 from chaos.spec import Experiment, load_experiment
@@ -56,6 +57,11 @@ class RunResult:
 
 def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
     experiment = load_experiment(path)
+    row = experiment.pipeline.row
+    if not row.runnable:
+        raise SpecError(str(path), [
+            f"pipeline: {row.describe()} is in the guarantee matrix, but this version cannot run it yet "
+            f"(runnable now: {', '.join(r.describe() for r in ROWS if r.runnable)})"])
     run_dir = _new_run_dir(runs_dir, experiment.name)
     shutil.copyfile(path, run_dir / "experiment.yaml")
     with ExitStack() as stack:
@@ -69,7 +75,7 @@ def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, c
 
 def _new_run_dir(runs_dir: Path, name: str) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
-    run_dir = runs_dir / f"{name}-{stamp}-{secrets.token_hex(2)}"
+    run_dir = runs_dir.resolve() / f"{name}-{stamp}-{secrets.token_hex(2)}"
     (run_dir / "logs").mkdir(parents=True)
     return run_dir
 
@@ -222,8 +228,8 @@ class Run:
         output = read_parquet_output(self.run_dir / "output")
         expected = records.expected_table(x.workload, x.seed)
         verdicts = [
-            check_loss(truth, output, required=x.expect.no_loss),
-            check_duplicates(output, forbidden=x.expect.duplicates == "forbid"),
+            check_loss(truth, output, required=x.requires_no_loss),
+            check_duplicates(output, forbidden=x.forbids_duplicates),
         ]
         if x.expect.no_phantoms:
             verdicts.append(check_phantoms(expected, output))

@@ -27,7 +27,7 @@ TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
 _INSTALL_HINTS = {
     "java": "a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)",
     "mvn": "Apache Maven (Debian: apt-get install maven), or set KAFKA_HOME to an unpacked Kafka",
-    "go": "Go 1.22+ (https://go.dev/doc/install), or set TOXIPROXY_BIN to a toxiproxy-server",
+    "go": "Go 1.23+ (https://go.dev/doc/install), or set TOXIPROXY_BIN to a toxiproxy-server",
 }
 
 

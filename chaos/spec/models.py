@@ -12,7 +12,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from chaos import matrix
 from chaos.spec.targets import NETWORK_LINKS, PROCESSES, known
+from drivers.registry import SINKS, SOURCES
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -43,23 +45,41 @@ class StrictModel(BaseModel):
 
 
 class PipelineSpec(StrictModel):
-    source: Literal["kafka"] = "kafka"
-    sink: Literal["parquet"] = "parquet"
+    source: str = "kafka"
+    sink: str = "parquet"
     profile: Literal["in-memory", "single-node-durable", "distributed-durable"] = "single-node-durable"
     checkpoint_interval: Duration = 1.0
     mutant: Literal["auto-commit"] | None = Field(
         None, description="a deliberately buggy variant, to prove the checkers catch it")
 
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, name: str) -> str:
+        return known(name, list(SOURCES), "source")
+
+    @field_validator("sink")
+    @classmethod
+    def _known_sink(cls, name: str) -> str:
+        return known(name, list(SINKS), "sink")
+
     @model_validator(mode="after")
     def _supported(self) -> "PipelineSpec":
-        if self.profile == "in-memory":
-            raise ValueError(
-                "kafka -> parquet (at least once) needs profile single-node-durable or distributed-durable: "
-                "with in-memory checkpoints a crash loses the committed position"
-            )
         if self.checkpoint_interval <= 0:
             raise ValueError("checkpoint_interval must be greater than zero")
+        try:
+            matrix.resolve(self.source, self.sink, self.profile)
+        except matrix.Unsupported as e:
+            raise ValueError(str(e)) from None
         return self
+
+    @property
+    def row(self) -> "matrix.Row":
+        return matrix.resolve(self.source, self.sink, self.profile)[0]
+
+    @property
+    def guarantee(self) -> "matrix.Guarantee":
+        """The effective guarantee: the weakest of the source, the sink and the profile."""
+        return matrix.resolve(self.source, self.sink, self.profile)[1]
 
 
 class WorkloadSpec(StrictModel):
@@ -127,8 +147,11 @@ FAULT_KINDS = ("down", "partition", "latency", "kill")
 
 
 class ExpectSpec(StrictModel):
-    no_loss: bool = True
-    duplicates: Literal["allow", "forbid"] = "allow"
+    """What the checkers hold the run to. Left out, `no_loss` and `duplicates` follow the pipeline's
+    effective guarantee: at least once requires no loss, effectively and exactly once forbid duplicates."""
+
+    no_loss: bool | None = None
+    duplicates: Literal["allow", "forbid"] | None = None
     no_phantoms: bool = True
     drain_timeout: Duration = 60.0
 
@@ -141,6 +164,18 @@ class Experiment(StrictModel):
     workload: WorkloadSpec
     faults: list[Fault] = []
     expect: ExpectSpec = ExpectSpec()
+
+    @property
+    def requires_no_loss(self) -> bool:
+        if self.expect.no_loss is not None:
+            return self.expect.no_loss
+        return self.pipeline.guarantee >= matrix.Guarantee.AT_LEAST_ONCE
+
+    @property
+    def forbids_duplicates(self) -> bool:
+        if self.expect.duplicates is not None:
+            return self.expect.duplicates == "forbid"
+        return self.pipeline.guarantee >= matrix.Guarantee.EFFECTIVELY_ONCE
 
     @model_validator(mode="after")
     def _faults_fire(self) -> "Experiment":
