@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import NewTopic
+import pyarrow.parquet as pq
 from rich.console import Console
 
 from chaos.checkers.duplicates import check_duplicates
@@ -30,8 +32,8 @@ from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.verdict import Verdict
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
-from chaos.env.processes import ManagedProcess
-from chaos.errors import EXIT_OK, EXIT_VIOLATION, SpecError
+from chaos.env.processes import ManagedProcess, tail
+from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
 from chaos.history import History
 from chaos.live import LiveProgress
 from chaos.matrix import ROWS
@@ -113,6 +115,12 @@ class Run:
         self.source_digest = ""
 
     def execute(self) -> RunResult:
+        try:
+            return self._execute()
+        except KafkaException as e:
+            raise EnvironmentFailure(f"Kafka failed during the run: {e}", tail(self.env.state.logs / "server.log")) from e
+
+    def _execute(self) -> RunResult:
         x = self.x
         self._prepare()
         with ExitStack() as stack:
@@ -123,6 +131,7 @@ class Run:
             schedule = FaultSchedule(x.faults, self.env.toxiproxy, supervisor, self.history, self.progress)
             stack.callback(schedule.close)
             outcome = self._drive(schedule)
+            pq.write_table(outcome.outcomes, self.run_dir / "workload.parquet")
             last_fault = max((f.at or 0) + f.duration for f in x.faults) if x.faults else 0
             schedule.wait(timeout=last_fault + 30)
             schedule.close()

@@ -43,13 +43,20 @@ class Supervisor:
         while name not in self._procs and time.monotonic() < deadline:
             time.sleep(0.02)
 
-    def kill(self, name: str) -> None:
-        """SIGKILL the process and keep it down until `release`."""
+    def hold_down(self, name: str, graceful: bool = False) -> None:
+        """Stop the process (SIGKILL, or SIGTERM when `graceful`) and keep it down until `release`."""
         with self._lock:
             self._held.add(name)
             proc = self._procs[name]
-        proc.kill()
-        self.history.append("process.kill", process=name, pid=proc.pid)
+        self.history.append("process.terminate" if graceful else "process.kill", process=name, pid=proc.pid)
+        proc.stop(grace=self.stop_grace) if graceful else proc.kill()
+
+    def signal(self, name: str, sig: int, event: str) -> None:
+        """Send a signal to the process's group, e.g. SIGSTOP and SIGCONT for a pause."""
+        with self._lock:
+            proc = self._procs[name]
+        proc.signal(sig)
+        self.history.append(event, process=name, pid=proc.pid)
 
     def release(self, name: str) -> None:
         """Let a killed process be restarted now."""

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Callable
 
-from chaos.spec.models import DownFault, LatencyFault, PartitionFault
+from chaos.spec.faults import DownFault, NetworkFault, PartitionFault, ToxicFault
 from faults.toxiproxy import Toxic, Toxiproxy
 
 Heal = Callable[[], None]
-NetworkFault = DownFault | PartitionFault | LatencyFault
 
 
 def inject(toxiproxy: Toxiproxy, fault: NetworkFault, tag: str) -> Heal:
@@ -20,9 +19,11 @@ def inject(toxiproxy: Toxiproxy, fault: NetworkFault, tag: str) -> Heal:
         # A zero timeout holds connections open and drops their bytes: a blackhole, not a refusal.
         streams = ("upstream", "downstream") if fault.direction == "both" else (fault.direction,)
         toxics = [Toxic(f"{tag}-{s}", "timeout", s, 1.0, {"timeout": 0}) for s in streams]
+    elif isinstance(fault, ToxicFault):
+        toxics = [Toxic(f"{tag}-{fault.direction}", fault.toxic_type, fault.direction, fault.toxicity,
+                        fault.toxic_attributes())]
     else:
-        toxics = [Toxic(f"{tag}-{fault.direction}", "latency", fault.direction, fault.toxicity,
-                        {"latency": fault.latency_ms, "jitter": fault.jitter_ms})]
+        raise TypeError(f"{fault.kind} is not a network fault")
     for toxic in toxics:
         toxiproxy.add_toxic(link, toxic)
 

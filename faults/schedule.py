@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from chaos.history import History
-from chaos.spec.models import Fault, KillFault
+from chaos.spec.faults import Fault, ProcessFault
 from chaos.supervisor import Supervisor
 from chaos.workload.producer import WorkloadProgress
-from faults import network
+from faults import network, process
 from faults.toxiproxy import Toxiproxy
 
 Heal = Callable[[], None]
@@ -30,9 +30,8 @@ class _Active:
 
 
 def inject(fault: Fault, tag: str, toxiproxy: Toxiproxy, supervisor: Supervisor) -> Heal:
-    if isinstance(fault, KillFault):
-        supervisor.kill(fault.target)
-        return lambda: supervisor.release(fault.target)
+    if isinstance(fault, ProcessFault):
+        return process.inject(supervisor, fault)
     return network.inject(toxiproxy, fault, tag)
 
 

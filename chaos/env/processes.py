@@ -117,6 +117,7 @@ class ManagedProcess:
         """Stop the whole group and reap the leader; returns its exit code."""
         if grace > 0 and self.popen.poll() is None:
             self.signal(signal.SIGTERM)
+            self.signal(signal.SIGCONT)  # a paused group cannot act on SIGTERM
             try:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:

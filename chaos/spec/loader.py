@@ -11,7 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from chaos.errors import SpecError
-from chaos.spec.models import FAULT_KINDS, Experiment
+from chaos.spec.faults import FAULT_KINDS
+from chaos.spec.models import Experiment
 from chaos.spec.targets import suggest
 
 

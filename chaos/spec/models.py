@@ -6,43 +6,15 @@ or `2m`, and each fault kind is its own model so an error names the exact field 
 
 from __future__ import annotations
 
-import math
-import re
-from typing import Annotated, Literal, Union
+from typing import Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from chaos import matrix
-from chaos.spec.targets import NETWORK_LINKS, PROCESSES, known
+from chaos.spec.base import Duration, StrictModel
+from chaos.spec.faults import Fault
+from chaos.spec.targets import known
 from drivers.registry import SINKS, SOURCES
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(value: object) -> float:
-    """Seconds from a number or a string such as `5s`, `500ms`, `2m`."""
-    if isinstance(value, bool):
-        raise ValueError("expected a duration such as 5s, 500ms or 2m")
-    if isinstance(value, (int, float)):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 5s, 500ms or 2m, got {value!r}")
-    if not math.isfinite(seconds):
-        raise ValueError(f"a duration must be a finite number of seconds, got {value!r}")
-    if seconds < 0:
-        raise ValueError("a duration cannot be negative")
-    return seconds
-
-
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-
-
-class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
 
 class PipelineSpec(StrictModel):
     source: str = "kafka"
@@ -88,62 +60,6 @@ class WorkloadSpec(StrictModel):
     keys: int = Field(100, gt=0)
     payload_size: int = Field(64, ge=8, le=1_000_000, description="payload bytes per record")
     partitions: int = Field(3, ge=1, le=64)
-
-
-class _FaultBase(StrictModel):
-    at: Duration | None = Field(None, description="seconds after the workload starts")
-    at_records: int | None = Field(None, ge=0, description="once this many records were produced")
-    target: str
-    duration: Duration
-
-    @model_validator(mode="after")
-    def _one_trigger(self) -> "_FaultBase":
-        if (self.at is None) == (self.at_records is None):
-            raise ValueError("give exactly one trigger: `at` (a time) or `at_records` (a record count)")
-        return self
-
-
-class _NetworkFault(_FaultBase):
-    @field_validator("target")
-    @classmethod
-    def _known_link(cls, target: str) -> str:
-        return known(target, NETWORK_LINKS, "link")
-
-
-class DownFault(_NetworkFault):
-    """The link's proxy is disabled: connections are cut and new ones refused."""
-
-    kind: Literal["down"]
-
-
-class PartitionFault(_NetworkFault):
-    """Traffic is silently dropped (a blackhole), in both directions or one."""
-
-    kind: Literal["partition"]
-    direction: Literal["both", "upstream", "downstream"] = "both"
-
-
-class LatencyFault(_NetworkFault):
-    kind: Literal["latency"]
-    latency_ms: int = Field(ge=0, le=600_000)
-    jitter_ms: int = Field(0, ge=0, le=600_000)
-    direction: Literal["upstream", "downstream"] = "downstream"
-    toxicity: float = Field(1.0, ge=0, le=1)
-
-
-class KillFault(_FaultBase):
-    """SIGKILL a process; the supervisor restarts it after `duration`."""
-
-    kind: Literal["kill"]
-
-    @field_validator("target")
-    @classmethod
-    def _known_process(cls, target: str) -> str:
-        return known(target, PROCESSES, "process")
-
-
-Fault = Annotated[Union[DownFault, PartitionFault, LatencyFault, KillFault], Field(discriminator="kind")]
-FAULT_KINDS = ("down", "partition", "latency", "kill")
 
 
 class ExpectSpec(StrictModel):

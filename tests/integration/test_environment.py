@@ -11,7 +11,7 @@ from confluent_kafka.admin import NewTopic
 
 from chaos.env.environment import Environment
 from chaos.kafka_clients import client_config
-from chaos.spec.models import LatencyFault, PartitionFault
+from chaos.spec.faults import LatencyFault, PartitionFault
 from faults import network
 
 pytestmark = pytest.mark.integration

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pyarrow.parquet as pq
 import pytest
 
 from tests.integration.conftest import REPO
@@ -29,6 +30,9 @@ def test_quickstart_survives_a_partition_of_the_pipeline_link(run_experiment):
     # ...and the pipeline recovers after the heal.
     assert [t for t in commits if t > heal["ts"]]
     assert "quickstart: PASS" in run.stdout
+    outcomes = pq.read_table(run.run_dir / "workload.parquet")
+    assert outcomes.num_rows == 20000
+    assert set(outcomes["status"].to_pylist()) <= {"acked", "failed", "indeterminate"}
 
 
 def test_link_down_and_latency_recover_without_loss(run_experiment):
@@ -67,3 +71,17 @@ def test_same_seed_gives_the_same_workload(run_experiment):
     assert first.run_dir != second.run_dir
     assert first.result["workload_digest"] == second.result["workload_digest"]
     assert first.result["source_digest"] == second.result["source_digest"]
+
+
+def test_pause_and_terminate_of_the_pipeline_lose_nothing(run_experiment):
+    run = run_experiment(REPO / "experiments" / "process-faults.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    events = [e["event"] for e in run.history() if e["event"].startswith("process.")]
+    assert events.index("process.pause") < events.index("process.resume") < events.index("process.terminate")
+    pause, = _events(run, "process.pause")
+    resume, = _events(run, "process.resume")
+    assert resume["ts"] - pause["ts"] == pytest.approx(3.0, abs=0.5)
+    # Frozen means frozen: the pipeline commits nothing while it is stopped.
+    assert not [e for e in _events(run, "pipeline.commit") if pause["ts"] + 0.5 < e["ts"] < resume["ts"]]
+    assert run.result["pipeline_restarts"] == 1
+    assert run.verdict("no-loss")["counts"] == {"source_records": 6000, "lost": 0}

@@ -12,7 +12,9 @@ import pytest
 
 from chaos.errors import SpecError
 from chaos.spec.loader import load_experiment, parse_experiment
-from chaos.spec.models import Experiment, KillFault, LatencyFault, PartitionFault, parse_duration
+from chaos.spec.base import parse_duration
+from chaos.spec.faults import KillFault, LatencyFault, PartitionFault
+from chaos.spec.models import Experiment
 from chaos.spec.targets import NETWORK_LINKS, PROCESSES, suggest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -158,7 +160,8 @@ def test_unknown_fault_kind():
     text = edit("kind: latency", "kind: explode")
     (problem,) = problems_of(text)
     assert problem == (f"line {line_of(text, '- at: 2s')}: faults[0]: unknown fault kind 'explode'; "
-                       "kinds: down, partition, latency, kill")
+                       "kinds: down, partition, latency, bandwidth, slow_close, timeout, reset_peer, slicer, "
+                       "limit_data, kill, terminate, pause")
 
 
 def test_missing_fault_kind():
@@ -382,3 +385,29 @@ def test_cli_validate_key_that_looks_like_rich_markup(tmp_path):
     assert "Traceback" not in result.stderr
     assert result.returncode == 2
     assert "x[/]: unknown key" in result.stderr
+
+
+@pytest.mark.parametrize("fault,attributes", [
+    ("kind: latency\n    latency_ms: 5\n    jitter_ms: 1", {"latency": 5, "jitter": 1}),
+    ("kind: bandwidth\n    rate_kbps: 10", {"rate": 10}),
+    ("kind: slow_close\n    delay_ms: 100", {"delay": 100}),
+    ("kind: timeout\n    timeout_ms: 250", {"timeout": 250}),
+    ("kind: reset_peer\n    timeout_ms: 10", {"timeout": 10}),
+    ("kind: slicer\n    average_size: 8\n    size_variation: 2\n    delay_us: 5",
+     {"average_size": 8, "size_variation": 2, "delay": 5}),
+    ("kind: limit_data\n    bytes: 1000", {"bytes": 1000}),
+])
+def test_every_toxic_kind_maps_to_toxiproxy_attributes(fault, attributes):
+    text = ("name: t\nseed: 1\nworkload:\n  records: 10\n  rate: 10\nfaults:\n"
+            f"  - at: 1s\n    target: worker-kafka\n    duration: 1s\n    {fault}\n    direction: upstream\n")
+    (parsed,) = parse_experiment(text, "t.yaml").faults
+    assert parsed.toxic_attributes() == attributes
+    assert parsed.direction == "upstream"
+
+
+@pytest.mark.parametrize("kind", ["kill", "terminate", "pause"])
+def test_process_faults_target_processes_not_links(kind):
+    text = ("name: t\nseed: 1\nworkload:\n  records: 10\n  rate: 10\nfaults:\n"
+            f"  - at: 1s\n    target: worker-kafka\n    duration: 1s\n    kind: {kind}\n")
+    (problem,) = problems_of(text)
+    assert "unknown process 'worker-kafka'" in problem
