@@ -10,6 +10,7 @@ import socket
 import socketserver
 import threading
 import time
+from contextlib import contextmanager
 from typing import Iterator
 
 import pytest
@@ -69,13 +70,19 @@ def _fault(cls, **fields):
     return cls(target=LINK, at=0, duration=1, **fields)
 
 
-def test_latency_delays_each_round_trip(environment, echo_link):
-    baseline = _round_trip(echo_link)
-    heal = network.inject(environment.toxiproxy, _fault(LatencyFault, kind="latency", latency_ms=300), "t")
+@contextmanager
+def injected(environment, fault) -> Iterator[None]:
+    heal = network.inject(environment.toxiproxy, fault, "t")
     try:
-        slowed = _round_trip(echo_link)
+        yield
     finally:
         heal()
+
+
+def test_latency_delays_each_round_trip(environment, echo_link):
+    baseline = _round_trip(echo_link)
+    with injected(environment, _fault(LatencyFault, kind="latency", latency_ms=300)):
+        slowed = _round_trip(echo_link)
     assert slowed >= baseline + 0.28
     assert _round_trip(echo_link) < 0.25
 
@@ -83,28 +90,21 @@ def test_latency_delays_each_round_trip(environment, echo_link):
 def test_bandwidth_throttles_throughput(environment, echo_link):
     payload = b"x" * 100_000
     assert _round_trip(echo_link, payload) < 1.0
-    heal = network.inject(environment.toxiproxy, _fault(BandwidthFault, kind="bandwidth", rate_kbps=50), "t")
-    try:
+    with injected(environment, _fault(BandwidthFault, kind="bandwidth", rate_kbps=50)):
         assert _round_trip(echo_link, payload) >= 1.5
-    finally:
-        heal()
 
 
 def test_timeout_drops_data_then_closes_the_connection(environment, echo_link):
-    heal = network.inject(environment.toxiproxy, _fault(TimeoutFault, kind="timeout", timeout_ms=300), "t")
-    try:
+    with injected(environment, _fault(TimeoutFault, kind="timeout", timeout_ms=300)):
         with _connect(echo_link) as s:
             start = time.monotonic()
             s.sendall(b"lost")
             assert s.recv(100) == b""
             assert 0.25 <= time.monotonic() - start < 3
-    finally:
-        heal()
 
 
 def test_reset_peer_resets_the_connection(environment, echo_link):
-    heal = network.inject(environment.toxiproxy, _fault(ResetPeerFault, kind="reset_peer", timeout_ms=0), "t")
-    try:
+    with injected(environment, _fault(ResetPeerFault, kind="reset_peer", timeout_ms=0)):
         with _connect(echo_link) as s:
             with pytest.raises((ConnectionResetError, BrokenPipeError)):
                 for _ in range(20):
@@ -112,27 +112,21 @@ def test_reset_peer_resets_the_connection(environment, echo_link):
                     if s.recv(100) == b"":
                         raise ConnectionResetError("closed")
                     time.sleep(0.05)
-    finally:
-        heal()
 
 
 def test_limit_data_closes_after_the_byte_budget(environment, echo_link):
-    heal = network.inject(environment.toxiproxy, _fault(LimitDataFault, kind="limit_data", bytes=1000), "t")
-    try:
+    with injected(environment, _fault(LimitDataFault, kind="limit_data", bytes=1000)):
         with _connect(echo_link) as s:
             s.sendall(b"y" * 5000)
             got = b""
             while chunk := s.recv(65536):
                 got += chunk
         assert 0 < len(got) <= 1000
-    finally:
-        heal()
 
 
 def test_slicer_cuts_data_into_small_pieces_without_changing_it(environment, echo_link):
-    heal = network.inject(environment.toxiproxy, _fault(SlicerFault, kind="slicer", average_size=10,
-                                                         size_variation=5, delay_us=2000), "t")
-    try:
+    with injected(environment, _fault(SlicerFault, kind="slicer", average_size=10,
+                                                         size_variation=5, delay_us=2000)):
         payload = bytes(range(256)) * 4
         with _connect(echo_link) as s:
             s.sendall(payload)
@@ -141,13 +135,10 @@ def test_slicer_cuts_data_into_small_pieces_without_changing_it(environment, ech
                 chunks.append(s.recv(65536))
         assert b"".join(chunks) == payload
         assert len(chunks) >= 10
-    finally:
-        heal()
 
 
 def test_slow_close_delays_the_close(environment, echo_link):
-    heal = network.inject(environment.toxiproxy, _fault(SlowCloseFault, kind="slow_close", delay_ms=600), "t")
-    try:
+    with injected(environment, _fault(SlowCloseFault, kind="slow_close", delay_ms=600)):
         with _connect(echo_link) as s:
             s.sendall(b"bye")
             assert s.recv(100) == b"bye"
@@ -155,30 +146,22 @@ def test_slow_close_delays_the_close(environment, echo_link):
             s.shutdown(socket.SHUT_WR)
             assert s.recv(100) == b""
             assert time.monotonic() - start >= 0.5
-    finally:
-        heal()
 
 
 def test_down_refuses_connections_until_healed(environment, echo_link):
-    heal = network.inject(environment.toxiproxy, _fault(DownFault, kind="down"), "t")
-    try:
+    with injected(environment, _fault(DownFault, kind="down")):
         with pytest.raises(ConnectionRefusedError):
             _connect(echo_link)
-    finally:
-        heal()
     assert _round_trip(echo_link) < 0.25
 
 
 def test_one_way_partition_blackholes_only_that_direction(environment, echo_link):
-    heal = network.inject(environment.toxiproxy, _fault(PartitionFault, kind="partition", direction="upstream"), "t")
-    try:
+    with injected(environment, _fault(PartitionFault, kind="partition", direction="upstream")):
         with _connect(echo_link) as s:
             s.settimeout(1.5)
             s.sendall(b"void")
             with pytest.raises(socket.timeout):
                 s.recv(100)
-    finally:
-        heal()
     assert environment.toxiproxy.toxics(LINK) == []
 
 
