@@ -70,22 +70,25 @@ def read_parquet_output(directory: Path) -> pa.Table:
     return ds.dataset([str(f) for f in files], format="parquet").to_table()
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    """The group's committed offset per partition (-1 where it has none yet)."""
-    consumer = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
-    try:
-        committed = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
-        return {tp.partition: tp.offset for tp in committed}
-    finally:
-        consumer.close()
+class OffsetProbe:
+    """Reads a group's committed offsets and a topic's end offsets, over one long-lived client.
 
+    It never joins the group: `committed()` only asks the group coordinator.
+    """
 
-def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
-    consumer = Consumer(client_config(bootstrap, **{"group.id": "chaos-watermarks"}))
-    try:
-        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)}
-    finally:
-        consumer.close()
+    def __init__(self, bootstrap: str, group: str, topic: str, partitions: int):
+        self._consumer = Consumer(client_config(bootstrap, **{"group.id": group, "enable.auto.commit": False}))
+        self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
+
+    def committed(self) -> dict[int, int]:
+        """The group's committed offset per partition (-1 where it has none yet)."""
+        return {tp.partition: tp.offset for tp in self._consumer.committed(self._partitions, timeout=10)}
+
+    def ends(self) -> dict[int, int]:
+        return {tp.partition: self._consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._partitions}
+
+    def close(self) -> None:
+        self._consumer.close()
 
 
 def table_digest(table: pa.Table) -> str:

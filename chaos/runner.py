@@ -37,7 +37,7 @@ from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
 from chaos.history import History
 from chaos.live import LiveProgress
 from chaos.matrix import ROWS
-from chaos.readers import committed_offsets, end_offsets, read_parquet_output, read_topic, table_digest
+from chaos.readers import OffsetProbe, read_parquet_output, read_topic, table_digest
 from chaos.report import print_verdicts, write_result
 from chaos.spec import Experiment, load_experiment
 from chaos.supervisor import Supervisor
@@ -113,6 +113,7 @@ class Run:
         self.history = History(run_dir / "history.jsonl", source="harness")
         self.progress = WorkloadProgress()
         self.source_digest = ""
+        self.offsets: OffsetProbe  # opened for the run's duration in _execute
 
     def execute(self) -> RunResult:
         try:
@@ -125,6 +126,8 @@ class Run:
         self._prepare()
         with ExitStack() as stack:
             stack.callback(self.history.close)
+            self.offsets = OffsetProbe(self.env.bootstrap_direct, self.group, self.topic, x.workload.partitions)
+            stack.callback(self.offsets.close)
             supervisor = Supervisor(self.history, restart_delay=1.0)
             stack.callback(supervisor.stop_all)
             supervisor.start("pipeline", self._pipeline_factory())
@@ -184,8 +187,7 @@ class Run:
         return start
 
     def _committed(self) -> int:
-        offsets = committed_offsets(self.env.bootstrap_direct, self.group, self.topic, self.x.workload.partitions)
-        return sum(max(o, 0) for o in offsets.values())
+        return sum(max(o, 0) for o in self.offsets.committed().values())
 
     def _drive(self, schedule: FaultSchedule) -> WorkloadOutcome:
         """Produce the workload in a thread while the schedule fires faults and the display updates."""
@@ -219,10 +221,9 @@ class Run:
         """Wait until the pipeline has committed everything the topic holds, within the bound."""
         start = time.monotonic()
         deadline = start + self.x.expect.drain_timeout
-        partitions = self.x.workload.partitions
         while time.monotonic() < deadline:
-            ends = end_offsets(self.env.bootstrap_direct, self.topic, partitions)
-            done = committed_offsets(self.env.bootstrap_direct, self.group, self.topic, partitions)
+            ends = self.offsets.ends()
+            done = self.offsets.committed()
             if all(done.get(p, -1) >= end for p, end in ends.items() if end > 0):
                 self.history.append("run.drained", seconds=round(time.monotonic() - start, 3))
                 return True, time.monotonic() - start
