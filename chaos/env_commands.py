@@ -22,14 +22,18 @@ def env_command(action: str, console: Console) -> int:
     if action == "up":
         if state_file.exists():
             try:
-                Environment.attach(state_file)
-                console.print(f"already up ({state_file})")
-                return EXIT_OK
+                existing = Environment.attach(state_file)
             except Exception:
                 console.print("replacing an environment that is no longer healthy")
                 _down(state_file)
+            else:
+                if existing.state.postgres is not None:
+                    console.print(f"already up ({state_file})")
+                    return EXIT_OK
+                console.print("replacing an environment that has no PostgreSQL")
+                _down(state_file)
         workdir = chaos_home() / "env" / time.strftime("%Y%m%d-%H%M%S")
-        env = Environment.start(workdir, detached=True)
+        env = Environment.start(workdir, detached=True, with_postgres=True)
         env.save(state_file)
         _show(console, env)
         return EXIT_OK
@@ -63,4 +67,6 @@ def _show(console: Console, env: Environment) -> None:
     for link in env.state.kafka_links:
         console.print(f"kafka via {link}: {env.bootstrap(link)}")
     console.print(f"toxiproxy api:   127.0.0.1:{env.state.toxiproxy_api}")
+    if env.state.postgres is not None:
+        console.print(f"postgres:        127.0.0.1:{env.state.postgres} (user chaos, database chaos)")
     console.print(f"logs:            {env.state.logs}")

@@ -21,7 +21,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import NewTopic
 import pyarrow.parquet as pq
 from rich.console import Console
 
@@ -32,17 +31,19 @@ from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.verdict import Verdict
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
-from chaos.env.processes import ManagedProcess, tail
+from chaos.env.processes import ManagedProcess, free_port, tail
 from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
 from chaos.history import History
 from chaos.live import LiveProgress
 from chaos.matrix import ROWS
-from chaos.readers import OffsetProbe, read_parquet_output, read_topic, table_digest
+from chaos.readers import read_parquet_output, table_digest
 from chaos.report import print_verdicts, write_result
 from chaos.spec import Experiment, load_experiment
 from chaos.supervisor import Supervisor
 from chaos.workload import records
-from chaos.workload.producer import WorkloadOutcome, WorkloadProgress, run_workload
+from chaos.sources import source_side
+from chaos.workload.producer import WorkloadOutcome, WorkloadProgress
+from drivers.runtime.config import JobConfig
 from faults.schedule import FaultSchedule
 
 
@@ -71,7 +72,8 @@ def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, c
         log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logging.getLogger("chaos").addHandler(log)
         stack.callback(logging.getLogger("chaos").removeHandler, log)
-        env = _acquire_environment(None if private else env_file, private, run_dir, stack, console)
+        env = _acquire_environment(None if private else env_file, private, experiment.pipeline.profile, run_dir,
+                                   stack, console)
         return Run(experiment, run_dir, env, console).execute()
 
 
@@ -82,7 +84,7 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
     return run_dir
 
 
-def _acquire_environment(env_file: Path | None, private: bool, run_dir: Path, stack: ExitStack,
+def _acquire_environment(env_file: Path | None, private: bool, profile: str, run_dir: Path, stack: ExitStack,
                          console: Console) -> Environment:
     """Attach to a shared environment when there is one, otherwise start one for this run only."""
     shared = env_file or default_env_file()
@@ -96,7 +98,7 @@ def _acquire_environment(env_file: Path | None, private: bool, run_dir: Path, st
                 raise
             console.print(f"[yellow]the shared environment in {shared} is not healthy; starting a private one[/]")
     console.print("starting Kafka and Toxiproxy for this run ...")
-    env = Environment.start(run_dir / "env")
+    env = Environment.start(run_dir / "env", with_postgres=profile == "distributed-durable")
     stack.callback(env.stop)
     return env
 
@@ -108,12 +110,11 @@ class Run:
         self.env = env
         self.console = console
         self.run_id = run_dir.name
-        self.topic = f"chaos-{self.run_id}-input"
-        self.group = f"chaos-{self.run_id}-pipeline"
         self.history = History(run_dir / "history.jsonl", source="harness")
         self.progress = WorkloadProgress()
+        self.source = source_side(experiment, env, run_dir, self.history)
+        self.job = run_dir / "job.json"
         self.source_digest = ""
-        self.offsets: OffsetProbe  # opened for the run's duration in _execute
 
     def execute(self) -> RunResult:
         try:
@@ -126,80 +127,100 @@ class Run:
         self._prepare()
         with ExitStack() as stack:
             stack.callback(self.history.close)
-            self.offsets = OffsetProbe(self.env.bootstrap_direct, self.group, self.topic, x.workload.partitions)
-            stack.callback(self.offsets.close)
-            supervisor = Supervisor(self.history, restart_delay=1.0)
+            supervisor = Supervisor(self.history, restart_delay=x.pipeline.restart_delay)
             stack.callback(supervisor.stop_all)
-            supervisor.start("pipeline", self._pipeline_factory())
+            for name in self.processes:
+                supervisor.start(name, self._factory(name))
             schedule = FaultSchedule(x.faults, self.env.toxiproxy, supervisor, self.history, self.progress)
             stack.callback(schedule.close)
             outcome = self._drive(schedule)
-            pq.write_table(outcome.outcomes, self.run_dir / "workload.parquet")
-            last_fault = max((f.at or 0) + f.duration for f in x.faults) if x.faults else 0
-            schedule.wait(timeout=last_fault + 30)
+            if outcome is not None:
+                pq.write_table(outcome.outcomes, self.run_dir / "workload.parquet")
+            schedule.wait(timeout=schedule.last_heal() + 30)
             schedule.close()
             drained, drain_seconds = self._drain()
             codes = supervisor.stop_all()
-            self.history.append("run.checking", drained=drained, pipeline_exit=codes.get("pipeline"))
+            self.history.append("run.checking", drained=drained, exit_codes=codes)
             verdicts = self._check(outcome, drained, drain_seconds, schedule.errors)
             result = write_result(
                 self.run_dir, verdicts, experiment=x.name, run_id=self.run_id, seed=x.seed,
+                pipeline=f"{x.pipeline.source} -> {x.pipeline.sink} ({x.pipeline.profile})",
+                guarantee=x.pipeline.guarantee.label,
                 workload_digest=records.digest(x.workload, x.seed), source_digest=self.source_digest,
-                topic=self.topic,
-                pipeline_restarts=supervisor.restarts("pipeline"),
-                workload_seconds=round(outcome.seconds, 3), drain_seconds=round(drain_seconds, 3),
+                restarts={name: supervisor.restarts(name) for name in self.processes},
+                workload_seconds=round(outcome.seconds, 3) if outcome else 0.0,
+                drain_seconds=round(drain_seconds, 3),
             )
         print_verdicts(self.console, x.name, verdicts, self.run_dir)
         return RunResult(self.run_dir, result["status"], verdicts)
 
+    @property
+    def processes(self) -> list[str]:
+        return ["coordinator"] + [f"worker-{i}" for i in range(self.x.pipeline.workers)]
+
     def _prepare(self) -> None:
         x = self.x
         self.env.reset()
-        admin = self.env.admin()
-        topic = NewTopic(self.topic, num_partitions=x.workload.partitions, replication_factor=1)
-        admin.create_topics([topic], operation_timeout=30)[self.topic].result(timeout=60)
+        self.source.prepare()
+        coordinator_port = free_port()
+        link = self.env.create_link("worker-coordinator", coordinator_port)
+        store: dict[str, str] = {}
+        if x.pipeline.profile == "single-node-durable":
+            store["sqlite_path"] = str(self.run_dir / "checkpoints.sqlite")
+        elif x.pipeline.profile == "distributed-durable":
+            store["postgres_dsn"] = self.env.postgres_dsn(via="coordinator-store")
+        config = JobConfig(
+            job_id=self.run_id, run_dir=str(self.run_dir), workers=x.pipeline.workers,
+            checkpoint_interval=x.pipeline.checkpoint_interval, profile=x.pipeline.profile,
+            coordinator_port=coordinator_port, worker_coordinator_port=link.port,
+            source=x.pipeline.source, source_settings=self.source.settings(),
+            sink=x.pipeline.sink, sink_settings={"output_dir": str(self.run_dir / "output")},
+            crash_points=x.crash_points(), max_rate=self.source.max_rate(), **store,
+        )
+        self.job.write_text(config.model_dump_json(indent=2))
         for log in self.env.log_files():
-            link = self.run_dir / "logs" / log.name
-            if not link.exists() and log.parent != self.run_dir / "logs":
-                link.symlink_to(log.resolve())
+            target = self.run_dir / "logs" / log.name
+            if not target.exists() and log.parent != self.run_dir / "logs":
+                target.symlink_to(log.resolve())
         (self.run_dir / "resolved.json").write_text(json.dumps({
-            "experiment": x.model_dump(mode="json"),
-            "run_id": self.run_id, "topic": self.topic, "group": self.group,
-            "links": {n: self.env.bootstrap(n) for n in self.env.state.kafka_links},
+            "experiment": x.model_dump(mode="json"), "run_id": self.run_id,
+            "job": json.loads(self.job.read_text()),
+            "links": {name: proxy.listen for name, proxy in self.env.toxiproxy.proxies().items()},
             "schedule": [f.model_dump(mode="json") for f in x.faults],
         }, indent=2))
         self.history.append("run.start", experiment=x.name, seed=x.seed, run_id=self.run_id)
 
-    def _pipeline_factory(self):
-        config = {
-            "bootstrap": self.env.bootstrap("worker-kafka"), "topic": self.topic, "group_id": self.group,
-            "output_dir": str(self.run_dir / "output"), "history_path": str(self.run_dir / "history.jsonl"),
-            "checkpoint_interval": self.x.pipeline.checkpoint_interval, "mutant": self.x.pipeline.mutant,
-        }
-        config_path = self.run_dir / "pipeline.json"
-        config_path.write_text(json.dumps(config, indent=2))
+    def _factory(self, name: str):
         repo_root = Path(__file__).resolve().parent.parent
         env = dict(os.environ, PYTHONPATH=str(repo_root), PYTHONUNBUFFERED="1")
+        if name == "coordinator":
+            argv = [sys.executable, "-m", "drivers.runtime.coordinator", str(self.job)]
+        else:
+            argv = [sys.executable, "-m", "drivers.runtime.worker", str(self.job), name.split("-")[1]]
 
         def start(incarnation: int) -> ManagedProcess:
-            return ManagedProcess("pipeline", [sys.executable, "-m", "drivers.kafka_parquet", str(config_path)],
-                                  self.run_dir / "logs" / f"pipeline-{incarnation}.log", cwd=repo_root, env=env)
+            return ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}-{incarnation}.log",
+                                  cwd=repo_root, env=env)
         return start
 
-    def _committed(self) -> int:
-        return sum(max(o, 0) for o in self.offsets.committed().values())
+    def _status(self) -> dict | None:
+        """The coordinator's last committed checkpoint, or None before the first one."""
+        try:
+            return json.loads((self.run_dir / "job-status.json").read_text())
+        except (OSError, ValueError):
+            return None
 
-    def _drive(self, schedule: FaultSchedule) -> WorkloadOutcome:
-        """Produce the workload in a thread while the schedule fires faults and the display updates."""
+    def _drive(self, schedule: FaultSchedule) -> WorkloadOutcome | None:
+        """Feed the source (in a thread) while the schedule fires faults and the display updates."""
         stop = threading.Event()
         box: dict[str, object] = {}
 
         def produce() -> None:
             try:
-                box["outcome"] = run_workload(self.x.workload, self.x.seed, self.env.bootstrap("workload-kafka"),
-                                              self.topic, self.history, self.progress, stop)
+                box["outcome"] = self.source.drive(self.progress, stop)
             except BaseException as e:  # noqa: BLE001 - re-raised in the main thread
                 box["error"] = e
+            finally:
                 self.progress.done.set()
 
         producer = threading.Thread(target=produce, name="workload", daemon=True)
@@ -208,42 +229,42 @@ class Run:
         try:
             with LiveProgress(self.console, self.x.workload.records) as live:
                 while not self.progress.done.wait(0.5):
-                    live.update(self.progress, self._committed(), schedule.active())
-                live.update(self.progress, self._committed(), schedule.active())
+                    live.update(self.progress, self.source.committed(self._status()), schedule.active())
+                live.update(self.progress, self.source.committed(self._status()), schedule.active())
         finally:
             stop.set()
             producer.join(120)
         if "error" in box:
             raise box["error"]  # type: ignore[misc]
-        return box["outcome"]  # type: ignore[return-value]
+        return box.get("outcome")  # type: ignore[return-value]
 
     def _drain(self) -> tuple[bool, float]:
-        """Wait until the pipeline has committed everything the topic holds, within the bound."""
+        """Wait until a committed checkpoint covers the whole input, within the bound."""
         start = time.monotonic()
         deadline = start + self.x.expect.drain_timeout
         while time.monotonic() < deadline:
-            ends = self.offsets.ends()
-            done = self.offsets.committed()
-            if all(done.get(p, -1) >= end for p, end in ends.items() if end > 0):
+            status = self._status()
+            if status and self.source.caught_up(status):
                 self.history.append("run.drained", seconds=round(time.monotonic() - start, 3))
                 return True, time.monotonic() - start
-            time.sleep(0.5)
+            time.sleep(0.25)
         self.history.append("run.drain_timeout", seconds=self.x.expect.drain_timeout)
         return False, time.monotonic() - start
 
-    def _check(self, outcome: WorkloadOutcome, drained: bool, drain_seconds: float, fault_errors: list[str]) -> list[Verdict]:
+    def _check(self, outcome: WorkloadOutcome | None, drained: bool, drain_seconds: float,
+               fault_errors: list[str]) -> list[Verdict]:
         x = self.x
-        truth = read_topic(self.env.bootstrap_direct, self.topic)
+        truth = self.source.truth()
         self.source_digest = table_digest(truth.select(["id", "key", "checksum"]))
         output = read_parquet_output(self.run_dir / "output")
-        expected = records.expected_table(x.workload, x.seed)
         verdicts = [
             check_loss(truth, output, required=x.requires_no_loss),
             check_duplicates(output, forbidden=x.forbids_duplicates),
         ]
         if x.expect.no_phantoms:
-            verdicts.append(check_phantoms(expected, output))
-        verdicts.append(check_source_acks(outcome.outcomes, truth))
+            verdicts.append(check_phantoms(records.expected_table(x.workload, x.seed), output))
+        if outcome is not None:
+            verdicts.append(check_source_acks(outcome.outcomes, truth))
         verdicts.append(Verdict(
             "drained", "pass" if drained else "fail",
             f"the pipeline caught up {drain_seconds:.1f}s after the workload" if drained

@@ -82,7 +82,8 @@ class Supervisor:
                     del self._restart_at[name]
                     self._spawn(name)
         with self._lock:
-            self._exit_codes = {name: proc.stop(self.stop_grace) for name, proc in self._procs.items()}
+            # Reverse start order: workers stop before the coordinator they report to.
+            self._exit_codes = {name: proc.stop(self.stop_grace) for name, proc in reversed(self._procs.items())}
 
     def _spawn(self, name: str) -> None:
         incarnation = self._incarnations.get(name, 0) + 1

@@ -1,9 +1,13 @@
 """The contracts every connector implements, in the shape of Flink's two-phase-commit sinks.
 
 A source hands out records with their positions and can snapshot and restore those positions.
-A sink buffers writes, *prepares* them at a checkpoint (pre-commit: durable but invisible),
-and later *commits* them; commit must be idempotent, because recovery re-commits the last
+A sink writes records, *prepares* them at a checkpoint (pre-commit: durable but invisible for a
+two-phase sink), and later *commits* them. Commit must be idempotent: recovery re-commits the last
 persisted checkpoint's handles without knowing whether the first attempt landed.
+
+Handles that were prepared but never made it into a persisted checkpoint stay pending in the
+worker and ride along with the next checkpoint, as in Flink's TwoPhaseCommitSinkFunction; after a
+restart, `recover` commits what the restored checkpoint lists and removes everything else.
 """
 
 from __future__ import annotations
@@ -29,38 +33,45 @@ class CommitHandle(BaseModel):
     payload: dict[str, Any] = {}
 
 
+class CrashHook(Protocol):
+    """Named crash points (see drivers/runtime/crashpoints.py): `hit` may end the process at once."""
+
+    def hit(self, point: str) -> None: ...
+
+
 class SourceDriver(Protocol):
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
         """Take this worker's share of the splits, resuming from `start` when recovering."""
 
     def poll(self, max_records: int, timeout: float) -> pa.Table:
-        """The next records (the workload's columns), possibly none."""
+        """The next records (the workload's columns: id, key, event_time, payload, checksum), possibly none."""
 
     def snapshot_positions(self) -> Positions:
         """The positions just after the last record returned by `poll`."""
 
     def ack(self, positions: Positions) -> None:
-        """The sink holds everything before `positions` durably: a source may now commit them."""
+        """Everything before `positions` is committed downstream: a source may now commit them itself."""
+
+    def exhausted(self) -> bool:
+        """A bounded source has handed out everything in its share; a stream never is."""
 
     def close(self) -> None: ...
 
 
 class SinkDriver(Protocol):
-    def open(self, job_id: str, worker: int) -> None: ...
-
     def write(self, records: pa.Table) -> None:
-        """Buffer or stage records; nothing written here is visible to readers yet for two-phase sinks."""
+        """Write or stage records; for a two-phase sink nothing written here is visible yet."""
 
     def prepare(self, checkpoint_id: int) -> CommitHandle:
-        """Make everything written since the last checkpoint durable but invisible (pre-commit)."""
+        """Make everything written since the last prepare durable (and, two-phase, still invisible)."""
 
     def commit(self, handle: CommitHandle) -> None:
         """Make a prepared checkpoint visible. Idempotent: committing twice is a no-op."""
 
     def abort(self, handle: CommitHandle) -> None:
-        """Discard a prepared checkpoint that was never persisted by the coordinator."""
+        """Discard a prepared checkpoint that will never be committed."""
 
     def recover(self, committed: list[CommitHandle]) -> None:
-        """After a restart: finish `committed`, and clean up anything else this job staged."""
+        """After a restart: commit `committed` (idempotently) and remove anything else this worker staged."""
 
     def close(self) -> None: ...

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def write_durably(table: pa.Table, directory: Path, name: str) -> Path:
+def write_durably(table: pa.Table, directory: Path, name: str, **options: Any) -> Path:
+    """`options` go to pyarrow.parquet.write_table (e.g. row_group_size)."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
     staged = directory / f".{name}.inprogress"
     with open(staged, "wb") as f:
-        pq.write_table(table, f)
+        pq.write_table(table, f, **options)
         f.flush()
         os.fsync(f.fileno())
     os.replace(staged, final)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from chaos.history import History
-from chaos.spec.faults import Fault, ProcessFault
+from chaos.spec.faults import CrashFault, Fault, ProcessFault
 from chaos.supervisor import Supervisor
 from chaos.workload.producer import WorkloadProgress
 from faults import network, process
@@ -43,7 +43,9 @@ class FaultSchedule:
         self.supervisor = supervisor
         self.history = history
         self.progress = progress
-        self._pending = list(range(len(self.faults)))
+        # Crash faults are armed inside the processes; indices stay those of the experiment file.
+        self._pending = [i for i, f in enumerate(self.faults) if not isinstance(f, CrashFault)]
+        self._horizon = max(((self.faults[i].at or 0) + self.faults[i].duration for i in self._pending), default=0.0)
         self._active: list[_Active] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -54,6 +56,10 @@ class FaultSchedule:
     def start(self) -> None:
         self._start = time.monotonic()
         self._thread.start()
+
+    def last_heal(self) -> float:
+        """Seconds after the start by which every time-triggered fault has healed."""
+        return self._horizon
 
     def active(self) -> list[str]:
         with self._lock:

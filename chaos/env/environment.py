@@ -1,4 +1,5 @@
-"""One running environment: a Kafka broker and a Toxiproxy server, with a proxy per Kafka link.
+"""One running environment: a Kafka broker and a Toxiproxy server, with a proxy per Kafka link,
+and optionally a PostgreSQL server (the `distributed-durable` checkpoint store).
 
 An environment is either *owned* (started for one run or one test session, and stopped with it;
 its children die with the harness even on SIGKILL) or *shared* (`chaos env up`, detached, found
@@ -17,6 +18,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
 
 from chaos.env import install as installer
+from chaos.env import postgres as pg
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
 from chaos.env.processes import ManagedProcess, ProcessRef, free_port, tail
 from chaos.env.toxiproxy_server import start_toxiproxy
@@ -50,6 +52,8 @@ class EnvState(BaseModel):
     toxiproxy_api: int
     processes: dict[str, ProcessState]
     detached: bool
+    postgres: int | None = None
+    """PostgreSQL's direct port on 127.0.0.1, when the environment has one."""
 
     @property
     def logs(self) -> Path:
@@ -74,10 +78,25 @@ class Environment:
     def log_files(self) -> list[Path]:
         return sorted(p for p in self.state.logs.glob("*.log") if p.is_file())
 
+    def postgres_dsn(self, via: str | None = None) -> str:
+        """A libpq conninfo for database `chaos`: direct, or through link `via` (its proxy is created here).
+
+        The direct port is for the harness's own checks, like Kafka's direct listener; a store that
+        faults may reach is given a link. `reset()` deletes such proxies, so ask again per experiment.
+        """
+        port = self.state.postgres
+        if port is None:
+            raise EnvironmentFailure("this environment has no PostgreSQL (start it with with_postgres=True)")
+        if via is not None:
+            port = self.create_link(via, port).port
+        return f"host=127.0.0.1 port={port} user={pg.USER} dbname={pg.DATABASE}"
+
     @classmethod
-    def start(cls, workdir: Path, detached: bool = False) -> "Environment":
-        """Provision if needed, then start Kafka and Toxiproxy and wire the Kafka links."""
+    def start(cls, workdir: Path, detached: bool = False, with_postgres: bool = False) -> "Environment":
+        """Provision if needed, then start Kafka and Toxiproxy (and PostgreSQL) and wire the Kafka links."""
         tools = installer.install()
+        if with_postgres:
+            pg.ensure_postgres_installed()
         workdir.mkdir(parents=True, exist_ok=True)
         logs = workdir / "logs"
         logs.mkdir(exist_ok=True)
@@ -88,11 +107,15 @@ class Environment:
             api_port = free_port()
             owned.append(start_toxiproxy(tools, api_port, logs, detached))
             owned.append(start_broker(tools, ports, workdir, logs, detached))
+            postgres_port = None
+            if with_postgres:
+                postgres_port = free_port()
+                owned.append(pg.start_postgres(workdir, logs, postgres_port, detached))
             state = EnvState(
                 workdir=str(workdir), kafka_direct=ports.direct, kafka_controller=ports.controller,
                 kafka_links=links, toxiproxy_api=api_port,
                 processes={p.name: ProcessState(pid=p.ref.pid, start_time=p.ref.start_time) for p in owned},
-                detached=detached,
+                detached=detached, postgres=postgres_port,
             )
             env = cls(state, owned)
             env._wire_links()
@@ -144,6 +167,8 @@ class Environment:
             wait_for_metadata(self.bootstrap_direct, timeout=10)
         except EnvironmentFailure as e:
             return str(e)
+        if self.state.postgres is not None:
+            return pg.health_problem(self.state.postgres)
         return None
 
     def link(self, name: str) -> Proxy:
@@ -180,8 +205,11 @@ class Environment:
         """Stop every process of this environment, owned or found through the state file."""
         for proc in reversed(self._owned):
             proc.stop()
-        for proc in self.state.processes.values():
-            proc.ref().stop()
+        for name, proc in self.state.processes.items():
+            if name == "postgres":
+                pg.stop_server(proc.ref())  # its children are not in its process group
+            else:
+                proc.ref().stop()
         self._owned = []
 
     def wait_stopped(self, timeout: float = 15.0) -> bool:

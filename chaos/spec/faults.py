@@ -1,8 +1,9 @@
 """Fault entries of an experiment: one model per kind, so an error names the exact field.
 
-Every fault has one trigger (`at` a time, or `at_records` a record count), a `target` and a
-`duration`, after which it is healed. Network faults target a link and map onto Toxiproxy
-toxics; process faults target a supervised process.
+Every scheduled fault has one trigger (`at` a time, or `at_records` a record count), a `target`
+and a `duration`, after which it is healed. Network faults target a link and map onto Toxiproxy
+toxics; process faults target a supervised process. A `crash` fault is armed from the start
+instead: it fires when its process passes the named point for the `hit`-th time.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from chaos.spec.base import Duration, StrictModel
 from chaos.spec.targets import NETWORK_LINKS, PROCESSES, known
+from drivers.runtime.crashpoints import POINTS, role_of
 
 Direction = Literal["upstream", "downstream"]
 
@@ -161,7 +163,37 @@ class PauseFault(ProcessFault):
     kind: Literal["pause"]
 
 
+class CrashFault(StrictModel):
+    """Arm a named crash point: the process exits at once on the `hit`-th time it passes the point,
+    and its supervisor restarts it after the pipeline's `restart_delay`."""
+
+    kind: Literal["crash"]
+    point: str
+    hit: int = Field(1, ge=1)
+    target: str | None = Field(None, description="default: the coordinator for coordinator.* points, else worker-0")
+
+    @field_validator("point")
+    @classmethod
+    def _known_point(cls, point: str) -> str:
+        return known(point, POINTS, "crash point")
+
+    @field_validator("target")
+    @classmethod
+    def _known_process(cls, target: str | None) -> str | None:
+        return None if target is None else known(target, PROCESSES, "process")
+
+    @model_validator(mode="after")
+    def _role_matches(self) -> "CrashFault":
+        if (role_of(self.point) == "coordinator") != (self.process == "coordinator"):
+            raise ValueError(f"crash point {self.point} runs in the {role_of(self.point)}, not in {self.process}")
+        return self
+
+    @property
+    def process(self) -> str:
+        return self.target or ("coordinator" if role_of(self.point) == "coordinator" else "worker-0")
+
+
 FAULT_MODELS = (DownFault, PartitionFault, LatencyFault, BandwidthFault, SlowCloseFault, TimeoutFault,
-                ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault)
+                ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, CrashFault)
 Fault = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # type: ignore[valid-type]
 FAULT_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in FAULT_MODELS)

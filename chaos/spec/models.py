@@ -12,8 +12,8 @@ from pydantic import Field, field_validator, model_validator
 
 from chaos import matrix
 from chaos.spec.base import Duration, StrictModel
-from chaos.spec.faults import Fault
-from chaos.spec.targets import known
+from chaos.spec.faults import CrashFault, Fault
+from chaos.spec.targets import MAX_WORKERS, PROCESSES, known
 from drivers.registry import SINKS, SOURCES
 
 class PipelineSpec(StrictModel):
@@ -21,6 +21,8 @@ class PipelineSpec(StrictModel):
     sink: str = "parquet"
     profile: Literal["in-memory", "single-node-durable", "distributed-durable"] = "single-node-durable"
     checkpoint_interval: Duration = 1.0
+    workers: int = Field(1, ge=1, le=MAX_WORKERS)
+    restart_delay: Duration = Field(1.0, description="how long the supervisor waits before restarting a crashed process")
     mutant: Literal["auto-commit"] | None = Field(
         None, description="a deliberately buggy variant, to prove the checkers catch it")
 
@@ -94,11 +96,27 @@ class Experiment(StrictModel):
         return self.pipeline.guarantee >= matrix.Guarantee.EFFECTIVELY_ONCE
 
     @model_validator(mode="after")
-    def _faults_fire(self) -> "Experiment":
+    def _faults_fit(self) -> "Experiment":
+        processes = {"coordinator"} | {f"worker-{i}" for i in range(self.pipeline.workers)}
         for i, fault in enumerate(self.faults):
-            if fault.at_records is not None and fault.at_records >= self.workload.records:
-                raise ValueError(
-                    f"faults[{i}].at_records={fault.at_records} never fires: the workload produces "
-                    f"{self.workload.records} records"
-                )
+            if isinstance(fault, CrashFault):
+                target = fault.process
+            else:
+                target = fault.target
+                if fault.at_records is not None and fault.at_records >= self.workload.records:
+                    raise ValueError(f"faults[{i}].at_records={fault.at_records} never fires: the workload "
+                                     f"produces {self.workload.records} records")
+            if target in PROCESSES and target not in processes:
+                raise ValueError(f"faults[{i}] targets {target}, but the pipeline has {self.pipeline.workers} worker(s)")
+            if target == "coordinator-store" and self.pipeline.profile != "distributed-durable":
+                raise ValueError(f"faults[{i}] targets coordinator-store, which only the distributed-durable "
+                                 "profile has (its checkpoint store is PostgreSQL behind that link)")
         return self
+
+    def crash_points(self) -> dict[str, dict[str, int]]:
+        """The armed crash points by process, as the runtime's job configuration wants them."""
+        armed: dict[str, dict[str, int]] = {}
+        for fault in self.faults:
+            if isinstance(fault, CrashFault):
+                armed.setdefault(fault.process, {})[fault.point] = fault.hit
+        return armed

@@ -8,11 +8,16 @@ from typing import Sequence
 KAFKA_LINKS = ("workload-kafka", "worker-kafka")
 """Links to Kafka, each with a broker listener of its own: the workload's producer, the pipeline's workers."""
 
-NETWORK_LINKS = KAFKA_LINKS
+RUNTIME_LINKS = ("worker-coordinator", "coordinator-store")
+"""Links the runner creates per run: workers to the coordinator, and (distributed-durable) the
+coordinator to its PostgreSQL checkpoint store."""
+
+NETWORK_LINKS = KAFKA_LINKS + RUNTIME_LINKS
 """Every named link through Toxiproxy that a network fault may target."""
 
-PROCESSES = ("pipeline",)
-"""Processes the runner supervises and faults may kill."""
+MAX_WORKERS = 8
+PROCESSES = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS))
+"""Processes the runner supervises and faults may kill: the coordinator and each worker."""
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
-    env = Environment.start(tmp_path_factory.mktemp("env"))
+    env = Environment.start(tmp_path_factory.mktemp("env"), with_postgres=True)
     try:
         yield env
     finally:

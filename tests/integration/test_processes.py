@@ -49,11 +49,12 @@ def test_a_killed_harness_leaves_no_orphans(tmp_path):
     runs = tmp_path / "runs"
     harness = _start_run(REPO / "experiments" / "kill-restart.yaml", runs, "--private-env")
     try:
-        _wait_for(lambda: any(e["event"] == "workload.start" for e in _history(runs)), 120, "the workload to start")
+        _wait_for(lambda: sum(e["event"] == "process.start" for e in _history(runs)) == 2, 120,
+                  "the coordinator and the worker to start")
         state = json.loads(next(runs.glob("*/env/state.json")).read_text())
         pids = [p["pid"] for p in state["processes"].values()]
         pids += [e["pid"] for e in _history(runs) if e["event"] == "process.start"]
-        assert len(pids) == 3 and all(_alive(p) for p in pids)
+        assert len(pids) == 4 and all(_alive(p) for p in pids)  # kafka, toxiproxy, coordinator, worker-0
         harness.send_signal(signal.SIGKILL)
         harness.wait(10)
         _wait_for(lambda: not any(_alive(p) for p in pids), 15, "every child to die with the harness")

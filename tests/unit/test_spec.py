@@ -39,7 +39,7 @@ faults:
     latency_ms: 200
   - at_records: 500
     kind: kill
-    target: pipeline
+    target: worker-0
     duration: 1s
 expect:
   duplicates: allow
@@ -133,7 +133,7 @@ def test_unknown_key_inside_a_fault_names_the_fault_not_the_union_tag():
 
 
 def test_unknown_key_in_second_fault_points_at_second_fault():
-    text = edit("    target: pipeline\n", "    target: pipeline\n    duraton: 2s\n")
+    text = edit("    target: worker-0\n", "    target: worker-0\n    duraton: 2s\n")
     (problem,) = problems_of(text)
     assert problem == f"line {line_of(text, 'duraton')}: faults[1].duraton: unknown key; did you mean 'duration'?"
 
@@ -161,7 +161,7 @@ def test_unknown_fault_kind():
     (problem,) = problems_of(text)
     assert problem == (f"line {line_of(text, '- at: 2s')}: faults[0]: unknown fault kind 'explode'; "
                        "kinds: down, partition, latency, bandwidth, slow_close, timeout, reset_peer, slicer, "
-                       "limit_data, kill, terminate, pause")
+                       "limit_data, kill, terminate, pause, crash")
 
 
 def test_missing_fault_kind():
@@ -202,19 +202,20 @@ def test_unknown_link_target_with_suggestion():
 
 
 def test_process_name_is_not_a_link():
-    (problem,) = problems_of(edit("target: worker-kafka", "target: pipeline"))
-    assert "faults[0].target: unknown link 'pipeline'" in problem
+    (problem,) = problems_of(edit("target: worker-kafka", "target: worker-0"))
+    assert "faults[0].target: unknown link 'worker-0'" in problem
 
 
 def test_unknown_process_target_for_kill():
-    text = edit("target: pipeline", "target: pipline")
+    text = edit("target: worker-0", "target: worker-0x")
     (problem,) = problems_of(text)
-    assert problem == (f"line {line_of(text, 'pipline')}: faults[1].target: unknown process 'pipline' "
-                       "(processes: pipeline); did you mean 'pipeline'?")
+    assert problem.startswith(f"line {line_of(text, 'worker-0x')}: faults[1].target: unknown process 'worker-0x' "
+                              "(processes: coordinator, worker-0, ")
+    assert problem.endswith("did you mean 'worker-0'?")
 
 
 def test_kill_cannot_target_a_link():
-    (problem,) = problems_of(edit("target: pipeline", "target: worker-kafka"))
+    (problem,) = problems_of(edit("target: worker-0", "target: worker-kafka"))
     assert "faults[1].target: unknown process 'worker-kafka'" in problem
 
 
@@ -227,7 +228,7 @@ def test_bad_fault_duration_is_reported_at_its_line():
 
 def test_suggest():
     assert suggest("worker-kafak", NETWORK_LINKS) == "; did you mean 'worker-kafka'?"
-    assert suggest("pipelin", PROCESSES) == "; did you mean 'pipeline'?"
+    assert suggest("coordinater", PROCESSES) == "; did you mean 'coordinator'?"
     assert suggest("zookeeper", NETWORK_LINKS) == ""
 
 

@@ -1,0 +1,145 @@
+"""The harness's side of each source kind: how the workload gets in, and what ground truth is.
+
+Kafka sources are fed live by the producer and judged against the topic read back; a Parquet batch
+source gets its input files written before the job starts, and is judged against those files read
+back; an in-memory stream generates the workload inside the workers, so the seed's records are the
+truth.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from confluent_kafka.admin import NewTopic
+
+from chaos.env.environment import Environment
+from chaos.history import History
+from chaos.readers import read_topic
+from chaos.spec.models import Experiment
+from chaos.workload import records
+from chaos.workload.producer import WorkloadOutcome, WorkloadProgress, run_workload
+from drivers.parquet_files import write_durably
+
+ROW_GROUP = 100
+
+
+class SourceSide(Protocol):
+    def prepare(self) -> None: ...
+    def settings(self) -> dict[str, Any]: ...
+    def drive(self, progress: WorkloadProgress, stop: threading.Event) -> WorkloadOutcome | None: ...
+    def caught_up(self, status: dict[str, Any]) -> bool: ...
+    def committed(self, status: dict[str, Any] | None) -> int: ...
+    def truth(self) -> pa.Table: ...
+    def max_rate(self) -> float | None: ...
+
+
+class KafkaSide:
+    def __init__(self, x: Experiment, env: Environment, run_id: str, history: History):
+        self.x, self.env, self.history = x, env, history
+        self.topic = f"chaos-{run_id}-input"
+        self.group = f"chaos-{run_id}-pipeline"
+        self.ends: dict[int, int] = {}
+
+    def prepare(self) -> None:
+        admin = self.env.admin()
+        topic = NewTopic(self.topic, num_partitions=self.x.workload.partitions, replication_factor=1)
+        admin.create_topics([topic], operation_timeout=30)[self.topic].result(timeout=60)
+
+    def settings(self) -> dict[str, Any]:
+        return {"bootstrap": self.env.bootstrap("worker-kafka"), "topic": self.topic, "group_id": self.group,
+                "partitions": self.x.workload.partitions, "mutant": self.x.pipeline.mutant}
+
+    def drive(self, progress: WorkloadProgress, stop: threading.Event) -> WorkloadOutcome | None:
+        outcome = run_workload(self.x.workload, self.x.seed, self.env.bootstrap("workload-kafka"), self.topic,
+                               self.history, progress, stop)
+        return outcome
+
+    def caught_up(self, status: dict[str, Any]) -> bool:
+        if not self.ends:
+            from chaos.readers import OffsetProbe
+
+            probe = OffsetProbe(self.env.bootstrap_direct, self.group, self.topic, self.x.workload.partitions)
+            try:
+                self.ends = probe.ends()
+            finally:
+                probe.close()
+        positions = {int(p): int(o) for worker in status["positions"].values() for p, o in worker.items()}
+        return all(positions.get(p, 0) >= end for p, end in self.ends.items() if end > 0)
+
+    def committed(self, status: dict[str, Any] | None) -> int:
+        if not status:
+            return 0
+        return sum(int(o) for worker in status["positions"].values() for o in worker.values())
+
+    def truth(self) -> pa.Table:
+        return read_topic(self.env.bootstrap_direct, self.topic)
+
+    def max_rate(self) -> float | None:
+        return None  # the producer paces the topic
+
+
+class ParquetBatchSide:
+    def __init__(self, x: Experiment, run_dir: Path):
+        self.x = x
+        self.input_dir = run_dir / "input"
+
+    def prepare(self) -> None:
+        """The workload as input files, several per worker, each of several row groups."""
+        table = records.expected_table(self.x.workload, self.x.seed)
+        files = max(self.x.pipeline.workers * 2, 1)
+        per_file = -(-table.num_rows // files)
+        for i in range(files):
+            part = table.slice(i * per_file, per_file)
+            if part.num_rows:
+                write_durably(part, self.input_dir, f"input-{i:04d}.parquet", row_group_size=ROW_GROUP)
+
+    def settings(self) -> dict[str, Any]:
+        return {"input_dir": str(self.input_dir)}
+
+    def drive(self, progress: WorkloadProgress, stop: threading.Event) -> WorkloadOutcome | None:
+        progress.produced = progress.acked = self.x.workload.records
+        return None
+
+    def caught_up(self, status: dict[str, Any]) -> bool:
+        return bool(status.get("exhausted"))
+
+    def committed(self, status: dict[str, Any] | None) -> int:
+        return self.x.workload.records if status and status.get("exhausted") else 0
+
+    def truth(self) -> pa.Table:
+        return pq.read_table(self.input_dir, columns=["id", "key", "checksum"])
+
+    def max_rate(self) -> float | None:
+        """Files would be read in a blink; the workload's rate spreads them over checkpoints and faults."""
+        return self.x.workload.rate / self.x.pipeline.workers
+
+
+class MemorySide(ParquetBatchSide):
+    def prepare(self) -> None:
+        pass
+
+    def settings(self) -> dict[str, Any]:
+        w = self.x.workload
+        return {"records": w.records, "rate": w.rate, "keys": w.keys, "payload_size": w.payload_size,
+                "seed": self.x.seed, "started_at": time.time()}
+
+    def truth(self) -> pa.Table:
+        return records.expected_table(self.x.workload, self.x.seed).select(["id", "key", "checksum"])
+
+    def max_rate(self) -> float | None:
+        return None  # the stream paces itself
+
+
+def source_side(x: Experiment, env: Environment, run_dir: Path, history: History) -> SourceSide:
+    if x.pipeline.source in ("kafka", "kafka-transactional"):
+        return KafkaSide(x, env, run_dir.name, history)
+    if x.pipeline.source == "parquet-batch":
+        return ParquetBatchSide(x, run_dir)
+    if x.pipeline.source == "memory-stream":
+        return MemorySide(x, run_dir)
+    raise ValueError(f"no harness support for source {x.pipeline.source!r}")

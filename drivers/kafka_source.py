@@ -1,0 +1,96 @@
+"""The Kafka source: this worker's share of a topic's partitions, with positions it can snapshot.
+
+Partitions are assigned by the runtime (partition p goes to worker p mod N), not by the consumer
+group protocol, so positions restored from a checkpoint are exactly where reading resumes. After
+the sink's commit the worker acks, and the offsets are committed to the group.
+
+At least once, those group offsets *are* the source's position: a restart resumes there, so a
+batch written but not yet acked is read again (a duplicate, never a loss). Transactional mode
+resumes at the checkpoint's positions, which advance atomically with the sink's commit, and reads
+with read_committed, so aborted input never leaks through.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
+
+from chaos.workload.records import SCHEMA
+from drivers.contracts import CrashHook, Positions
+
+
+def _retriable(exc: BaseException) -> bool:
+    return isinstance(exc, KafkaException) and isinstance(exc.args[0], KafkaError) and exc.args[0].retriable()
+
+
+class KafkaSource:
+    def __init__(self, bootstrap: str, topic: str, group_id: str, partitions: int, crash: CrashHook,
+                 transactional: bool = False, mutant: str | None = None):
+        self.topic = topic
+        self.partitions = partitions
+        self.transactional = transactional
+        self.crash = crash
+        self.consumer = Consumer({
+            "bootstrap.servers": bootstrap,
+            "group.id": group_id,
+            # The auto-commit mutant commits what it has polled, written or not: the classic loss bug.
+            "enable.auto.commit": mutant == "auto-commit",
+            "auto.commit.interval.ms": 200,
+            "isolation.level": "read_committed" if transactional else "read_uncommitted",
+            "socket.timeout.ms": 10000,
+            "session.timeout.ms": 10000,
+            "reconnect.backoff.max.ms": 1000,
+        })
+        self.next: dict[int, int] = {}
+
+    def open(self, worker: int, workers: int, start: Positions | None) -> None:
+        """Resume at the checkpoint's positions in transactional mode; at least once resumes at the
+        offsets it committed itself after each ack, which is what its guarantee rests on."""
+        mine = [p for p in range(self.partitions) if p % workers == worker]
+        if start is not None and self.transactional:
+            offsets = {int(p): int(o) for p, o in start.items()}
+        else:
+            committed = self._committed([TopicPartition(self.topic, p) for p in mine])
+            offsets = {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
+        self.next = {p: offsets[p] for p in mine if p in offsets}
+        self.consumer.assign([TopicPartition(self.topic, p, offsets.get(p, OFFSET_BEGINNING)) for p in mine])
+
+    @retry(retry=retry_if_exception(_retriable), wait=wait_exponential(multiplier=0.2, max=2),
+           stop=stop_after_delay(120), reraise=True)
+    def _committed(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return self.consumer.committed(partitions, timeout=10)
+
+    def poll(self, max_records: int, timeout: float) -> pa.Table:
+        rows = []
+        for msg in self.consumer.consume(num_messages=max_records, timeout=timeout):
+            if msg.error():
+                if msg.error().fatal():
+                    raise KafkaException(msg.error())
+                continue
+            rows.append(json.loads(msg.value()))
+            self.next[msg.partition()] = msg.offset() + 1
+        if rows:
+            self.crash.hit("source.poll.after")
+        return pa.Table.from_pylist(rows, schema=SCHEMA)
+
+    def snapshot_positions(self) -> Positions:
+        return {str(p): o for p, o in sorted(self.next.items())}
+
+    def ack(self, positions: Positions) -> None:
+        self.crash.hit("source.ack.before")
+        if positions:
+            self._commit([TopicPartition(self.topic, int(p), int(o)) for p, o in positions.items()])
+
+    @retry(retry=retry_if_exception(_retriable), wait=wait_exponential(multiplier=0.2, max=2),
+           stop=stop_after_delay(120), reraise=True)
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        self.consumer.commit(offsets=offsets, asynchronous=False)
+
+    def exhausted(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.consumer.close()

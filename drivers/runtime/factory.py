@@ -1,0 +1,44 @@
+"""Builds a worker's source and sink from the job configuration and the connector names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from drivers.contracts import CrashHook, SinkDriver, SourceDriver
+from drivers.runtime.config import JobConfig
+
+
+def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDriver:
+    s = config.source_settings
+    if config.source in ("kafka", "kafka-transactional"):
+        from drivers.kafka_source import KafkaSource
+
+        return KafkaSource(s["bootstrap"], s["topic"], s["group_id"], int(s["partitions"]), crash,
+                           transactional=config.source == "kafka-transactional", mutant=s.get("mutant"))
+    if config.source == "parquet-batch":
+        from drivers.parquet_batch_source import ParquetBatchSource
+
+        return ParquetBatchSource(Path(s["input_dir"]), crash)
+    if config.source == "memory-stream":
+        from drivers.memory import MemoryStreamSource
+
+        return MemoryStreamSource(int(s["records"]), float(s["rate"]), int(s["keys"]), int(s["payload_size"]),
+                                  int(s["seed"]), crash, started_at=float(s["started_at"]))
+    raise ValueError(f"no source driver for {config.source!r}")
+
+
+def create_sink(config: JobConfig, worker: int, crash: CrashHook) -> SinkDriver:
+    s = config.sink_settings
+    if config.sink == "parquet":
+        from drivers.parquet_sinks import ParquetSink
+
+        return ParquetSink(Path(s["output_dir"]), config.job_id, worker, crash)
+    if config.sink == "parquet-2pc":
+        from drivers.parquet_sinks import TwoPhaseParquetSink
+
+        return TwoPhaseParquetSink(Path(s["output_dir"]), config.job_id, worker, crash)
+    if config.sink == "memory":
+        from drivers.memory import MemorySink
+
+        return MemorySink(Path(s["output_dir"]) / f"memory-sink-w{worker}.parquet", crash, config.job_id, worker)
+    raise ValueError(f"no sink driver for {config.sink!r}")

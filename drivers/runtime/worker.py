@@ -1,0 +1,148 @@
+"""A worker: reads its share of the source, writes the sink, and takes part in checkpoint rounds.
+
+After (re)start it says hello to the coordinator and restores what the last persisted checkpoint
+says: the sink recovers (re-commits that checkpoint's handles, removes everything else it staged)
+and the source resumes from the checkpoint's positions. A worker that loses its coordinator
+(connection closed, or no heartbeat for a while) exits, and its supervisor restarts it: a failover
+from the last checkpoint, as in Flink.
+
+Run as `python -m drivers.runtime.worker JOB.json INDEX`.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from tenacity import retry, stop_after_delay, wait_exponential
+
+from chaos.history import History
+from drivers.contracts import CommitHandle, Positions
+from drivers.runtime.config import JobConfig
+from drivers.runtime.crashpoints import CrashPoints
+from drivers.runtime.factory import create_sink, create_source
+from drivers.runtime.protocol import Connection, Message
+
+COORDINATOR_LOST_EXIT = 75
+_EMPTY = pa.table({})
+
+
+class CoordinatorLost(Exception):
+    pass
+
+
+class Worker:
+    def __init__(self, config: JobConfig, index: int):
+        self.config = config
+        self.index = index
+        self.history = History(config.history_path, source=f"worker-{index}")
+        self.crash = CrashPoints(
+            config.crash_points.get(f"worker-{index}", {}), Path(config.run_dir) / "crashpoints", f"worker-{index}",
+            on_fire=lambda point, hit: self.history.append("crash", process=f"worker-{index}", point=point, hit=hit))
+        self.source = create_source(config, index, self.crash)
+        self.sink = create_sink(config, index, self.crash)
+        self.pending: list[tuple[CommitHandle, Positions]] = []
+        self.stopping = False
+        self.last_seen = time.monotonic()
+        self.records = 0
+        self.restored_checkpoint: int | None = None
+        self.backlog: list[Message] = []
+        self.conn = self._connect()
+
+    @retry(wait=wait_exponential(multiplier=0.2, max=2), stop=stop_after_delay(120), reraise=True)
+    def _connect(self) -> Connection:
+        conn = Connection.connect("127.0.0.1", self.config.worker_coordinator_port)
+        conn.send({"type": "hello", "worker": self.index})
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            messages = conn.receive(0.2)
+            for i, message in enumerate(messages):
+                if message["type"] == "restore":
+                    self._restore(message)
+                    self.backlog = messages[i + 1:]
+                    return conn
+            if conn.closed:
+                break
+        conn.close()
+        raise CoordinatorLost("no restore message from the coordinator")
+
+    def _restore(self, message: Message) -> None:
+        handles = [CommitHandle.model_validate(h) for h in message["handles"]]
+        self.sink.recover(handles)
+        self.source.open(self.index, self.config.workers, message["positions"])
+        if message["positions"] is not None:
+            self.source.ack(message["positions"])
+        self.history.append("worker.restored", worker=self.index, checkpoint_id=message["checkpoint_id"],
+                            recommitted=len(handles))
+        self.restored_checkpoint = message["checkpoint_id"]
+
+    def run(self) -> int:
+        if self.restored_checkpoint is not None:
+            self.conn.send({"type": "committed", "checkpoint_id": self.restored_checkpoint})
+        for message in self.backlog:
+            self._dispatch(message)
+        started = time.monotonic()
+        while not self.stopping:
+            rate = self.config.max_rate
+            throttled = rate is not None and self.records >= rate * (time.monotonic() - started)
+            rows = self.source.poll(100 if rate else 500, 0.05) if not throttled else _EMPTY
+            if rows.num_rows:
+                self.sink.write(rows)
+                self.records += rows.num_rows
+            for message in self.conn.receive(0 if rows.num_rows else 0.02):
+                self.last_seen = time.monotonic()
+                self._dispatch(message)
+            if self.conn.closed or time.monotonic() - self.last_seen > self.config.heartbeat_timeout:
+                self.history.append("worker.coordinator_lost", worker=self.index)
+                return COORDINATOR_LOST_EXIT
+        self.source.close()
+        self.sink.close()
+        self.history.append("worker.stop", worker=self.index, records=self.records)
+        return 0
+
+    def _dispatch(self, message: Message) -> None:
+        kind = message["type"]
+        if kind == "checkpoint":
+            self._prepare(int(message["checkpoint_id"]))
+        elif kind == "commit":
+            self._commit(int(message["checkpoint_id"]))
+
+    def _prepare(self, checkpoint_id: int) -> None:
+        positions = self.source.snapshot_positions()
+        handle = self.sink.prepare(checkpoint_id)
+        self.pending.append((handle, positions))
+        reply: dict[str, Any] = {
+            "type": "prepared", "checkpoint_id": checkpoint_id, "positions": positions,
+            "handles": [h.model_dump(mode="json") for h, _ in self.pending],
+            "exhausted": self.source.exhausted(),
+        }
+        self.conn.send(reply)
+
+    def _commit(self, checkpoint_id: int) -> None:
+        due = [(h, p) for h, p in self.pending if h.checkpoint_id <= checkpoint_id]
+        if not due:
+            return
+        for handle, _ in due:
+            self.sink.commit(handle)
+        self.pending = [(h, p) for h, p in self.pending if h.checkpoint_id > checkpoint_id]
+        self.source.ack(due[-1][1])
+        self.conn.send({"type": "committed", "checkpoint_id": checkpoint_id})
+
+
+def main(argv: list[str]) -> int:
+    worker = Worker(JobConfig.load(argv[1]), int(argv[2]))
+
+    def stop(signum: int, frame: object) -> None:
+        worker.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return worker.run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

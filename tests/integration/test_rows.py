@@ -1,0 +1,78 @@
+"""Every runnable matrix row, end to end from YAML, keeping its guarantee through crashes.
+
+Each row's experiment arms a crash point; the two-phase rows are also run once per coordinator
+crash point, and each row once with a worker killed mid-run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaos.matrix import Guarantee
+from chaos.spec import load_experiment
+from drivers.runtime.crashpoints import POINTS
+from tests.integration.conftest import REPO
+
+pytestmark = pytest.mark.integration
+
+ROWS = sorted((REPO / "experiments" / "rows").glob("*.yaml"))
+TWO_PHASE_ROWS = [p for p in ROWS if load_experiment(p).pipeline.sink.endswith("-2pc")]
+COORDINATOR_POINTS = [p for p in POINTS if p.startswith("coordinator.")]
+
+
+def _assert_guarantee(run, path: Path) -> None:
+    assert run.code == 0, run.stdout + run.stderr
+    guarantee = load_experiment(path).pipeline.guarantee
+    loss, dups = run.verdict("no-loss"), run.verdict("duplicates")
+    if guarantee >= Guarantee.AT_LEAST_ONCE:
+        assert loss["status"] == "pass" and loss["counts"]["lost"] == 0
+    if guarantee >= Guarantee.EFFECTIVELY_ONCE:
+        assert dups["status"] == "pass" and dups["counts"]["extra_copies"] == 0
+    assert run.verdict("no-phantoms")["status"] == "pass"
+    assert run.verdict("drained")["status"] == "pass"
+
+
+def _variant(path: Path, tmp_path: Path, faults: list[dict]) -> Path:
+    spec = yaml.safe_load(path.read_text())
+    spec["faults"] = faults
+    out = tmp_path / path.name
+    out.write_text(yaml.safe_dump(spec))
+    return out
+
+
+def _crashes(run) -> list[dict]:
+    return [e for e in run.history() if e["event"] == "crash"]
+
+
+@pytest.mark.parametrize("path", ROWS, ids=lambda p: p.stem)
+def test_row_keeps_its_guarantee_through_its_crash_point(run_experiment, path):
+    run = run_experiment(path)
+    _assert_guarantee(run, path)
+    crashes = _crashes(run)
+    assert len(crashes) == 1, "the armed crash point must really fire"
+    assert sum(run.result["restarts"].values()) >= 1
+
+
+@pytest.mark.parametrize("point", COORDINATOR_POINTS)
+@pytest.mark.parametrize("path", TWO_PHASE_ROWS, ids=lambda p: p.stem)
+def test_two_phase_row_survives_a_coordinator_crash_at(run_experiment, tmp_path, path, point):
+    run = run_experiment(_variant(path, tmp_path, [{"kind": "crash", "point": point, "hit": 2}]))
+    _assert_guarantee(run, path)
+    (crash,) = _crashes(run)
+    assert crash["point"] == point and crash["process"] == "coordinator"
+    assert run.result["restarts"]["coordinator"] == 1
+    restored = [e for e in run.history() if e["event"] == "coordinator.start"][-1]["restored"]
+    persisted_before = [e["checkpoint_id"] for e in run.history()
+                        if e["event"] == "checkpoint.persisted" and e["ts"] < crash["ts"]]
+    # Recovery resumes from the last checkpoint that was persisted before the crash, whatever the point.
+    assert restored == max(persisted_before)
+
+
+@pytest.mark.parametrize("path", ROWS, ids=lambda p: p.stem)
+def test_row_keeps_its_guarantee_when_a_worker_is_killed(run_experiment, tmp_path, path):
+    run = run_experiment(_variant(path, tmp_path, [{"kind": "kill", "target": "worker-0", "at": 1.5, "duration": 1}]))
+    _assert_guarantee(run, path)
+    assert run.result["restarts"]["worker-0"] == 1
