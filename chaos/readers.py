@@ -20,7 +20,7 @@ from chaos.errors import EnvironmentFailure
 from chaos.kafka_clients import client_config
 
 TRUTH_SCHEMA = pa.schema([
-    ("id", pa.int64()), ("key", pa.string()), ("checksum", pa.int64()),
+    ("id", pa.int64()), ("key", pa.string()), ("payload", pa.string()), ("checksum", pa.int64()),
     ("partition", pa.int32()), ("offset", pa.int64()),
 ])
 
@@ -53,6 +53,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> pa.Table:
                 record = json.loads(msg.value())
                 rows["id"].append(record["id"])
                 rows["key"].append(record["key"])
+                rows["payload"].append(record["payload"])
                 rows["checksum"].append(record["checksum"])
                 rows["partition"].append(p)
                 rows["offset"].append(msg.offset())

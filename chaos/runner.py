@@ -36,7 +36,8 @@ from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
 from chaos.history import History
 from chaos.live import LiveProgress
 from chaos.matrix import ROWS
-from chaos.readers import read_parquet_output, table_digest
+from chaos.readers import table_digest
+from chaos.sinks import prepare_sink, read_output
 from chaos.report import print_verdicts, write_result
 from chaos.spec import Experiment, load_experiment
 from chaos.supervisor import Supervisor
@@ -174,7 +175,7 @@ class Run:
             checkpoint_interval=x.pipeline.checkpoint_interval, profile=x.pipeline.profile,
             coordinator_port=coordinator_port, worker_coordinator_port=link.port,
             source=x.pipeline.source, source_settings=self.source.settings(),
-            sink=x.pipeline.sink, sink_settings={"output_dir": str(self.run_dir / "output")},
+            sink=x.pipeline.sink, sink_settings=prepare_sink(x, self.env, self.run_dir),
             crash_points=x.crash_points(), max_rate=self.source.max_rate(), **store,
         )
         self.job.write_text(config.model_dump_json(indent=2))
@@ -256,7 +257,7 @@ class Run:
         x = self.x
         truth = self.source.truth()
         self.source_digest = table_digest(truth.select(["id", "key", "checksum"]))
-        output = read_parquet_output(self.run_dir / "output")
+        output = read_output(x, self.env, self.run_dir)
         verdicts = [
             check_loss(truth, output, required=x.requires_no_loss),
             check_duplicates(output, forbidden=x.forbids_duplicates),

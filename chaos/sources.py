@@ -51,8 +51,11 @@ class KafkaSide:
         admin.create_topics([topic], operation_timeout=30)[self.topic].result(timeout=60)
 
     def settings(self) -> dict[str, Any]:
+        # A Kafka sink commits the source offsets inside its transaction: those are where to resume.
+        resume_from = "group" if self.x.pipeline.sink == "kafka-transactional" else "checkpoint"
         return {"bootstrap": self.env.bootstrap("worker-kafka"), "topic": self.topic, "group_id": self.group,
-                "partitions": self.x.workload.partitions, "mutant": self.x.pipeline.mutant}
+                "partitions": self.x.workload.partitions, "mutant": self.x.pipeline.mutant,
+                "resume_from": resume_from}
 
     def drive(self, progress: WorkloadProgress, stop: threading.Event) -> WorkloadOutcome | None:
         outcome = run_workload(self.x.workload, self.x.seed, self.env.bootstrap("workload-kafka"), self.topic,

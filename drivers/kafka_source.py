@@ -28,10 +28,10 @@ def _retriable(exc: BaseException) -> bool:
 
 class KafkaSource:
     def __init__(self, bootstrap: str, topic: str, group_id: str, partitions: int, crash: CrashHook,
-                 transactional: bool = False, mutant: str | None = None):
+                 transactional: bool = False, mutant: str | None = None, resume_from: str = "checkpoint"):
         self.topic = topic
         self.partitions = partitions
-        self.transactional = transactional
+        self.resume_from = resume_from if transactional else "group"
         self.crash = crash
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap,
@@ -47,10 +47,10 @@ class KafkaSource:
         self.next: dict[int, int] = {}
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
-        """Resume at the checkpoint's positions in transactional mode; at least once resumes at the
-        offsets it committed itself after each ack, which is what its guarantee rests on."""
+        """Resume at the checkpoint's positions, or at the group's committed offsets: at least once
+        (they are committed after each ack) and when a Kafka sink commits them in its transaction."""
         mine = [p for p in range(self.partitions) if p % workers == worker]
-        if start is not None and self.transactional:
+        if start is not None and self.resume_from == "checkpoint":
             offsets = {int(p): int(o) for p, o in start.items()}
         else:
             committed = self._committed([TopicPartition(self.topic, p) for p in mine])

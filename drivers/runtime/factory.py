@@ -14,7 +14,8 @@ def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDri
         from drivers.kafka_source import KafkaSource
 
         return KafkaSource(s["bootstrap"], s["topic"], s["group_id"], int(s["partitions"]), crash,
-                           transactional=config.source == "kafka-transactional", mutant=s.get("mutant"))
+                           transactional=config.source == "kafka-transactional", mutant=s.get("mutant"),
+                           resume_from=s.get("resume_from", "checkpoint"))
     if config.source == "parquet-batch":
         from drivers.parquet_batch_source import ParquetBatchSource
 
@@ -27,7 +28,7 @@ def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDri
     raise ValueError(f"no source driver for {config.source!r}")
 
 
-def create_sink(config: JobConfig, worker: int, crash: CrashHook) -> SinkDriver:
+def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver) -> SinkDriver:
     s = config.sink_settings
     if config.sink == "parquet":
         from drivers.parquet_sinks import ParquetSink
@@ -41,4 +42,10 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook) -> SinkDriver:
         from drivers.memory import MemorySink
 
         return MemorySink(Path(s["output_dir"]) / f"memory-sink-w{worker}.parquet", crash, config.job_id, worker)
+    if config.sink == "kafka-transactional":
+        from drivers.kafka_sink import KafkaTransactionalSink
+
+        return KafkaTransactionalSink(s["bootstrap"], s["topic"], config.job_id, worker, crash,
+                                      source_topic=config.source_settings.get("topic", ""),
+                                      consumer=getattr(source, "consumer", None))
     raise ValueError(f"no sink driver for {config.sink!r}")

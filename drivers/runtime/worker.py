@@ -44,7 +44,7 @@ class Worker:
             config.crash_points.get(f"worker-{index}", {}), Path(config.run_dir) / "crashpoints", f"worker-{index}",
             on_fire=lambda point, hit: self.history.append("crash", process=f"worker-{index}", point=point, hit=hit))
         self.source = create_source(config, index, self.crash)
-        self.sink = create_sink(config, index, self.crash)
+        self.sink = create_sink(config, index, self.crash, self.source)
         self.pending: list[tuple[CommitHandle, Positions]] = []
         self.stopping = False
         self.last_seen = time.monotonic()
@@ -89,6 +89,7 @@ class Worker:
         while not self.stopping:
             rate = self.config.max_rate
             throttled = rate is not None and self.records >= rate * (time.monotonic() - started)
+            throttled = throttled or getattr(self.sink, "awaiting_commit", False)
             rows = self.source.poll(100 if rate else 500, 0.05) if not throttled else _EMPTY
             if rows.num_rows:
                 self.sink.write(rows)
@@ -113,6 +114,8 @@ class Worker:
 
     def _prepare(self, checkpoint_id: int) -> None:
         positions = self.source.snapshot_positions()
+        if hasattr(self.sink, "attach_offsets"):
+            self.sink.attach_offsets(positions)  # consume-transform-produce: offsets ride in the sink's transaction
         handle = self.sink.prepare(checkpoint_id)
         self.pending.append((handle, positions))
         reply: dict[str, Any] = {

@@ -13,13 +13,14 @@ import yaml
 
 from chaos.matrix import Guarantee
 from chaos.spec import load_experiment
+from drivers.registry import SINKS
 from drivers.runtime.crashpoints import POINTS
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration
 
 ROWS = sorted((REPO / "experiments" / "rows").glob("*.yaml"))
-TWO_PHASE_ROWS = [p for p in ROWS if load_experiment(p).pipeline.sink.endswith("-2pc")]
+TWO_PHASE_ROWS = [p for p in ROWS if SINKS[load_experiment(p).pipeline.sink].capabilities.two_phase]
 COORDINATOR_POINTS = [p for p in POINTS if p.startswith("coordinator.")]
 
 

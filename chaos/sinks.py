@@ -1,0 +1,38 @@
+"""The harness's side of each sink kind: what it needs set up, and how its output is read back.
+
+Output is always read independently: Parquet files (plain, two-phase, and the in-memory sink's
+dump at a graceful stop) with pyarrow, a Kafka topic with a read_committed consumer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from confluent_kafka.admin import NewTopic
+
+from chaos.env.environment import Environment
+from chaos.readers import read_parquet_output, read_topic
+from chaos.spec.models import Experiment
+
+
+def output_topic(run_dir: Path) -> str:
+    return f"chaos-{run_dir.name}-output"
+
+
+def prepare_sink(x: Experiment, env: Environment, run_dir: Path) -> dict[str, Any]:
+    """Create what the sink writes to; returns the sink's settings for the job configuration."""
+    if x.pipeline.sink == "kafka-transactional":
+        topic = output_topic(run_dir)
+        admin = env.admin()
+        new = NewTopic(topic, num_partitions=x.workload.partitions, replication_factor=1)
+        admin.create_topics([new], operation_timeout=30)[topic].result(timeout=60)
+        return {"bootstrap": env.bootstrap("worker-kafka"), "topic": topic}
+    return {"output_dir": str(run_dir / "output")}
+
+
+def read_output(x: Experiment, env: Environment, run_dir: Path) -> pa.Table:
+    if x.pipeline.sink == "kafka-transactional":
+        return read_topic(env.bootstrap_direct, output_topic(run_dir))
+    return read_parquet_output(run_dir / "output")
