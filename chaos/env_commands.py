@@ -9,6 +9,7 @@ from rich.console import Console
 from chaos.env import install as installer
 from chaos.env.environment import Environment
 from chaos.env.paths import chaos_home, default_env_file
+from chaos.env.postgres import ensure_postgres_installed
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_OK
 
 
@@ -18,6 +19,7 @@ def env_command(action: str, console: Console) -> int:
         tools = installer.install()
         console.print(f"kafka {installer.KAFKA_VERSION}: {len(tools.kafka_classpath.split(':'))} jars")
         console.print(f"toxiproxy: {tools.toxiproxy_server}")
+        console.print(f"postgresql: {ensure_postgres_installed()}")
         return EXIT_OK
     if action == "up":
         if state_file.exists():

@@ -88,11 +88,27 @@ class KafkaTransactionalSink:
         return self.open_since is not None
 
     def commit(self, handle: CommitHandle) -> None:
-        """Commit the open transaction if the handle covers it; any other handle is already settled."""
+        """Commit the open transaction if the handle covers it; any other handle is already settled.
+
+        A retriable error is retried; an abortable one aborts the transaction and raises, so the
+        worker fails over and the source replays from the offsets committed before it; a fatal one
+        (this producer was fenced) raises as it is: only a new incarnation may go on.
+        """
         if self.open_since is None or handle.checkpoint_id < self.open_since:
             return
         self.crash.hit("sink.commit.before")
-        self.producer.commit_transaction(TIMEOUT)
+        for attempt in range(5):
+            try:
+                self.producer.commit_transaction(TIMEOUT)
+                break
+            except KafkaException as e:
+                error: KafkaError = e.args[0]
+                if error.txn_requires_abort():
+                    self.producer.abort_transaction(TIMEOUT)
+                    self.open_since = None
+                    raise
+                if not error.retriable() or attempt == 4:
+                    raise
         self.open_since = None
         self.crash.hit("sink.commit.after")
         self.producer.begin_transaction()

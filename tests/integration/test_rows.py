@@ -1,7 +1,7 @@
 """Every runnable matrix row, end to end from YAML, keeping its guarantee through crashes.
 
-Each row's experiment arms a crash point; the two-phase rows are also run once per coordinator
-crash point, and each row once with a worker killed mid-run.
+Each row's experiment arms a crash point; every row is also run once per coordinator crash point,
+and once with a worker killed mid-run.
 """
 
 from __future__ import annotations
@@ -13,14 +13,12 @@ import yaml
 
 from chaos.matrix import Guarantee
 from chaos.spec import load_experiment
-from drivers.registry import SINKS
 from drivers.runtime.crashpoints import POINTS
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration
 
 ROWS = sorted((REPO / "experiments" / "rows").glob("*.yaml"))
-TWO_PHASE_ROWS = [p for p in ROWS if SINKS[load_experiment(p).pipeline.sink].capabilities.two_phase]
 COORDINATOR_POINTS = [p for p in POINTS if p.startswith("coordinator.")]
 
 
@@ -58,8 +56,8 @@ def test_row_keeps_its_guarantee_through_its_crash_point(run_experiment, path):
 
 
 @pytest.mark.parametrize("point", COORDINATOR_POINTS)
-@pytest.mark.parametrize("path", TWO_PHASE_ROWS, ids=lambda p: p.stem)
-def test_two_phase_row_survives_a_coordinator_crash_at(run_experiment, tmp_path, path, point):
+@pytest.mark.parametrize("path", ROWS, ids=lambda p: p.stem)
+def test_row_survives_a_coordinator_crash_at(run_experiment, tmp_path, path, point):
     run = run_experiment(_variant(path, tmp_path, [{"kind": "crash", "point": point, "hit": 2}]))
     _assert_guarantee(run, path)
     (crash,) = _crashes(run)
@@ -77,3 +75,20 @@ def test_row_keeps_its_guarantee_when_a_worker_is_killed(run_experiment, tmp_pat
     run = run_experiment(_variant(path, tmp_path, [{"kind": "kill", "target": "worker-0", "at": 1.5, "duration": 1}]))
     _assert_guarantee(run, path)
     assert run.result["restarts"]["worker-0"] == 1
+
+
+@pytest.mark.parametrize("fault", [
+    {"kind": "down", "target": "worker-coordinator", "at": 2, "duration": 12},
+    {"kind": "partition", "target": "coordinator-store", "at": 2, "duration": 4},
+    {"kind": "partition", "target": "worker-kafka", "at": 2, "duration": 4},
+], ids=lambda f: f"{f['kind']}-{f['target']}")
+def test_exactly_once_row_survives_a_link_fault(run_experiment, tmp_path, fault):
+    path = REPO / "experiments" / "rows" / "kafka-transactional-to-parquet-2pc.yaml"
+    run = run_experiment(_variant(path, tmp_path, [fault]))
+    _assert_guarantee(run, path)
+    events = [e["event"] for e in run.history()]
+    assert events.count("fault.inject") == 1 and events.count("fault.heal") == 1
+    if fault["duration"] > 10:
+        # Longer than the heartbeat timeout: the workers fail over and restore from the last checkpoint.
+        assert "worker.coordinator_lost" in events
+        assert sum(run.result["restarts"].values()) >= 1
