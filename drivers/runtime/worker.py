@@ -73,9 +73,9 @@ class Worker:
     def _restore(self, message: Message) -> None:
         handles = [CommitHandle.model_validate(h) for h in message["handles"]]
         self.sink.recover(handles)
+        # No ack here: a sink that commits offsets in its own transaction (Kafka to Kafka) may have had
+        # that transaction aborted, and acking the checkpoint's positions would skip its records.
         self.source.open(self.index, self.config.workers, message["positions"])
-        if message["positions"] is not None:
-            self.source.ack(message["positions"])
         self.history.append("worker.restored", worker=self.index, checkpoint_id=message["checkpoint_id"],
                             recommitted=len(handles))
         self.restored_checkpoint = message["checkpoint_id"]
