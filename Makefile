@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 provision: $(STAMP)
 	$(PY) -m chaos env install
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 run: provision
 	$(PY) -m chaos run experiments/quickstart.yaml

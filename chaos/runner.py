@@ -33,7 +33,9 @@ from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, free_port, tail
 from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
-from chaos.history import History
+from chaos.history import History, read_history
+from chaos.html_report import write_html
+from chaos.junit import write_junit
 from chaos.live import LiveProgress
 from chaos.matrix import ROWS
 from chaos.readers import table_digest
@@ -152,6 +154,8 @@ class Run:
                 workload_seconds=round(outcome.seconds, 3) if outcome else 0.0,
                 drain_seconds=round(drain_seconds, 3),
             )
+        write_junit(self.run_dir, result)
+        write_html(self.run_dir, result, read_history(self.run_dir / "history.jsonl"))
         print_verdicts(self.console, x.name, verdicts, self.run_dir)
         return RunResult(self.run_dir, result["status"], verdicts)
 

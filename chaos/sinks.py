@@ -29,7 +29,7 @@ def prepare_sink(x: Experiment, env: Environment, run_dir: Path) -> dict[str, An
         new = NewTopic(topic, num_partitions=x.workload.partitions, replication_factor=1)
         admin.create_topics([new], operation_timeout=30)[topic].result(timeout=60)
         return {"bootstrap": env.bootstrap("worker-kafka"), "topic": topic}
-    return {"output_dir": str(run_dir / "output")}
+    return {"output_dir": str(run_dir / "output"), "mutant": x.pipeline.mutant}
 
 
 def read_output(x: Experiment, env: Environment, run_dir: Path) -> pa.Table:

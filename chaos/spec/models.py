@@ -23,7 +23,7 @@ class PipelineSpec(StrictModel):
     checkpoint_interval: Duration = 1.0
     workers: int = Field(1, ge=1, le=MAX_WORKERS)
     restart_delay: Duration = Field(1.0, description="how long the supervisor waits before restarting a crashed process")
-    mutant: Literal["auto-commit"] | None = Field(
+    mutant: Literal["auto-commit", "non-idempotent-commit"] | None = Field(
         None, description="a deliberately buggy variant, to prove the checkers catch it")
 
     @field_validator("source")
@@ -40,6 +40,12 @@ class PipelineSpec(StrictModel):
     def _supported(self) -> "PipelineSpec":
         if self.checkpoint_interval <= 0:
             raise ValueError("checkpoint_interval must be greater than zero")
+        mutated = {"auto-commit": ("source", ("kafka", "kafka-transactional")),
+                   "non-idempotent-commit": ("sink", ("parquet-2pc",))}
+        if self.mutant is not None:
+            role, kinds = mutated[self.mutant]
+            if getattr(self, role) not in kinds:
+                raise ValueError(f"mutant {self.mutant} is a variant of the {' or '.join(kinds)} {role}")
         try:
             matrix.resolve(self.source, self.sink, self.profile)
         except matrix.Unsupported as e:

@@ -37,6 +37,10 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: Source
     if config.sink == "parquet-2pc":
         from drivers.parquet_sinks import TwoPhaseParquetSink
 
+        if s.get("mutant") == "non-idempotent-commit":
+            from drivers.mutants import NonIdempotentCommitSink
+
+            return NonIdempotentCommitSink(Path(s["output_dir"]), config.job_id, worker, crash)
         return TwoPhaseParquetSink(Path(s["output_dir"]), config.job_id, worker, crash)
     if config.sink == "memory":
         from drivers.memory import MemorySink

@@ -92,3 +92,12 @@ def test_pause_and_terminate_of_the_pipeline_lose_nothing(run_experiment):
     assert not [e for e in _events(run, "checkpoint.persisted") if pause["ts"] + 0.5 < e["ts"] < resume["ts"]]
     assert run.result["restarts"]["worker-0"] == 1
     assert run.verdict("no-loss")["counts"] == {"source_records": 6000, "lost": 0}
+
+
+def test_the_duplicates_checker_catches_a_commit_that_is_not_idempotent(run_experiment):
+    run = run_experiment(REPO / "experiments" / "mutants" / "non-idempotent-commit.yaml")
+    assert run.code == 1, run.stdout + run.stderr
+    duplicates = run.verdict("duplicates")
+    assert duplicates["status"] == "fail"
+    assert duplicates["counts"]["extra_copies"] > 0 and duplicates["examples"]
+    assert run.verdict("no-loss")["status"] == "pass"

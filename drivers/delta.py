@@ -1,0 +1,566 @@
+"""Delta Lake connectors on the local filesystem, through the official `deltalake` package (delta-rs).
+
+* `DeltaBatchSource` reads one snapshot (the table version current at `open`) file by file and row
+  group by row group. The version is part of its positions, so a restore re-reads the same
+  snapshot even when the table has moved on: the source is replayable.
+* `DeltaBatchSink` appends each checkpoint with `write_deltalake`. The rows are visible at once,
+  so a crash before the checkpoint is persisted appends the replayed rows again (best effort, at
+  least once with a replayable source).
+* `DeltaTwoPhaseSink` writes Parquet data files into the table directory at `prepare` and makes
+  them visible at `commit` with one Delta commit holding their `add` actions plus a `txn`
+  (app_id = "{job_id}-w{worker}", version = checkpoint id). Delta readers only read the files that
+  the log references, so a prepared file is invisible by construction; the staged files live
+  directly in the table directory under their final names `part-{job}-w{worker}-c{ckpt}-{n}.parquet`
+  (written as hidden `.part-….inprogress` files, fsynced, then renamed), so a commit never moves
+  or rewrites a file. delta-rs does not deduplicate by itself (delta-rs #2580): `commit` reads
+  `transaction_version(app_id)` from a fresh snapshot and skips a checkpoint that is already in
+  the log, and a commit that races another commit of the same app_id fails Delta's conflict check
+  and is retried from that check. Idempotence relies on one app_id committing its checkpoints in
+  increasing order, which the coordinator does (and `recover` sorts its handles).
+
+Schema evolution (two-phase sink): a handle records the unified Arrow schema of its files; at
+commit, columns the table does not have yet are added (nullable) with `alter.add_columns` in a
+Delta commit of their own just before the data commit (`sink.commit.mid` falls between the two);
+a column missing from a later batch reads as null. A column whose type differs from the table's is
+cast at prepare when the cast is lossless (checked), and refused otherwise: Delta type widening is
+not implemented here, and a silent lossy cast would corrupt records.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any, Iterator
+from urllib.parse import unquote, urlparse
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema, write_deltalake
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake.transaction import AddAction, CommitProperties, Transaction
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from chaos.workload.records import SCHEMA
+from drivers.contracts import CommitHandle, CrashHook, Positions
+from drivers.parquet_files import fsync_dir, write_durably
+
+
+class CommitError(RuntimeError):
+    """A commit cannot complete without losing or duplicating data: never swallowed."""
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def local_path(table_uri: str | os.PathLike[str]) -> Path:
+    """The table directory of a local table URI (a plain path or `file://`); nothing else is supported."""
+    uri = str(table_uri)
+    if "://" in uri:
+        parsed = urlparse(uri)
+        if parsed.scheme != "file":
+            raise ValueError(f"only local Delta tables are supported, not {uri!r}")
+        return Path(unquote(parsed.path))
+    return Path(uri)
+
+
+def _table_exists(uri: str) -> bool:
+    return DeltaTable.is_deltatable(uri)
+
+
+def _load(uri: str, version: int | None = None) -> DeltaTable | None:
+    """A fresh snapshot of the table, or None when there is no table yet."""
+    if not _table_exists(uri):
+        return None
+    try:
+        return DeltaTable(uri, version=version)
+    except TableNotFoundError:
+        return None
+
+
+def _arrow_schema(dt: DeltaTable) -> pa.Schema:
+    return pa.schema(dt.schema().to_arrow())
+
+
+def _relative_files(dt: DeltaTable, table_dir: Path) -> list[str]:
+    """The snapshot's data files (from the Delta log) as paths relative to the table directory."""
+    root = os.path.abspath(table_dir)
+    return sorted(os.path.relpath(uri, root) for uri in dt.file_uris())
+
+
+def _check_readable_by_files(dt: DeltaTable) -> None:
+    """Reading raw data files is only right when the files hold the rows as the table shows them."""
+    protocol = dt.protocol()
+    features = set(protocol.reader_features or [])
+    unsupported = features & {"deletionVectors", "columnMapping"}
+    if unsupported or protocol.min_reader_version == 2:
+        raise NotImplementedError(f"Delta reader features not supported by this source: "
+                                  f"{sorted(unsupported) or ['columnMapping (reader version 2)']}")
+    if dt.metadata().partition_columns:
+        raise NotImplementedError("partitioned Delta tables are not supported by this source")
+
+
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """One table from a checkpoint's batches; schemas that changed mid-stream are unified."""
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` under `schema`: missing columns as nulls, types cast (a file may predate the schema)."""
+    if table.schema.equals(schema):
+        return table
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            column = table.column(field.name)
+            columns.append(column if column.type == field.type else column.cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _stats(table: pa.Table) -> str:
+    """Delta file statistics: numRecords (DeltaTable.count() sums it), null counts, and min/max of
+    integer columns only (a truncated string max would be wrong, and float NaNs are a trap)."""
+    null_count: dict[str, int] = {}
+    min_values: dict[str, int] = {}
+    max_values: dict[str, int] = {}
+    for field in table.schema:
+        if pa.types.is_nested(field.type):
+            continue
+        column = table.column(field.name)
+        null_count[field.name] = column.null_count
+        if pa.types.is_integer(field.type) and column.null_count < len(column):
+            bounds = pc.min_max(column)
+            min_values[field.name] = bounds["min"].as_py()
+            max_values[field.name] = bounds["max"].as_py()
+    return json.dumps({"numRecords": table.num_rows, "minValues": min_values,
+                       "maxValues": max_values, "nullCount": null_count}, separators=(",", ":"))
+
+
+def _file_tag(job_id: str, worker: int) -> str:
+    """The job and worker part of a staged file name, safe as a Delta path without URI encoding.
+
+    A job id with other characters is sanitised and suffixed with a hash of the original, so two
+    job ids never share a tag.
+    """
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", job_id)
+    if safe != job_id or not safe:
+        safe = f"{safe}-{hashlib.sha256(job_id.encode()).hexdigest()[:8]}"
+    return f"{safe}-w{worker}"
+
+
+# -- source ------------------------------------------------------------------------------------
+class DeltaBatchSource:
+    """Reads the files of one table version; this worker owns `index % workers == worker` of the
+    sorted file list. Positions: {"version": v, "files": {relative path: next row group}}."""
+
+    def __init__(self, table_uri: str, crash: CrashHook):
+        self.table_uri = str(table_uri)
+        self.table_dir = local_path(table_uri)
+        self.crash = crash
+        self._version: int | None = None
+        self._schema: pa.Schema = SCHEMA
+        self._files: list[str] = []
+        self._row_groups: dict[str, int] = {}
+        self._next: dict[str, int] = {}
+        self._reader: tuple[str, pq.ParquetFile] | None = None
+
+    @property
+    def version(self) -> int | None:
+        """The table version this source reads (set by `open`)."""
+        return self._version
+
+    def open(self, worker: int, workers: int, start: Positions | None) -> None:
+        """Pin the snapshot (the restored version, else the current one) and take this worker's files.
+
+        Positions for files this worker does not own are ignored, and an owned file missing from
+        `start` starts at its first row group, as in the Parquet batch source.
+        """
+        if not 0 <= worker < workers:
+            raise ValueError(f"worker {worker} is not in 0..{workers - 1}")
+        self.close()
+        start = start or {}
+        version = start.get("version")
+        dt = DeltaTable(self.table_uri, version=None if version is None else int(version))
+        _check_readable_by_files(dt)
+        self._version = dt.version()
+        self._schema = _arrow_schema(dt)
+        every = _relative_files(dt, self.table_dir)
+        self._files = [name for i, name in enumerate(every) if i % workers == worker]
+        self._row_groups = {
+            name: pq.ParquetFile(self.table_dir / name).metadata.num_row_groups for name in self._files
+        }
+        positions = start.get("files") or {}
+        self._next = {}
+        for name in self._files:
+            position = int(positions.get(name, 0))
+            if not 0 <= position <= self._row_groups[name]:
+                raise ValueError(f"position {position} for {name} is outside 0..{self._row_groups[name]}")
+            self._next[name] = position
+
+    def _current(self) -> str | None:
+        for name in self._files:
+            if self._next[name] < self._row_groups[name]:
+                return name
+        return None
+
+    def poll(self, max_records: int, timeout: float) -> pa.Table:
+        """The next whole row group, under the snapshot's schema; `max_records` is not enforced
+        (whole row groups keep every position an exact, replayable boundary)."""
+        name = self._current()
+        if name is None:
+            return self._schema.empty_table()
+        if self._reader is None or self._reader[0] != name:
+            if self._reader is not None:
+                self._reader[1].close()
+            self._reader = (name, pq.ParquetFile(self.table_dir / name))
+        table = _conform(self._reader[1].read_row_group(self._next[name]), self._schema)
+        self._next[name] += 1
+        if table.num_rows:
+            self.crash.hit("source.poll.after")
+        return table
+
+    def snapshot_positions(self) -> Positions:
+        return {"version": self._version, "files": dict(self._next)}
+
+    def ack(self, positions: Positions) -> None:
+        """Nothing to commit upstream: the checkpoint that holds `positions` is the commit."""
+        self.crash.hit("source.ack.before")
+
+    def exhausted(self) -> bool:
+        return self._current() is None
+
+    def close(self) -> None:
+        if self._reader is not None:
+            self._reader[1].close()
+            self._reader = None
+
+
+# -- plain sink --------------------------------------------------------------------------------
+class DeltaBatchSink:
+    """Plain appends: `prepare` commits the checkpoint's rows at once, so commit has nothing to do."""
+
+    SINK = "delta-batch"
+
+    def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
+                 max_commit_attempts: int = 5):
+        self.table_uri = str(table_uri)
+        self.job_id = job_id
+        self.worker = worker
+        self.crash = crash
+        self.max_commit_attempts = max_commit_attempts
+        self._buffer: list[pa.Table] = []
+
+    def write(self, records: pa.Table) -> None:
+        if records.num_rows:
+            self._buffer.append(records)
+
+    def prepare(self, checkpoint_id: int) -> CommitHandle:
+        self.crash.hit("sink.prepare.before")
+        rows = 0
+        if self._buffer:
+            table = _concat(self._buffer)
+            # A failed commit (a creation race) made nothing visible, so retrying cannot duplicate.
+            for attempt in Retrying(retry=retry_if_exception_type(CommitFailedError),
+                                    stop=stop_after_attempt(self.max_commit_attempts),
+                                    wait=wait_random_exponential(multiplier=0.05, max=1), reraise=True):
+                with attempt:
+                    write_deltalake(self.table_uri, table, mode="append", schema_mode="merge")
+            rows = table.num_rows
+            self._buffer = []
+        self.crash.hit("sink.prepare.after")
+        return CommitHandle(sink=self.SINK, job_id=self.job_id, checkpoint_id=checkpoint_id,
+                            worker=self.worker, payload={"rows": rows})
+
+    def commit(self, handle: CommitHandle) -> None:
+        """Nothing to do: the rows became visible in `prepare`."""
+
+    def abort(self, handle: CommitHandle) -> None:
+        """Nothing can be undone: committed Delta versions stay (the guarantee is not two-phase)."""
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        """Drop unprepared rows; data files of a write that crashed before its commit are
+        unreferenced, so no reader sees them (a Delta vacuum removes them)."""
+        self._buffer = []
+
+    def close(self) -> None:
+        self._buffer = []
+
+
+# -- two-phase sink ----------------------------------------------------------------------------
+class DeltaTwoPhaseSink:
+    """Two-phase Delta writes, idempotent per (app_id, checkpoint id) through Delta's `txn` action.
+
+    `max_file_rows` splits a checkpoint into several data files (a schema change mid-checkpoint
+    also starts a new file), so a crash can land between them (`sink.write.mid`).
+    """
+
+    SINK = "delta-2pc"
+
+    def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
+                 max_file_rows: int = 1_000_000, max_commit_attempts: int = 8):
+        self.table_uri = str(table_uri)
+        self.table_dir = local_path(table_uri)
+        self.job_id = job_id
+        self.worker = worker
+        self.crash = crash
+        self.max_file_rows = max_file_rows
+        self.max_commit_attempts = max_commit_attempts
+        self.orphans_removed = 0
+        self._buffer: list[pa.Table] = []
+        self._failed: BaseException | None = None
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def app_id(self) -> str:
+        return f"{self.job_id}-w{self.worker}"
+
+    def file_name(self, checkpoint_id: int, n: int) -> str:
+        return f"part-{_file_tag(self.job_id, self.worker)}-c{checkpoint_id}-{n}.parquet"
+
+    def _staged_pattern(self) -> re.Pattern[str]:
+        """This worker's data files (group 2: the checkpoint id) and their in-progress temporaries
+        (group 1: the leading dot), as `write_durably` names them."""
+        tag = re.escape(_file_tag(self.job_id, self.worker))
+        return re.compile(rf"(\.)?part-{tag}-c(\d+)-\d+\.parquet(?(1)\.inprogress)")
+
+    def transaction_version(self) -> int | None:
+        """The last checkpoint of this app_id in the Delta log (a fresh snapshot), None if none."""
+        dt = _load(self.table_uri)
+        return None if dt is None else dt.transaction_version(self.app_id)
+
+    # -- writing -------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _poison_on_error(self) -> Iterator[None]:
+        """A failure while staging poisons the sink until `recover`: a file may be torn or not
+        accounted for, and a later handle must never claim rows that are not all on disk."""
+        if self._failed is not None:
+            raise CommitError(f"sink failed earlier and needs recover(): {self._failed!r}")
+        try:
+            yield
+        except BaseException as e:
+            self._failed = e
+            raise
+
+    def write(self, records: pa.Table) -> None:
+        """Buffer the rows in memory; nothing is on disk, let alone visible, before `prepare`."""
+        with self._poison_on_error():
+            if records.num_rows:
+                self._buffer.append(records)
+
+    def _file_tables(self, table_schema: pa.Schema | None) -> list[pa.Table]:
+        """The buffered batches as data files: one per run of equal schemas, split at max_file_rows,
+        each cast to the table's types where they differ (only if lossless)."""
+        groups: list[list[pa.Table]] = []
+        for batch in self._buffer:
+            if groups and groups[-1][0].schema.equals(batch.schema):
+                groups[-1].append(batch)
+            else:
+                groups.append([batch])
+        files: list[pa.Table] = []
+        for group in groups:
+            table = pa.concat_tables(group)
+            if table_schema is not None:
+                table = self._cast_to_table_types(table, table_schema)
+            for offset in range(0, table.num_rows, self.max_file_rows):
+                files.append(table.slice(offset, self.max_file_rows))
+        return files
+
+    @staticmethod
+    def _cast_to_table_types(table: pa.Table, table_schema: pa.Schema) -> pa.Table:
+        for i, field in enumerate(table.schema):
+            if field.name not in table_schema.names:
+                continue
+            target = table_schema.field(field.name).type
+            if field.type == target:
+                continue
+            column = table.column(i)
+            try:
+                cast = column.cast(target, safe=True)
+                lossless = cast.cast(field.type, safe=True).equals(column)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                lossless = False
+            if not lossless:
+                raise CommitError(f"column {field.name!r} is {field.type} but the table has {target}; "
+                                  "the cast is not lossless and Delta type widening is not supported")
+            table = table.set_column(i, field.with_type(target), cast)
+        return table
+
+    def prepare(self, checkpoint_id: int) -> CommitHandle:
+        """Write the buffered rows as durable data files in the table directory, unreferenced by
+        the Delta log and so invisible to every Delta reader until `commit`."""
+        self.crash.hit("sink.prepare.before")
+        dt = _load(self.table_uri)
+        committed = None if dt is None else dt.transaction_version(self.app_id)
+        if committed is not None and committed >= checkpoint_id:
+            # commit would skip this checkpoint as done and silently drop its rows
+            raise CommitError(f"checkpoint {checkpoint_id} of {self.app_id} is not after the last "
+                              f"committed one ({committed}) in {self.table_uri}")
+        with self._poison_on_error():
+            tables = self._file_tables(None if dt is None else _arrow_schema(dt))
+            for n in range(len(tables)):
+                if (self.table_dir / self.file_name(checkpoint_id, n)).exists():
+                    # a pending handle's file, or an orphan that recover() should have removed:
+                    # overwriting it could change rows under a handle that is still to be committed
+                    raise CommitError(f"staged file {self.file_name(checkpoint_id, n)} already exists")
+            adds: list[dict[str, Any]] = []
+            schemas: list[pa.Schema] = []
+            for n, table in enumerate(tables):
+                name = self.file_name(checkpoint_id, n)
+                path = write_durably(table, self.table_dir, name)  # fsync file, rename, fsync dir
+                stat = path.stat()
+                adds.append({"path": name, "size": stat.st_size,
+                             "modification_time": int(stat.st_mtime * 1000), "stats": _stats(table)})
+                schemas.append(table.schema)
+                if n + 1 < len(tables):
+                    self.crash.hit("sink.write.mid")
+            self._buffer = []
+        self.crash.hit("sink.prepare.after")
+        schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
+        return CommitHandle(sink=self.SINK, job_id=self.job_id, checkpoint_id=checkpoint_id,
+                            worker=self.worker, payload={
+                                "app_id": self.app_id,
+                                "files": [add["path"] for add in adds],
+                                "adds": adds,
+                                "schema": None if schema is None else Schema.from_arrow(schema).to_json(),
+                            })
+
+    # -- committing ----------------------------------------------------------------------------
+    def _check_handle(self, handle: CommitHandle) -> None:
+        if handle.sink != self.SINK:
+            raise ValueError(f"not a {self.SINK} handle: {handle.sink}")
+        if (handle.job_id, handle.worker) != (self.job_id, self.worker):
+            raise ValueError(f"handle of {handle.job_id}-w{handle.worker} given to {self.app_id}")
+
+    def commit(self, handle: CommitHandle) -> None:
+        """Add the handle's files to the table with txn(app_id, checkpoint id), unless the log
+        already holds that checkpoint. Safe to repeat after any crash."""
+        self._check_handle(handle)
+        if not handle.payload.get("adds"):
+            return  # an empty checkpoint: nothing to make visible, no empty Delta version
+        state = {"announced": False}
+        for attempt in Retrying(retry=retry_if_exception_type(CommitFailedError),
+                                stop=stop_after_attempt(self.max_commit_attempts),
+                                wait=wait_random_exponential(multiplier=0.02, max=0.5), reraise=True):
+            with attempt:
+                self._commit_once(handle, state)
+
+    def _ensure_table(self, schema: pa.Schema) -> DeltaTable:
+        dt = _load(self.table_uri)
+        if dt is not None:
+            return dt
+        try:
+            DeltaTable.create(self.table_uri, schema, mode="ignore")
+        except Exception:
+            if not _table_exists(self.table_uri):
+                raise
+            # another worker created it at the same moment
+        dt = _load(self.table_uri)
+        if dt is None:
+            raise CommitError(f"could not create the Delta table at {self.table_uri}")
+        return dt
+
+    def _commit_once(self, handle: CommitHandle, state: dict[str, bool]) -> None:
+        schema = pa.schema(Schema.from_json(handle.payload["schema"]).to_arrow())
+        dt = self._ensure_table(schema)
+        committed = dt.transaction_version(self.app_id)
+        if committed is not None and committed >= handle.checkpoint_id:
+            return  # already in the log: the commit landed earlier (maybe its response was lost)
+        if not state["announced"]:
+            state["announced"] = True
+            self.crash.hit("sink.commit.before")
+        adds = handle.payload["adds"]
+        for add in adds:
+            path = self.table_dir / add["path"]
+            if not path.is_file():
+                raise CommitError(f"checkpoint {handle.checkpoint_id} of {self.app_id} is not in the "
+                                  f"Delta log and its staged file {add['path']} is gone: the prepared "
+                                  "data is lost")
+            if path.stat().st_size != add["size"]:
+                raise CommitError(f"staged file {add['path']} has changed size since prepare")
+        if self._evolve_schema(dt, schema):
+            self.crash.hit("sink.commit.mid")
+            dt = DeltaTable(self.table_uri)
+            committed = dt.transaction_version(self.app_id)
+            if committed is not None and committed >= handle.checkpoint_id:
+                return
+        actions = [AddAction(path=add["path"], size=add["size"], partition_values={},
+                             modification_time=add["modification_time"], data_change=True,
+                             stats=add["stats"]) for add in adds]
+        properties = CommitProperties(
+            app_transactions=[Transaction(app_id=self.app_id, version=handle.checkpoint_id)],
+            custom_metadata={"chaos.job_id": self.job_id, "chaos.worker": self.worker,
+                             "chaos.checkpoint_id": handle.checkpoint_id},
+        )
+        # The table's own schema: passing a wider one would not change the table's metadata
+        # (delta-rs ignores it on append), which is why new columns are added just above.
+        dt.create_write_transaction(actions, mode="append", schema=dt.schema(),
+                                    commit_properties=properties)
+        self.crash.hit("sink.commit.after")
+
+    def _evolve_schema(self, dt: DeltaTable, schema: pa.Schema) -> bool:
+        """Add the handle's new columns to the table (nullable); refuse an incompatible type."""
+        current = _arrow_schema(dt)
+        new_fields = []
+        for field in schema:
+            if field.name not in current.names:
+                new_fields.append(field.with_nullable(True))
+            elif current.field(field.name).type != field.type:
+                raise CommitError(f"column {field.name!r} is {field.type} in the staged files but "
+                                  f"{current.field(field.name).type} in the table")
+        for field in current:
+            if not field.nullable and field.name not in schema.names:
+                raise CommitError(f"the staged files lack the non-nullable column {field.name!r}")
+        if not new_fields:
+            return False
+        dt.alter.add_columns(list(Schema.from_arrow(pa.schema(new_fields)).fields))
+        return True
+
+    def abort(self, handle: CommitHandle) -> None:
+        """Delete the handle's staged files; a committed checkpoint cannot be aborted."""
+        self._check_handle(handle)
+        dt = _load(self.table_uri)
+        live = set() if dt is None else set(_relative_files(dt, self.table_dir))
+        files = handle.payload.get("files", [])
+        if any(name in live for name in files):
+            raise CommitError(f"checkpoint {handle.checkpoint_id} of {self.app_id} is committed "
+                              "and cannot be aborted")
+        for name in files:
+            (self.table_dir / name).unlink(missing_ok=True)
+        if self.table_dir.is_dir():
+            fsync_dir(self.table_dir)
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        """Commit the restored checkpoint's handles (in checkpoint order), then delete this
+        worker's staged files that neither they nor the Delta log reference."""
+        self._buffer = []
+        self._failed = None
+        for handle in sorted(committed, key=lambda h: h.checkpoint_id):
+            self.commit(handle)
+        keep = {name for h in committed for name in h.payload.get("files", [])}
+        dt = _load(self.table_uri)
+        live = set() if dt is None else set(_relative_files(dt, self.table_dir))
+        last = None if dt is None else dt.transaction_version(self.app_id)
+        pattern = self._staged_pattern()
+        removed = 0
+        if self.table_dir.is_dir():
+            for path in self.table_dir.iterdir():
+                match = pattern.fullmatch(path.name)
+                if match is None or path.name in keep or path.name in live:
+                    continue
+                in_progress = match.group(1) is not None
+                if not in_progress and last is not None and int(match.group(2)) <= last:
+                    # Its checkpoint is in the log, so the file was committed and later removed
+                    # from the table (compaction): only a vacuum may delete it (time travel).
+                    continue
+                path.unlink(missing_ok=True)
+                removed += 1
+            fsync_dir(self.table_dir)
+        self.orphans_removed = removed
+
+    def close(self) -> None:
+        """Unprepared rows are dropped: only prepare + commit makes data durable and visible."""
+        self._buffer = []
