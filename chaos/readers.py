@@ -66,8 +66,7 @@ def read_parquet_output(directory: Path) -> pa.Table:
     """Every committed row of a Parquet output directory (empty if nothing was committed)."""
     files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith((".", "_")))
     if not files:
-        return pa.table({"id": pa.array([], pa.int64()), "payload": pa.array([], pa.string()),
-                         "checksum": pa.array([], pa.int64())})
+        return _empty_output()
     return ds.dataset([str(f) for f in files], format="parquet").to_table()
 
 
@@ -99,3 +98,45 @@ def table_digest(table: pa.Table) -> str:
     with pa.ipc.new_stream(sink, ordered.schema) as writer:
         writer.write_table(ordered, max_chunksize=1 << 30)
     return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+def _empty_output() -> pa.Table:
+    return pa.table({"id": pa.array([], pa.int64()), "key": pa.array([], pa.string()),
+                     "payload": pa.array([], pa.string()), "checksum": pa.array([], pa.int64())})
+
+
+def read_delta(uri: str) -> pa.Table:
+    """A Delta table through delta-rs. The explicit local filesystem avoids delta-rs #2184 (the
+    interpreter aborting at exit when pyarrow threads drive delta-rs's own filesystem)."""
+    from deltalake import DeltaTable
+    from pyarrow import fs as pafs
+
+    if not DeltaTable.is_deltatable(uri):
+        return _empty_output()
+    return DeltaTable(uri).to_pyarrow_table(filesystem=pafs.SubTreeFileSystem(uri, pafs.LocalFileSystem()))
+
+
+def read_iceberg(catalog_uri: str, warehouse: Path, table_name: str) -> pa.Table:
+    """An Iceberg table's current snapshot through pyiceberg (the catalog must be named as written)."""
+    from pyiceberg.exceptions import NoSuchTableError
+
+    from drivers.iceberg import identifier, open_catalog
+
+    catalog = open_catalog(catalog_uri, warehouse)
+    try:
+        return catalog.load_table(identifier(table_name)).scan().to_arrow()
+    except NoSuchTableError:
+        return _empty_output()
+
+
+def read_hudi(path: Path) -> pa.Table:
+    """A Hudi table's latest snapshot through hudi-rs, without the `_hoodie_*` meta columns."""
+    import hudi
+
+    if not (path / ".hoodie" / "hoodie.properties").exists():
+        return _empty_output()
+    batches = hudi.HudiTableBuilder.from_base_uri(str(path)).build().read()
+    if not batches:
+        return _empty_output()
+    table = pa.Table.from_batches(batches)
+    return table.drop_columns([c for c in table.column_names if c.startswith("_hoodie_")])

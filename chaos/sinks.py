@@ -1,7 +1,8 @@
 """The harness's side of each sink kind: what it needs set up, and how its output is read back.
 
 Output is always read independently: Parquet files (plain, two-phase, and the in-memory sink's
-dump at a graceful stop) with pyarrow, a Kafka topic with a read_committed consumer.
+dump at a graceful stop) with pyarrow, a Kafka topic with a read_committed consumer, and each
+lakehouse table with its format's official reader (delta-rs, pyiceberg, hudi-rs).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import pyarrow as pa
 from confluent_kafka.admin import NewTopic
 
 from chaos.env.environment import Environment
+from chaos.lakehouse import read_table, table_format, table_settings
 from chaos.readers import read_parquet_output, read_topic
 from chaos.spec.models import Experiment
 
@@ -23,6 +25,9 @@ def output_topic(run_dir: Path) -> str:
 
 def prepare_sink(x: Experiment, env: Environment, run_dir: Path) -> dict[str, Any]:
     """Create what the sink writes to; returns the sink's settings for the job configuration."""
+    kind = table_format(x.pipeline.sink)
+    if kind:
+        return {**table_settings(kind, "output", x, env, run_dir), "mutant": x.pipeline.mutant}
     if x.pipeline.sink == "kafka-transactional":
         topic = output_topic(run_dir)
         admin = env.admin()
@@ -33,6 +38,9 @@ def prepare_sink(x: Experiment, env: Environment, run_dir: Path) -> dict[str, An
 
 
 def read_output(x: Experiment, env: Environment, run_dir: Path) -> pa.Table:
+    kind = table_format(x.pipeline.sink)
+    if kind:
+        return read_table(kind, table_settings(kind, "output", x, env, run_dir, harness=True))
     if x.pipeline.sink == "kafka-transactional":
         return read_topic(env.bootstrap_direct, output_topic(run_dir))
     return read_parquet_output(run_dir / "output")

@@ -19,6 +19,7 @@ from confluent_kafka.admin import NewTopic
 
 from chaos.env.environment import Environment
 from chaos.history import History
+from chaos.lakehouse import read_table, table_format, table_settings, write_table
 from chaos.readers import read_topic
 from chaos.spec.models import Experiment
 from chaos.workload import records
@@ -89,6 +90,7 @@ class KafkaSide:
 class ParquetBatchSide:
     def __init__(self, x: Experiment, run_dir: Path):
         self.x = x
+        self.run_dir = run_dir
         self.input_dir = run_dir / "input"
 
     def prepare(self) -> None:
@@ -138,7 +140,34 @@ class MemorySide(ParquetBatchSide):
         return None  # the stream paces itself
 
 
+class TableBatchSide(ParquetBatchSide):
+    """A lakehouse table written before the job with the format's own writer, read back the same way."""
+
+    def __init__(self, x: Experiment, env: Environment, run_dir: Path, kind: str):
+        super().__init__(x, run_dir)
+        self.kind = kind
+        self.env = env
+
+    def prepare(self) -> None:
+        table = records.expected_table(self.x.workload, self.x.seed)
+        size = ROW_GROUP * 5  # a file a commit: small enough that each checkpoint has a few to take
+        parts = [table.slice(i, size) for i in range(0, table.num_rows, size)]
+        write_table(self.kind, self._settings(harness=True), parts)
+
+    def _settings(self, harness: bool = False) -> dict[str, Any]:
+        return table_settings(self.kind, "input", self.x, self.env, self.run_dir, harness=harness)
+
+    def settings(self) -> dict[str, Any]:
+        return self._settings()
+
+    def truth(self) -> pa.Table:
+        return read_table(self.kind, self._settings(harness=True)).select(["id", "key", "checksum"])
+
+
 def source_side(x: Experiment, env: Environment, run_dir: Path, history: History) -> SourceSide:
+    kind = table_format(x.pipeline.source)
+    if kind:
+        return TableBatchSide(x, env, run_dir, kind)
     if x.pipeline.source in ("kafka", "kafka-transactional"):
         return KafkaSide(x, env, run_dir.name, history)
     if x.pipeline.source == "parquet-batch":

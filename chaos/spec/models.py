@@ -117,6 +117,10 @@ class Experiment(StrictModel):
             if target == "coordinator-store" and self.pipeline.profile != "distributed-durable":
                 raise ValueError(f"faults[{i}] targets coordinator-store, which only the distributed-durable "
                                  "profile has (its checkpoint store is PostgreSQL behind that link)")
+            iceberg = "iceberg" in (self.pipeline.source.split("-")[0], self.pipeline.sink.split("-")[0])
+            if target == "worker-catalog" and not (iceberg and self.pipeline.profile == "distributed-durable"):
+                raise ValueError(f"faults[{i}] targets worker-catalog, which only an Iceberg pipeline with the "
+                                 "distributed-durable profile has (its catalog is PostgreSQL behind that link)")
         return self
 
     def crash_points(self) -> dict[str, dict[str, int]]:

@@ -8,9 +8,9 @@ from typing import Sequence
 KAFKA_LINKS = ("workload-kafka", "worker-kafka")
 """Links to Kafka, each with a broker listener of its own: the workload's producer, the pipeline's workers."""
 
-RUNTIME_LINKS = ("worker-coordinator", "coordinator-store")
+RUNTIME_LINKS = ("worker-coordinator", "coordinator-store", "worker-catalog")
 """Links the runner creates per run: workers to the coordinator, and (distributed-durable) the
-coordinator to its PostgreSQL checkpoint store."""
+coordinator to its PostgreSQL checkpoint store and the workers to the Iceberg catalog there."""
 
 NETWORK_LINKS = KAFKA_LINKS + RUNTIME_LINKS
 """Every named link through Toxiproxy that a network fault may target."""

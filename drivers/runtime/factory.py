@@ -20,6 +20,18 @@ def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDri
         from drivers.parquet_batch_source import ParquetBatchSource
 
         return ParquetBatchSource(Path(s["input_dir"]), crash)
+    if config.source == "delta-batch":
+        from drivers.delta import DeltaBatchSource
+
+        return DeltaBatchSource(s["table"], crash)
+    if config.source == "iceberg-batch":
+        from drivers.iceberg import IcebergBatchSource
+
+        return IcebergBatchSource(s["catalog_uri"], Path(s["warehouse"]), s["table_name"], crash)
+    if config.source == "hudi-batch":
+        from drivers.hudi import HudiBatchSource
+
+        return HudiBatchSource(Path(s["table"]), crash)
     if config.source == "memory-stream":
         from drivers.memory import MemoryStreamSource
 
@@ -42,6 +54,20 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: Source
 
             return NonIdempotentCommitSink(Path(s["output_dir"]), config.job_id, worker, crash)
         return TwoPhaseParquetSink(Path(s["output_dir"]), config.job_id, worker, crash)
+    if config.sink in ("delta-batch", "delta-2pc"):
+        from drivers.delta import DeltaBatchSink, DeltaTwoPhaseSink
+
+        delta = DeltaTwoPhaseSink if config.sink == "delta-2pc" else DeltaBatchSink
+        return delta(s["table"], config.job_id, worker, crash)
+    if config.sink in ("iceberg-batch", "iceberg-2pc"):
+        from drivers.iceberg import IcebergBatchSink, IcebergTwoPhaseSink
+
+        iceberg = IcebergTwoPhaseSink if config.sink == "iceberg-2pc" else IcebergBatchSink
+        return iceberg(s["catalog_uri"], Path(s["warehouse"]), s["table_name"], config.job_id, worker, crash)
+    if config.sink == "hudi-2pc":
+        from drivers.hudi import HudiTwoPhaseSink
+
+        return HudiTwoPhaseSink(Path(s["table"]), config.job_id, worker, crash)
     if config.sink == "memory":
         from drivers.memory import MemorySink
 

@@ -80,13 +80,14 @@ def test_row_keeps_its_guarantee_when_a_worker_is_killed(run_experiment, tmp_pat
     assert run.result["restarts"]["worker-0"] == 1
 
 
-@pytest.mark.parametrize("fault", [
-    {"kind": "down", "target": "worker-coordinator", "at": 2, "duration": 12},
-    {"kind": "partition", "target": "coordinator-store", "at": 2, "duration": 4},
-    {"kind": "partition", "target": "worker-kafka", "at": 2, "duration": 4},
-], ids=lambda f: f"{f['kind']}-{f['target']}")
-def test_exactly_once_row_survives_a_link_fault(run_experiment, tmp_path, fault):
-    path = REPO / "experiments" / "rows" / "kafka-transactional-to-parquet-2pc.yaml"
+@pytest.mark.parametrize("row,fault", [
+    ("kafka-transactional-to-parquet-2pc", {"kind": "down", "target": "worker-coordinator", "at": 2, "duration": 12}),
+    ("kafka-transactional-to-parquet-2pc", {"kind": "partition", "target": "coordinator-store", "at": 2, "duration": 4}),
+    ("kafka-transactional-to-parquet-2pc", {"kind": "partition", "target": "worker-kafka", "at": 2, "duration": 4}),
+    ("kafka-transactional-to-iceberg-2pc", {"kind": "partition", "target": "worker-catalog", "at": 1.5, "duration": 4}),
+], ids=lambda v: v if isinstance(v, str) else f"{v['kind']}-{v['target']}")
+def test_exactly_once_row_survives_a_link_fault(run_experiment, tmp_path, row, fault):
+    path = REPO / "experiments" / "rows" / f"{row}.yaml"
     run = run_experiment(_variant(path, tmp_path, [fault]))
     _assert_guarantee(run, path)
     events = [e["event"] for e in run.history()]
