@@ -85,10 +85,6 @@ class Row:
         order = list(Maturity)
         return max((k.maturity for k in kinds), key=order.index)
 
-    @property
-    def runnable(self) -> bool:
-        return SINKS[self.sink].implemented and (self.source == ANY or SOURCES[self.source].implemented)
-
     def describe(self) -> str:
         profiles = "any profile" if self.weakest_profile == PROFILES[0] else " or ".join(self.profiles)
         return f"{self.source} -> {self.sink} ({profiles}): {self.guarantee.label}"

@@ -10,10 +10,9 @@ from chaos.matrix import PROFILES, ROWS
 
 def print_matrix(console: Console) -> None:
     table = Table(title="Guarantee = weakest of source, sink and profile", title_justify="left")
-    for column in ("source", "sink", "profile", "guarantee", "maturity", "runs"):
+    for column in ("source", "sink", "profile", "guarantee", "maturity"):
         table.add_column(column, no_wrap=True)
     for row in ROWS:
         profile = {PROFILES[0]: "any", PROFILES[1]: f"{PROFILES[1]}+"}.get(row.weakest_profile, row.weakest_profile)
-        table.add_row(row.source, row.sink, profile, row.guarantee.label, row.maturity.value,
-                      "yes" if row.runnable else "not yet")
+        table.add_row(row.source, row.sink, profile, row.guarantee.label, row.maturity.value)
     console.print(table)

@@ -32,12 +32,11 @@ from chaos.checkers.verdict import Verdict
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, free_port, tail
-from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
+from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure
 from chaos.history import History, read_history
 from chaos.html_report import write_html
 from chaos.junit import write_junit
 from chaos.live import LiveProgress
-from chaos.matrix import ROWS
 from chaos.readers import table_digest
 from chaos.sinks import prepare_sink, read_output
 from chaos.report import print_verdicts, write_result
@@ -63,11 +62,6 @@ class RunResult:
 
 def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
     experiment = load_experiment(path)
-    row = experiment.pipeline.row
-    if not row.runnable:
-        raise SpecError(str(path), [
-            f"pipeline: {row.describe()} is in the guarantee matrix, but this version cannot run it yet "
-            f"(runnable now: {', '.join(r.describe() for r in ROWS if r.runnable)})"])
     run_dir = _new_run_dir(runs_dir, experiment.name)
     shutil.copyfile(path, run_dir / "experiment.yaml")
     with ExitStack() as stack:

@@ -28,6 +28,8 @@ def prepare_sink(x: Experiment, env: Environment, run_dir: Path) -> dict[str, An
     kind = table_format(x.pipeline.sink)
     if kind:
         return {**table_settings(kind, "output", x, env, run_dir), "mutant": x.pipeline.mutant}
+    if x.pipeline.sink == "vector":
+        return {"db_path": str(run_dir / "lake" / "vectors"), "table_name": "output"}
     if x.pipeline.sink == "kafka-transactional":
         topic = output_topic(run_dir)
         admin = env.admin()
@@ -43,4 +45,8 @@ def read_output(x: Experiment, env: Environment, run_dir: Path) -> pa.Table:
         return read_table(kind, table_settings(kind, "output", x, env, run_dir, harness=True))
     if x.pipeline.sink == "kafka-transactional":
         return read_topic(env.bootstrap_direct, output_topic(run_dir))
+    if x.pipeline.sink == "vector":
+        from drivers.vector import read_vectors
+
+        return read_vectors(run_dir / "lake" / "vectors", "output")
     return read_parquet_output(run_dir / "output")

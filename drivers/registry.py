@@ -2,8 +2,6 @@
 
 The delivery-guarantee matrix (`chaos/matrix.py`) is derived from these profiles, so a
 connector's guarantee follows from what it can do, not from a table someone keeps by hand.
-`implemented` says whether this version can run it; the registry lists the planned ones too,
-so that the matrix and submit-time validation already speak of them.
 """
 
 from __future__ import annotations
@@ -41,50 +39,39 @@ class ConnectorKind:
     title: str
     capabilities: Capabilities
     maturity: Maturity
-    implemented: bool = False
 
 
 _KINDS = (
     ConnectorKind("kafka", "source", "Kafka", Capabilities(replayable=True, event_time=True),
-                  Maturity.PREVIEW, implemented=True),
+                  Maturity.PREVIEW),
     ConnectorKind("kafka-transactional", "source", "Kafka (transactional)",
                   Capabilities(replayable=True, transactional=True, event_time=True),
-                  Maturity.PREVIEW, implemented=True),
+                  Maturity.PREVIEW),
     ConnectorKind("parquet-batch", "source", "Parquet (batch)",
-                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW, implemented=True),
+                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("iceberg-batch", "source", "Iceberg (batch)",
-                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW,
-                  implemented=True),
+                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("delta-batch", "source", "Delta (batch, local)",
-                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW,
-                  implemented=True),
+                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("hudi-batch", "source", "Hudi (batch, local)",
-                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW,
-                  implemented=True),
+                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("memory-stream", "source", "In-memory stream", Capabilities(event_time=True, durable=False),
-                  Maturity.PREVIEW, implemented=True),
-    ConnectorKind("parquet", "sink", "Parquet", Capabilities(), Maturity.PREVIEW, implemented=True),
+                  Maturity.PREVIEW),
+    ConnectorKind("parquet", "sink", "Parquet", Capabilities(), Maturity.PREVIEW),
     ConnectorKind("parquet-2pc", "sink", "Parquet (two-phase)",
-                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW, implemented=True),
+                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("kafka-transactional", "sink", "Kafka (transactional)",
-                  Capabilities(transactional=True, two_phase=True, idempotent_commit=True), Maturity.PREVIEW,
-                  implemented=True),
-    ConnectorKind("iceberg-batch", "sink", "Iceberg (batch)", Capabilities(), Maturity.PREVIEW,
-                  implemented=True),
+                  Capabilities(transactional=True, two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
+    ConnectorKind("iceberg-batch", "sink", "Iceberg (batch)", Capabilities(), Maturity.PREVIEW),
     ConnectorKind("iceberg-2pc", "sink", "Iceberg (two-phase)",
-                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW,
-                  implemented=True),
-    ConnectorKind("delta-batch", "sink", "Delta (batch)", Capabilities(), Maturity.PREVIEW,
-                  implemented=True),
+                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
+    ConnectorKind("delta-batch", "sink", "Delta (batch)", Capabilities(), Maturity.PREVIEW),
     ConnectorKind("delta-2pc", "sink", "Delta (two-phase)",
-                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW,
-                  implemented=True),
+                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("hudi-2pc", "sink", "Hudi (two-phase)",
-                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW,
-                  implemented=True),
-    ConnectorKind("memory", "sink", "In-memory sink", Capabilities(durable=False), Maturity.PREVIEW,
-                  implemented=True),
-    ConnectorKind("vector", "sink", "Vector sink", Capabilities(durable=False), Maturity.EXPERIMENTAL),
+                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
+    ConnectorKind("memory", "sink", "In-memory sink", Capabilities(durable=False), Maturity.PREVIEW),
+    ConnectorKind("vector", "sink", "Vector sink (lancedb)", Capabilities(durable=False), Maturity.EXPERIMENTAL),
 )
 
 SOURCES: dict[str, ConnectorKind] = {k.name: k for k in _KINDS if k.role == "source"}

@@ -16,6 +16,6 @@ def check_duplicates(output: pa.Table, forbidden: bool) -> Verdict:
     if repeated.num_rows == 0:
         return Verdict("duplicates", "pass", "no record appears twice", counts)
     status = "fail" if forbidden else "info"
-    note = "" if forbidden else " (allowed under at least once)"
+    note = "" if forbidden else " (allowed by the guarantee)"
     return Verdict("duplicates", status, f"{repeated.num_rows} records appear more than once, "
                    f"{extra} extra copies{note}", counts, examples(repeated["id"]))

@@ -68,6 +68,10 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: Source
         from drivers.hudi import HudiTwoPhaseSink
 
         return HudiTwoPhaseSink(Path(s["table"]), config.job_id, worker, crash)
+    if config.sink == "vector":
+        from drivers.vector import VectorSink
+
+        return VectorSink(Path(s["db_path"]), s["table_name"], config.job_id, worker, crash)
     if config.sink == "memory":
         from drivers.memory import MemorySink
 

@@ -99,13 +99,14 @@ def test_expectations_follow_the_guarantee_unless_stated():
     assert stated.forbids_duplicates and not stated.requires_no_loss
 
 
-def test_run_refuses_a_row_this_version_cannot_run_with_exit_2(tmp_path):
+def test_run_refuses_an_unsupported_combination_before_starting_anything(tmp_path):
     path = tmp_path / "delta.yaml"
-    path.write_text(_experiment("delta-batch", "delta-2pc", "distributed-durable"))
+    path.write_text(_experiment("delta-batch", "delta-2pc", "single-node-durable"))
     proc = subprocess.run([sys.executable, "-m", "chaos", "run", str(path), "--runs-dir", str(tmp_path / "runs")],
                           cwd=REPO, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2
-    assert "cannot run it yet" in proc.stderr and "kafka -> parquet" in proc.stderr
+    assert "not a supported combination" in proc.stderr and "delta-batch -> delta-2pc (distributed-durable)" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not (tmp_path / "runs").exists()
 
 
