@@ -25,10 +25,14 @@ import pyarrow.parquet as pq
 from rich.console import Console
 
 from chaos.checkers.duplicates import check_duplicates
+from chaos.checkers.liveness import check_liveness
 from chaos.checkers.loss import check_loss
+from chaos.checkers.order import check_key_order
+from chaos.checkers.orphans import check_orphans
 from chaos.checkers.phantoms import check_phantoms
 from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.verdict import Verdict
+from chaos.checkers.visibility import check_prefix
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, free_port, tail
@@ -37,6 +41,7 @@ from chaos.history import History, read_history
 from chaos.html_report import write_html
 from chaos.junit import write_junit
 from chaos.live import LiveProgress
+from chaos.matrix import Guarantee
 from chaos.readers import table_digest
 from chaos.sinks import prepare_sink, read_output
 from chaos.report import print_verdicts, write_result
@@ -46,6 +51,8 @@ from chaos.workload import records
 from chaos.sources import source_side
 from chaos.workload.producer import WorkloadOutcome, WorkloadProgress
 from drivers.runtime.config import JobConfig
+from drivers.runtime.factory import DISK_CONTROL
+from faults.nemesis import describe
 from faults.schedule import FaultSchedule
 
 
@@ -128,7 +135,8 @@ class Run:
             stack.callback(supervisor.stop_all)
             for name in self.processes:
                 supervisor.start(name, self._factory(name))
-            schedule = FaultSchedule(x.faults, self.env.toxiproxy, supervisor, self.history, self.progress)
+            schedule = FaultSchedule(x.faults, self.env.toxiproxy, supervisor, self.history, self.progress,
+                                     disk_control=self.run_dir / DISK_CONTROL)
             stack.callback(schedule.close)
             outcome = self._drive(schedule)
             if outcome is not None:
@@ -177,6 +185,7 @@ class Run:
             crash_points=x.crash_points(), max_rate=self.source.max_rate(), **store,
         )
         self.job.write_text(config.model_dump_json(indent=2))
+        (self.run_dir / "schedule.txt").write_text(describe(x.faults))
         for log in self.env.log_files():
             target = self.run_dir / "logs" / log.name
             if not target.exists() and log.parent != self.run_dir / "logs":
@@ -264,6 +273,12 @@ class Run:
             verdicts.append(check_phantoms(records.expected_table(x.workload, x.seed), output))
         if outcome is not None:
             verdicts.append(check_source_acks(outcome.outcomes, truth))
+        if x.pipeline.guarantee == Guarantee.EXACTLY_ONCE and "partition" in truth.column_names:
+            verdicts.append(check_prefix(output, truth))
+        if x.pipeline.sink == "kafka-transactional":
+            verdicts.append(check_key_order(output, required=True))
+        verdicts.append(check_liveness(read_history(self.run_dir / "history.jsonl"), x.expect.recovery_bound))
+        verdicts.append(check_orphans([self.run_dir / "output", self.run_dir / "lake"]))
         verdicts.append(Verdict(
             "drained", "pass" if drained else "fail",
             f"the pipeline caught up {drain_seconds:.1f}s after the workload" if drained

@@ -8,27 +8,44 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+if TYPE_CHECKING:
+    from drivers.diskfaults import DiskFaults
 
-def write_durably(table: pa.Table, directory: Path, name: str, **options: Any) -> Path:
-    """`options` go to pyarrow.parquet.write_table (e.g. row_group_size)."""
+
+def write_durably(table: pa.Table, directory: Path, name: str, *,
+                  disk: DiskFaults | None = None, who: str = "", **options: Any) -> Path:
+    """`options` go to pyarrow.parquet.write_table (e.g. row_group_size).
+
+    Disk-fault injection: with `disk` (default None: no checks at all), `disk.check(who, op)` runs
+    before the write, the file fsync, the rename and the directory fsync, and may raise
+    OSError(EIO/ENOSPC) or stall there, as a failing disk would."""
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
     staged = directory / f".{name}.inprogress"
     with open(staged, "wb") as f:
+        if disk is not None:  # disk-fault injection point
+            disk.check(who, "write", staged)
         pq.write_table(table, f, **options)
         f.flush()
+        if disk is not None:  # disk-fault injection point
+            disk.check(who, "fsync", staged)
         os.fsync(f.fileno())
+    if disk is not None:  # disk-fault injection point
+        disk.check(who, "rename", final)
     os.replace(staged, final)
-    fsync_dir(directory)
+    fsync_dir(directory, disk=disk, who=who)
     return final
 
 
-def fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path, *, disk: DiskFaults | None = None, who: str = "") -> None:
+    """With `disk` (default None), a disk-fault check runs first (op `fsync_dir`)."""
+    if disk is not None:  # disk-fault injection point
+        disk.check(who, "fsync_dir", directory)
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -19,13 +19,16 @@ import os
 import re
 import uuid
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drivers.contracts import CommitHandle, CrashHook
 from drivers.parquet_files import fsync_dir, write_durably
+
+if TYPE_CHECKING:
+    from drivers.diskfaults import DiskFaults
 
 
 class CommitError(RuntimeError):
@@ -46,11 +49,14 @@ class ParquetSink:
 
     SINK = "parquet"
 
-    def __init__(self, output_dir: Path, job_id: str, worker: int, crash: CrashHook):
+    def __init__(self, output_dir: Path, job_id: str, worker: int, crash: CrashHook, *,
+                 disk: DiskFaults | None = None):
         self.output_dir = Path(output_dir)
         self.job_id = job_id
         self.worker = worker
         self.crash = crash
+        self.disk = disk
+        """Disk-fault injection (drivers/diskfaults.py); None (the default) means no checks."""
         self._buffer: list[pa.Table] = []
 
     def write(self, records: pa.Table) -> None:
@@ -61,7 +67,8 @@ class ParquetSink:
         files: list[str] = []
         if self._buffer:
             name = f"part-{self.job_id}-w{self.worker}-c{checkpoint_id}-{uuid.uuid4().hex[:8]}.parquet"
-            write_durably(_concat(self._buffer), self.output_dir, name)
+            write_durably(_concat(self._buffer), self.output_dir, name,
+                          disk=self.disk, who=f"worker-{self.worker}")  # disk: fault injection
             self._buffer = []
             files.append(name)
             self.crash.hit("sink.write.mid")
@@ -98,12 +105,14 @@ class TwoPhaseParquetSink:
     SINK = "parquet-2pc"
 
     def __init__(self, output_dir: Path, job_id: str, worker: int, crash: CrashHook,
-                 max_file_rows: int = 1_000_000):
+                 max_file_rows: int = 1_000_000, *, disk: DiskFaults | None = None):
         self.output_dir = Path(output_dir)
         self.job_id = job_id
         self.worker = worker
         self.crash = crash
         self.max_file_rows = max_file_rows
+        self.disk = disk
+        """Disk-fault injection (drivers/diskfaults.py); None (the default) means no checks."""
         self.orphans_removed = 0
         self._staged: list[Path] = []
         """Closed and fsynced in-progress files, waiting for the next `prepare`."""
@@ -119,6 +128,16 @@ class TwoPhaseParquetSink:
         tag = rf"{re.escape(self.job_id)}-w{self.worker}-"
         return re.compile(rf"\.inprogress-{tag}[0-9a-f]{{32}}\.parquet"
                           rf"|\.pending-{tag}c\d+-[0-9a-f]{{8}}\.parquet")
+
+    # -- disk-fault injection ------------------------------------------------------------------
+    def _disk_check(self, op: str, path: Path) -> None:
+        """Before each write, fsync and rename on the data path: may raise EIO/ENOSPC or stall."""
+        if self.disk is not None:
+            self.disk.check(f"worker-{self.worker}", op, path)
+
+    def _fsync_dir_checked(self, directory: Path) -> None:
+        """fsync_dir on the data path (prepare, commit), with the disk-fault check when enabled."""
+        fsync_dir(directory, disk=self.disk, who=f"worker-{self.worker}")
 
     # -- writing -------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -146,6 +165,7 @@ class TwoPhaseParquetSink:
                 f = open(path, "wb")
                 self._open = (path, f, pq.ParquetWriter(f, records.schema), 0)
             path, f, writer, rows = self._open
+            self._disk_check("write", path)  # disk-fault injection point
             writer.write_table(records)
             self._open = (path, f, writer, rows + records.num_rows)
             if rows + records.num_rows >= self.max_file_rows:
@@ -155,8 +175,10 @@ class TwoPhaseParquetSink:
         """Finish the open in-progress file: Parquet footer, flush, fsync."""
         assert self._open is not None
         path, f, writer, _ = self._open
+        self._disk_check("write", path)  # disk-fault injection point (the footer)
         writer.close()
         f.flush()
+        self._disk_check("fsync", path)  # disk-fault injection point
         os.fsync(f.fileno())
         f.close()
         self._open = None
@@ -177,13 +199,14 @@ class TwoPhaseParquetSink:
             pairs: list[list[str]] = []
             for n, path in enumerate(staged):
                 pending = f".pending-{self.job_id}-w{self.worker}-c{checkpoint_id}-{uuid.uuid4().hex[:8]}.parquet"
+                self._disk_check("rename", self.output_dir / pending)  # disk-fault injection point
                 os.replace(path, self.output_dir / pending)
                 pairs.append([pending, f"part-{self.job_id}-w{self.worker}-c{checkpoint_id}-{n}.parquet"])
                 if n + 1 == max(1, len(staged) // 2):
-                    fsync_dir(self.output_dir)
+                    self._fsync_dir_checked(self.output_dir)  # disk-fault check when enabled
                     self.crash.hit("sink.write.mid")
             if pairs:
-                fsync_dir(self.output_dir)
+                self._fsync_dir_checked(self.output_dir)  # disk-fault check when enabled
         self.crash.hit("sink.prepare.after")
         return handle.model_copy(update={"payload": {"files": pairs}})
 
@@ -202,31 +225,39 @@ class TwoPhaseParquetSink:
             if src.exists():
                 if dst.exists():
                     raise CommitError(f"both {pending} and {final} exist: checkpoint id reused?")
+                self._disk_check("rename", dst)  # disk-fault injection point
                 os.replace(src, dst)
             elif not dst.exists():
                 raise CommitError(f"checkpoint {handle.checkpoint_id}: neither {pending} nor {final} "
                                   "exists; the prepared data is lost")
             if n == 0 and len(pairs) >= 2:
-                fsync_dir(self.output_dir)
+                self._fsync_dir_checked(self.output_dir)  # disk-fault check when enabled
                 self.crash.hit("sink.commit.mid")
         if pairs:
-            fsync_dir(self.output_dir)
+            self._fsync_dir_checked(self.output_dir)  # disk-fault check when enabled
         self._write_manifest(manifest, {
             "job_id": handle.job_id, "checkpoint_id": handle.checkpoint_id, "worker": handle.worker,
             "files": [final for _, final in pairs],
-        })
+        }, disk=self.disk, who=f"worker-{self.worker}")  # disk: fault injection
         self.crash.hit("sink.commit.after")
 
     @staticmethod
-    def _write_manifest(path: Path, content: dict[str, object]) -> None:
+    def _write_manifest(path: Path, content: dict[str, object], *,
+                        disk: DiskFaults | None = None, who: str = "") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "w") as f:
+            if disk is not None:  # disk-fault injection point
+                disk.check(who, "write", tmp)
             json.dump(content, f)
             f.flush()
+            if disk is not None:  # disk-fault injection point
+                disk.check(who, "fsync", tmp)
             os.fsync(f.fileno())
+        if disk is not None:  # disk-fault injection point
+            disk.check(who, "rename", path)
         os.replace(tmp, path)
-        fsync_dir(path.parent)
+        fsync_dir(path.parent, disk=disk, who=who)
 
     def abort(self, handle: CommitHandle) -> None:
         if self.manifest_path(handle).exists():

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from chaos.history import History
-from chaos.spec.faults import CrashFault, Fault, ProcessFault
+from chaos.spec.faults import CrashFault, DiskFault, Fault, ProcessFault
 from chaos.supervisor import Supervisor
 from chaos.workload.producer import WorkloadProgress
-from faults import network, process
+from faults import disk, network, process
 from faults.toxiproxy import Toxiproxy
 
 Heal = Callable[[], None]
@@ -29,20 +30,23 @@ class _Active:
     until: float
 
 
-def inject(fault: Fault, tag: str, toxiproxy: Toxiproxy, supervisor: Supervisor) -> Heal:
+def inject(fault: Fault, tag: str, toxiproxy: Toxiproxy, supervisor: Supervisor, disk_control: Path) -> Heal:
     if isinstance(fault, ProcessFault):
         return process.inject(supervisor, fault)
+    if isinstance(fault, DiskFault):
+        return disk.inject(disk_control, fault.mode, fault.target, fault.stall_s)
     return network.inject(toxiproxy, fault, tag)
 
 
 class FaultSchedule:
     def __init__(self, faults: Sequence[Fault], toxiproxy: Toxiproxy, supervisor: Supervisor,
-                 history: History, progress: WorkloadProgress):
+                 history: History, progress: WorkloadProgress, disk_control: Path):
         self.faults = list(faults)
         self.toxiproxy = toxiproxy
         self.supervisor = supervisor
         self.history = history
         self.progress = progress
+        self.disk_control = disk_control
         # Crash faults are armed inside the processes; indices stay those of the experiment file.
         self._pending = [i for i, f in enumerate(self.faults) if not isinstance(f, CrashFault)]
         self._horizon = max(((self.faults[i].at or 0) + self.faults[i].duration for i in self._pending), default=0.0)
@@ -94,7 +98,7 @@ class FaultSchedule:
         fault = self.faults[index]
         fields = fault.model_dump(exclude_none=True)
         try:
-            heal = inject(fault, f"fault{index}", self.toxiproxy, self.supervisor)
+            heal = inject(fault, f"fault{index}", self.toxiproxy, self.supervisor, self.disk_control)
         except Exception as e:  # noqa: BLE001 - a failed injection is recorded, and fails the run
             self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) could not be injected: {e}")
             self.history.append("fault.error", index=index, error=str(e), **fields)

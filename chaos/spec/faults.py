@@ -20,20 +20,20 @@ from drivers.runtime.crashpoints import POINTS, role_of
 Direction = Literal["upstream", "downstream"]
 
 
-class _FaultBase(StrictModel):
+class FaultBase(StrictModel):
     at: Duration | None = Field(None, description="seconds after the workload starts")
     at_records: int | None = Field(None, ge=0, description="once this many records were produced")
     target: str
     duration: Duration
 
     @model_validator(mode="after")
-    def _one_trigger(self) -> "_FaultBase":
+    def _one_trigger(self) -> "FaultBase":
         if (self.at is None) == (self.at_records is None):
             raise ValueError("give exactly one trigger: `at` (a time) or `at_records` (a record count)")
         return self
 
 
-class NetworkFault(_FaultBase):
+class NetworkFault(FaultBase):
     @field_validator("target")
     @classmethod
     def _known_link(cls, target: str) -> str:
@@ -138,7 +138,7 @@ class LimitDataFault(ToxicFault):
         return {"bytes": self.bytes}
 
 
-class ProcessFault(_FaultBase):
+class ProcessFault(FaultBase):
     @field_validator("target")
     @classmethod
     def _known_process(cls, target: str) -> str:
@@ -161,6 +161,19 @@ class PauseFault(ProcessFault):
     """SIGSTOP the process group, and SIGCONT it after `duration`: a long GC pause or a frozen VM."""
 
     kind: Literal["pause"]
+
+
+class DiskFault(FaultBase):
+    """The sink's file writes on `target` (a worker, or `*` for all) fail with EIO or ENOSPC, or stall."""
+
+    kind: Literal["disk"]
+    mode: Literal["eio", "enospc", "stall"]
+    stall_s: float = Field(5.0, ge=0, le=30)
+
+    @field_validator("target")
+    @classmethod
+    def _known_worker(cls, target: str) -> str:
+        return target if target == "*" else known(target, PROCESSES, "process")
 
 
 class CrashFault(StrictModel):
@@ -194,6 +207,6 @@ class CrashFault(StrictModel):
 
 
 FAULT_MODELS = (DownFault, PartitionFault, LatencyFault, BandwidthFault, SlowCloseFault, TimeoutFault,
-                ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, CrashFault)
+                ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, DiskFault, CrashFault)
 Fault = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # type: ignore[valid-type]
 FAULT_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in FAULT_MODELS)

@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from chaos import matrix
 from chaos.spec.base import Duration, StrictModel
 from chaos.spec.faults import CrashFault, Fault
+from faults.nemesis import NemesisSpec, expand
 from chaos.spec.targets import MAX_WORKERS, PROCESSES, known
 from drivers.registry import SINKS, SOURCES
 
@@ -78,6 +79,7 @@ class ExpectSpec(StrictModel):
     duplicates: Literal["allow", "forbid"] | None = None
     no_phantoms: bool = True
     drain_timeout: Duration = 60.0
+    recovery_bound: Duration = Field(30.0, description="progress must resume within this long after each heal")
 
 
 class Experiment(StrictModel):
@@ -87,7 +89,18 @@ class Experiment(StrictModel):
     pipeline: PipelineSpec = PipelineSpec()
     workload: WorkloadSpec
     faults: list[Fault] = []
+    nemesis: NemesisSpec | None = Field(
+        None, description="a randomized schedule drawn from the seed, added to `faults` when the file is loaded")
     expect: ExpectSpec = ExpectSpec()
+
+    @model_validator(mode="after")
+    def _expand_nemesis(self) -> "Experiment":
+        """The same seed always draws the same schedule, so the expanded faults are the experiment."""
+        if self.nemesis is not None:
+            generated = expand(self.nemesis, self.seed, self.pipeline)
+            object.__setattr__(self, "faults", [*self.faults, *generated])
+            object.__setattr__(self, "nemesis", None)
+        return self
 
     @property
     def requires_no_loss(self) -> bool:

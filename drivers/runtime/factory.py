@@ -5,7 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from drivers.contracts import CrashHook, SinkDriver, SourceDriver
+from drivers.diskfaults import DiskFaults
 from drivers.runtime.config import JobConfig
+
+DISK_CONTROL = "disk-faults.json"
+"""The file in the run directory through which the harness injects disk faults into sink writes."""
 
 
 def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDriver:
@@ -42,18 +46,19 @@ def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDri
 
 def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver) -> SinkDriver:
     s = config.sink_settings
+    disk = DiskFaults(Path(config.run_dir) / DISK_CONTROL)
     if config.sink == "parquet":
         from drivers.parquet_sinks import ParquetSink
 
-        return ParquetSink(Path(s["output_dir"]), config.job_id, worker, crash)
+        return ParquetSink(Path(s["output_dir"]), config.job_id, worker, crash, disk=disk)
     if config.sink == "parquet-2pc":
         from drivers.parquet_sinks import TwoPhaseParquetSink
 
         if s.get("mutant") == "non-idempotent-commit":
             from drivers.mutants import NonIdempotentCommitSink
 
-            return NonIdempotentCommitSink(Path(s["output_dir"]), config.job_id, worker, crash)
-        return TwoPhaseParquetSink(Path(s["output_dir"]), config.job_id, worker, crash)
+            return NonIdempotentCommitSink(Path(s["output_dir"]), config.job_id, worker, crash, disk=disk)
+        return TwoPhaseParquetSink(Path(s["output_dir"]), config.job_id, worker, crash, disk=disk)
     if config.sink in ("delta-batch", "delta-2pc"):
         from drivers.delta import DeltaBatchSink, DeltaTwoPhaseSink
 

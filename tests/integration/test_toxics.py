@@ -169,7 +169,7 @@ def test_the_schedule_records_injection_and_heal_on_the_timeline(environment, ec
     history = History(tmp_path / "history.jsonl", "test")
     fault = LatencyFault(kind="latency", target=LINK, at=0.2, duration=1, latency_ms=300)
     schedule = FaultSchedule([fault], environment.toxiproxy, supervisor=None, history=history,  # type: ignore[arg-type]
-                             progress=WorkloadProgress())
+                             progress=WorkloadProgress(), disk_control=tmp_path / "disk-faults.json")
     schedule.start()
     try:
         time.sleep(0.6)
