@@ -8,6 +8,7 @@ partitioned); the harness's own writes and reads use the direct port, never faul
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,10 @@ def table_settings(kind: str, role: str, x: Experiment, env: Environment, run_di
                    harness: bool = False) -> dict[str, Any]:
     lake = run_dir / "lake"
     if kind == "iceberg":
+        # The PostgreSQL catalog outlives the run, so each run's tables get names of their own.
+        table = re.sub(r"[^a-z0-9]+", "_", f"{role}_{run_dir.name}".lower())
         return {"catalog_uri": _iceberg_catalog(x, env, harness), "warehouse": str(lake / "iceberg"),
-                "table_name": role}
+                "table_name": table}
     return {"table": str(lake / f"{role}-{kind}")}
 
 

@@ -13,7 +13,8 @@ input was already fully committed at the heal. The recovery time of such a fault
 
 (b) Real traffic (Redpanda's CheckProgressDuringFault). A fault window is inject..heal (..the end
 of the history if never healed). It saw traffic when it overlaps [workload.start, workload.end]
-(workload.end missing: open-ended), or when a checkpoint was persisted inside it. If every window
+(workload.end missing: open-ended), when a checkpoint was persisted inside it, or, with no producer
+(the source is read directly), when a checkpoint after its start went further than the last before. If every window
 saw none, the run proved nothing and fails. `crash` events count as zero-length windows only when
 no fault was injected; a zero-length window cannot contain a persist, so for a crash the
 checkpoint test is: a checkpoint persisted after the crash advanced beyond the last one persisted
@@ -118,8 +119,12 @@ def check_liveness(history: list[dict[str, Any]], bound_s: float) -> Verdict:
         if workload_start is not None and start <= (workload_end if workload_end is not None else last_ts) \
                 and end >= workload_start:
             return True
-        if start < end:
-            return bool(pc.any(pc.and_(pc.greater_equal(p_ts, start), pc.less_equal(p_ts, end))).as_py())
+        if start < end and pc.any(pc.and_(pc.greater_equal(p_ts, start), pc.less_equal(p_ts, end))).as_py():
+            return True
+        if start < end and workload_start is not None:
+            return False
+        # A crash, or a fault with no producer (the source is read directly): the job still had input
+        # if a checkpoint after the fault's start went further than the last one before it.
         earlier = p_val.filter(pc.less(p_ts, start))
         later = p_val.filter(pc.greater(p_ts, start))
         if len(later) == 0:

@@ -101,3 +101,26 @@ def test_the_duplicates_checker_catches_a_commit_that_is_not_idempotent(run_expe
     assert duplicates["status"] == "fail"
     assert duplicates["counts"]["extra_copies"] > 0 and duplicates["examples"]
     assert run.verdict("no-loss")["status"] == "pass"
+
+
+def test_disk_faults_on_sink_writes_neither_lose_nor_duplicate(run_experiment):
+    run = run_experiment(REPO / "experiments" / "disk-faults.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    injected = [e for e in _events(run, "fault.inject") if e["kind"] == "disk"]
+    assert [e["mode"] for e in injected] == ["eio", "stall"]
+    assert run.result["restarts"]["worker-0"] >= 1, "an EIO in the sink must fail the worker over"
+    assert run.verdict("duplicates")["counts"]["extra_copies"] == 0
+    assert run.verdict("no-loss")["counts"]["lost"] == 0
+    assert run.verdict("no-orphans")["status"] == "pass"
+
+
+def test_the_nemesis_draws_the_same_schedule_from_the_same_seed(run_experiment):
+    first = run_experiment(REPO / "experiments" / "nemesis.yaml")
+    assert first.code == 0, first.stdout + first.stderr
+    second = run_experiment(REPO / "experiments" / "nemesis.yaml")
+    schedule = (first.run_dir / "schedule.txt").read_text()
+    assert schedule == (second.run_dir / "schedule.txt").read_text()
+    assert len(schedule.splitlines()) >= 3, "the nemesis must really schedule faults"
+    injected = [e for e in first.history() if e["event"] == "fault.inject"]
+    assert len(injected) == len(schedule.splitlines()) - 1
+    assert first.verdict("liveness")["status"] == "pass"
