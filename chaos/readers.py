@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 from confluent_kafka import Consumer, TopicPartition
 
 from chaos.errors import EnvironmentFailure
 from chaos.kafka_clients import client_config
+from chaos.workload.records import EVOLVING
 
 TRUTH_SCHEMA = pa.schema([
     ("id", pa.int64()), ("key", pa.string()), ("payload", pa.string()), ("checksum", pa.int64()),
@@ -38,6 +40,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> pa.Table:
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions if ends[p] > 0])
         pending = {p for p in partitions if ends[p] > 0}
         rows: dict[str, list[object]] = {name: [] for name in TRUTH_SCHEMA.names}
+        evolving: dict[str, dict[int, object]] = {}
         deadline = time.monotonic() + timeout
         while pending:
             if time.monotonic() > deadline:
@@ -57,7 +60,13 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> pa.Table:
                 rows["checksum"].append(record["checksum"])
                 rows["partition"].append(p)
                 rows["offset"].append(msg.offset())
-        return pa.table(rows, schema=TRUTH_SCHEMA)
+                for name in EVOLVING:
+                    if name in record:
+                        evolving.setdefault(name, {})[len(rows["id"]) - 1] = record[name]
+        table = pa.table(rows, schema=TRUTH_SCHEMA)
+        for name, values in sorted(evolving.items()):  # columns of a schema change, where records carry them
+            table = table.append_column(name, pa.array([values.get(i) for i in range(table.num_rows)]))
+        return table
     finally:
         consumer.close()
 
@@ -67,7 +76,9 @@ def read_parquet_output(directory: Path) -> pa.Table:
     files = sorted(p for p in directory.glob("*.parquet") if not p.name.startswith((".", "_")))
     if not files:
         return _empty_output()
-    return ds.dataset([str(f) for f in files], format="parquet").to_table()
+    # Files written before and after a schema change differ: read them all under the unified schema.
+    schema = pa.unify_schemas([pq.read_schema(f) for f in files], promote_options="permissive")
+    return ds.dataset([str(f) for f in files], schema=schema, format="parquet").to_table()
 
 
 class OffsetProbe:

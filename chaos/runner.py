@@ -30,6 +30,7 @@ from chaos.checkers.loss import check_loss
 from chaos.checkers.order import check_key_order
 from chaos.checkers.orphans import check_orphans
 from chaos.checkers.phantoms import check_phantoms
+from chaos.checkers.schema import check_schema
 from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.verdict import Verdict
 from chaos.checkers.visibility import check_prefix
@@ -277,6 +278,8 @@ class Run:
             verdicts.append(check_prefix(output, truth))
         if x.pipeline.sink == "kafka-transactional":
             verdicts.append(check_key_order(output, required=True))
+        if x.workload.schema_change_at is not None:
+            verdicts.append(check_schema(records.expected_table(x.workload, x.seed), output))
         verdicts.append(check_liveness(read_history(self.run_dir / "history.jsonl"), x.expect.recovery_bound))
         verdicts.append(check_orphans([self.run_dir / "output", self.run_dir / "lake"]))
         verdicts.append(Verdict(

@@ -18,7 +18,7 @@ import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-from chaos.workload.records import SCHEMA
+from chaos.workload.records import SCHEMA, schema_for
 from drivers.contracts import CrashHook, Positions
 
 
@@ -45,6 +45,7 @@ class KafkaSource:
             "reconnect.backoff.max.ms": 1000,
         })
         self.next: dict[int, int] = {}
+        self.held: list[tuple[int, int, dict]] = []  # consumed, not yet handed out (another schema version)
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
         """Resume at the checkpoint's positions, or at the group's committed offsets: at least once
@@ -56,6 +57,7 @@ class KafkaSource:
             committed = self._committed([TopicPartition(self.topic, p) for p in mine])
             offsets = {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
         self.next = {p: offsets[p] for p in mine if p in offsets}
+        self.held = []
         self.consumer.assign([TopicPartition(self.topic, p, offsets.get(p, OFFSET_BEGINNING)) for p in mine])
 
     @retry(retry=retry_if_exception(_retriable), wait=wait_exponential(multiplier=0.2, max=2),
@@ -64,17 +66,25 @@ class KafkaSource:
         return self.consumer.committed(partitions, timeout=10)
 
     def poll(self, max_records: int, timeout: float) -> pa.Table:
-        rows = []
-        for msg in self.consumer.consume(num_messages=max_records, timeout=timeout):
-            if msg.error():
-                if msg.error().fatal():
-                    raise KafkaException(msg.error())
-                continue
-            rows.append(json.loads(msg.value()))
-            self.next[msg.partition()] = msg.offset() + 1
-        if rows:
-            self.crash.hit("source.poll.after")
-        return pa.Table.from_pylist(rows, schema=SCHEMA)
+        """The next records, all of one schema version: a batch stops where the version changes, so
+        a sink sees the schema evolve between writes, as it would behind a schema registry."""
+        if not self.held:
+            for msg in self.consumer.consume(num_messages=max_records, timeout=timeout):
+                if msg.error():
+                    if msg.error().fatal():
+                        raise KafkaException(msg.error())
+                    continue
+                self.held.append((msg.partition(), msg.offset(), json.loads(msg.value())))
+        if not self.held:
+            return SCHEMA.empty_table()
+        version = self.held[0][2].get("schema_version")
+        n = next((i for i, (_, _, r) in enumerate(self.held) if r.get("schema_version") != version), len(self.held))
+        batch, self.held = self.held[:n], self.held[n:]
+        for partition, offset, row in batch:
+            self.next[partition] = offset + 1
+            row.pop("schema_version", None)
+        self.crash.hit("source.poll.after")
+        return pa.Table.from_pylist([row for _, _, row in batch], schema=schema_for(version))
 
     def snapshot_positions(self) -> Positions:
         return {str(p): o for p, o in sorted(self.next.items())}

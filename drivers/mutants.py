@@ -10,6 +10,9 @@ from __future__ import annotations
 import shutil
 import uuid
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from drivers.contracts import CommitHandle
 from drivers.parquet_sinks import TwoPhaseParquetSink
 
@@ -25,3 +28,14 @@ class NonIdempotentCommitSink(TwoPhaseParquetSink):
             if src.exists():
                 shutil.copyfile(src, self.output_dir / f"{final[:-len('.parquet')]}-{uuid.uuid4().hex[:6]}.parquet")
         self.crash.hit("sink.commit.after")
+
+
+class TruncatingWidenSink(TwoPhaseParquetSink):
+    """Keeps writing a widened column under its old, narrower type: values past int32 wrap around
+    silently, the way a sink that never reads the new schema would store them."""
+
+    def write(self, records: pa.Table) -> None:
+        if "score" in records.column_names and records.schema.field("score").type != pa.int32():
+            index = records.schema.get_field_index("score")
+            records = records.set_column(index, "score", pc.cast(records["score"], pa.int32(), safe=False))
+        super().write(records)

@@ -29,6 +29,26 @@ SCHEMA = pa.schema([
 ])
 
 
+# A schema change mid-stream (workload.schema_change_at): version 1 records carry `score` as int32
+# and a `tag`; from the change on, version 2 drops `tag`, widens `score` to int64 (with values only
+# int64 can hold) and adds `region`. Values derive from the id, so the expected table knows them.
+SCHEMA_V1 = SCHEMA.append(pa.field("score", pa.int32())).append(pa.field("tag", pa.string()))
+SCHEMA_V2 = SCHEMA.append(pa.field("score", pa.int64())).append(pa.field("region", pa.string()))
+EVOLVING = ("score", "tag", "region")
+
+
+def schema_for(version: int | None) -> pa.Schema:
+    return {None: SCHEMA, 1: SCHEMA_V1, 2: SCHEMA_V2}[version]
+
+
+def evolving_values(record_id: int, version: int | None) -> dict[str, object]:
+    if version == 1:
+        return {"score": (record_id * 2654435761) % 2**31, "tag": f"tag-{record_id % 13}"}
+    if version == 2:
+        return {"score": 2**31 + record_id, "region": f"region-{record_id % 7}"}
+    return {}
+
+
 def checksum(payload: str) -> int:
     return zlib.crc32(payload.encode())
 
@@ -40,13 +60,18 @@ class Record:
     event_time: int
     payload: str
     checksum: int
+    version: int | None = None
+
+    def fields(self) -> dict[str, object]:
+        """The record's columns under its own schema version."""
+        return {"id": self.id, "key": self.key, "event_time": self.event_time, "payload": self.payload,
+                "checksum": self.checksum, **evolving_values(self.id, self.version)}
 
     def encode(self) -> bytes:
-        return json.dumps(
-            {"id": self.id, "key": self.key, "event_time": self.event_time,
-             "payload": self.payload, "checksum": self.checksum},
-            separators=(",", ":"),
-        ).encode()
+        body = self.fields()
+        if self.version is not None:
+            body["schema_version"] = self.version
+        return json.dumps(body, separators=(",", ":")).encode()
 
     @staticmethod
     def decode(value: bytes) -> dict[str, object]:
@@ -56,6 +81,7 @@ class Record:
 def generate(spec: WorkloadSpec, seed: int) -> Iterator[Record]:
     rng = random.Random(seed)
     half = (spec.payload_size + 1) // 2
+    change = spec.schema_change_at
     for i in range(spec.records):
         payload = rng.randbytes(half).hex()[: spec.payload_size]
         yield Record(
@@ -64,16 +90,25 @@ def generate(spec: WorkloadSpec, seed: int) -> Iterator[Record]:
             event_time=EPOCH_MS + round(i * 1000 / spec.rate),
             payload=payload,
             checksum=checksum(payload),
+            version=None if change is None else (1 if i < change else 2),
         )
 
 
 def expected_table(spec: WorkloadSpec, seed: int) -> pa.Table:
-    """The whole workload as a table: what every checker compares against."""
-    columns: dict[str, list[object]] = {name: [] for name in SCHEMA.names}
-    for record in generate(spec, seed):
-        for name in SCHEMA.names:
-            columns[name].append(getattr(record, name))
-    return pa.table(columns, schema=SCHEMA)
+    """The whole workload as a table under its final schema: what every checker compares against."""
+    schema = SCHEMA if spec.schema_change_at is None else pa.unify_schemas(
+        [SCHEMA_V1, SCHEMA_V2], promote_options="permissive")
+    return pa.Table.from_pylist([r.fields() for r in generate(spec, seed)], schema=schema)
+
+
+def versioned_tables(spec: WorkloadSpec, seed: int) -> list[pa.Table]:
+    """The workload split at the schema change, each part under its own schema version."""
+    table = expected_table(spec, seed)
+    change = spec.schema_change_at
+    if change is None:
+        return [table]
+    return [table.slice(0, change).select(SCHEMA_V1.names).cast(SCHEMA_V1),
+            table.slice(change).select(SCHEMA_V2.names).cast(SCHEMA_V2)]
 
 
 def digest(spec: WorkloadSpec, seed: int) -> str:

@@ -54,10 +54,11 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: Source
     if config.sink == "parquet-2pc":
         from drivers.parquet_sinks import TwoPhaseParquetSink
 
-        if s.get("mutant") == "non-idempotent-commit":
-            from drivers.mutants import NonIdempotentCommitSink
+        if s.get("mutant") in ("non-idempotent-commit", "truncating-widen"):
+            from drivers.mutants import NonIdempotentCommitSink, TruncatingWidenSink
 
-            return NonIdempotentCommitSink(Path(s["output_dir"]), config.job_id, worker, crash, disk=disk)
+            mutant = NonIdempotentCommitSink if s["mutant"] == "non-idempotent-commit" else TruncatingWidenSink
+            return mutant(Path(s["output_dir"]), config.job_id, worker, crash, disk=disk)
         return TwoPhaseParquetSink(Path(s["output_dir"]), config.job_id, worker, crash, disk=disk)
     if config.sink in ("delta-batch", "delta-2pc"):
         from drivers.delta import DeltaBatchSink, DeltaTwoPhaseSink

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import zlib
 
+import pyarrow as pa
 import pytest
 
 from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, Record, digest, expected_table, generate
+from chaos.workload.records import SCHEMA, Record, digest, expected_table, generate, versioned_tables
 
 SPEC = WorkloadSpec(records=300, rate=70, keys=7, payload_size=33)
 
@@ -78,8 +78,22 @@ def test_event_time_does_not_depend_on_the_seed():
 def test_encode_decode_round_trip():
     for r in records()[:20]:
         decoded = Record.decode(r.encode())
-        assert decoded == dataclasses.asdict(r)
+        assert decoded == r.fields()
         assert Record(**decoded) == r
+
+
+def test_a_schema_change_drops_widens_and_adds_columns_at_its_record():
+    spec = WorkloadSpec(records=10, rate=10, schema_change_at=4)
+    before, after = versioned_tables(spec, 7)
+    assert before.num_rows == 4 and after.num_rows == 6
+    assert before.schema.field("score").type == pa.int32() and "tag" in before.column_names
+    assert after.schema.field("score").type == pa.int64() and "region" in after.column_names
+    assert "tag" not in after.column_names
+    assert min(after["score"].to_pylist()) >= 2**31  # values only the widened type can hold
+    encoded = [Record.decode(r.encode()) for r in generate(spec, 7)]
+    assert [e["schema_version"] for e in encoded] == [1] * 4 + [2] * 6
+    expected = expected_table(spec, 7)
+    assert expected["tag"].null_count == 6 and expected["region"].null_count == 4
 
 
 def test_encode_is_compact_and_deterministic():
@@ -92,4 +106,4 @@ def test_expected_table_matches_generate():
     table = expected_table(SPEC, 11)
     assert table.schema == SCHEMA
     assert table.num_rows == SPEC.records
-    assert table.to_pylist() == [dataclasses.asdict(r) for r in records(seed=11)]
+    assert table.to_pylist() == [r.fields() for r in records(seed=11)]
