@@ -6,6 +6,7 @@ that ends early, fails or is interrupted never leaves a fault behind.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -47,6 +48,9 @@ class FaultSchedule:
         self.history = history
         self.progress = progress
         self.disk_control = disk_control
+        self._history_offset = 0
+        self._commits = 0
+        self._crashed: set[str] = set()
         # Crash faults are armed inside the processes; indices stay those of the experiment file.
         self._pending = [i for i, f in enumerate(self.faults) if not isinstance(f, CrashFault)]
         self._horizon = max(((self.faults[i].at or 0) + self.faults[i].duration for i in self._pending), default=0.0)
@@ -82,10 +86,31 @@ class FaultSchedule:
     def _due(self, fault: Fault, elapsed: float) -> bool:
         if fault.at is not None:
             return elapsed >= fault.at
+        if fault.at_commits is not None:
+            return self._commits >= fault.at_commits
+        if fault.after_crash is not None:
+            return fault.after_crash in self._crashed
         return self.progress.produced >= (fault.at_records or 0)
+
+    def _follow_history(self) -> None:
+        """Count commits and fired crash points from what the processes appended since the last look."""
+        try:
+            with open(self.history.path, "rb") as f:
+                f.seek(self._history_offset)
+                chunk = f.read()
+        except OSError:
+            return
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._history_offset += len(complete)
+        for line in complete.splitlines():
+            if b'"checkpoint.committed"' in line:
+                self._commits += 1
+            elif b'"event": "crash"' in line:
+                self._crashed.add(json.loads(line).get("point"))
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
+            self._follow_history()
             now = time.monotonic()
             with self._lock:
                 for index in [i for i in self._pending if self._due(self.faults[i], now - self._start)]:
@@ -125,5 +150,8 @@ class FaultSchedule:
             for active in list(self._active):
                 self._heal(active)
             for index in self._pending:
-                self.history.append("fault.skipped", index=index, kind=self.faults[index].kind)
+                fault = self.faults[index]
+                self.history.append("fault.skipped", index=index, kind=fault.kind)
+                self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) never fired: its trigger "
+                                   "was not reached before the run ended")
             self._pending = []

@@ -23,13 +23,22 @@ Direction = Literal["upstream", "downstream"]
 class FaultBase(StrictModel):
     at: Duration | None = Field(None, description="seconds after the workload starts")
     at_records: int | None = Field(None, ge=0, description="once this many records were produced")
+    at_commits: int | None = Field(None, ge=1, description="once this many checkpoints were committed")
+    after_crash: str | None = Field(None, description="once this crash point has fired")
     target: str
     duration: Duration
 
+    @field_validator("after_crash")
+    @classmethod
+    def _known_point(cls, point: str | None) -> str | None:
+        return None if point is None else known(point, POINTS, "crash point")
+
     @model_validator(mode="after")
     def _one_trigger(self) -> "FaultBase":
-        if (self.at is None) == (self.at_records is None):
-            raise ValueError("give exactly one trigger: `at` (a time) or `at_records` (a record count)")
+        triggers = [self.at, self.at_records, self.at_commits, self.after_crash]
+        if sum(t is not None for t in triggers) != 1:
+            raise ValueError("give exactly one trigger: `at` (a time), `at_records` (a record count), "
+                             "`at_commits` (a commit count) or `after_crash` (a crash point)")
         return self
 
 

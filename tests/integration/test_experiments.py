@@ -124,3 +124,16 @@ def test_the_nemesis_draws_the_same_schedule_from_the_same_seed(run_experiment):
     injected = [e for e in first.history() if e["event"] == "fault.inject"]
     assert len(injected) == len(schedule.splitlines()) - 1
     assert first.verdict("liveness")["status"] == "pass"
+
+
+def test_faults_fire_on_commit_counts_and_on_crash_points(run_experiment):
+    run = run_experiment(REPO / "experiments" / "triggers.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    history = run.history()
+    crash = next(e for e in history if e["event"] == "crash")
+    injects = {e["kind"]: e for e in history if e["event"] == "fault.inject"}
+    assert set(injects) == {"partition", "kill", "latency"}
+    assert injects["partition"]["ts"] >= crash["ts"]
+    commits = [e["ts"] for e in history if e["event"] == "checkpoint.committed"]
+    assert len([t for t in commits if t <= injects["kill"]["ts"]]) >= 6
+    assert run.verdict("duplicates")["counts"]["extra_copies"] == 0
