@@ -12,7 +12,8 @@ restart, `recover` commits what the restored checkpoint lists and removes everyt
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import contextlib
+from typing import Any, Iterator, Protocol
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
@@ -31,6 +32,31 @@ class CommitHandle(BaseModel):
     checkpoint_id: int
     worker: int
     payload: dict[str, Any] = {}
+
+
+class CommitError(RuntimeError):
+    """A commit cannot complete without losing, duplicating or overwriting data: never swallowed."""
+
+
+class PoisonOnError:
+    """A sink whose staging failed half-way refuses further writes until `recover`: a file may be
+    torn or unaccounted for, and a later handle must never claim rows that are not all on disk."""
+
+    def __init__(self) -> None:
+        self.failed: BaseException | None = None
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        if self.failed is not None:
+            raise CommitError(f"sink failed earlier and needs recover(): {self.failed!r}")
+        try:
+            yield
+        except BaseException as e:
+            self.failed = e
+            raise
+
+    def clear(self) -> None:
+        self.failed = None
 
 
 class CrashHook(Protocol):

@@ -28,13 +28,12 @@ not implemented here, and a silent lossy cast would corrupt records.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -46,12 +45,9 @@ from deltalake.transaction import AddAction, CommitProperties, Transaction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from chaos.workload.records import SCHEMA
-from drivers.contracts import CommitHandle, CrashHook, Positions
+from drivers.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError, Positions
 from drivers.parquet_files import fsync_dir, write_durably
-
-
-class CommitError(RuntimeError):
-    """A commit cannot complete without losing or duplicating data: never swallowed."""
+from drivers.row_groups import RowGroupSplits
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -163,10 +159,7 @@ class DeltaBatchSource:
         self.crash = crash
         self._version: int | None = None
         self._schema: pa.Schema = SCHEMA
-        self._files: list[str] = []
-        self._row_groups: dict[str, int] = {}
-        self._next: dict[str, int] = {}
-        self._reader: tuple[str, pq.ParquetFile] | None = None
+        self.splits = RowGroupSplits(crash, convert=lambda t: _conform(t, self._schema))
 
     @property
     def version(self) -> int | None:
@@ -174,69 +167,32 @@ class DeltaBatchSource:
         return self._version
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
-        """Pin the snapshot (the restored version, else the current one) and take this worker's files.
-
-        Positions for files this worker does not own are ignored, and an owned file missing from
-        `start` starts at its first row group, as in the Parquet batch source.
-        """
-        if not 0 <= worker < workers:
-            raise ValueError(f"worker {worker} is not in 0..{workers - 1}")
-        self.close()
+        """Pin the snapshot (the restored version, else the current one) and take this worker's files."""
         start = start or {}
         version = start.get("version")
         dt = DeltaTable(self.table_uri, version=None if version is None else int(version))
         _check_readable_by_files(dt)
         self._version = dt.version()
         self._schema = _arrow_schema(dt)
-        every = _relative_files(dt, self.table_dir)
-        self._files = [name for i, name in enumerate(every) if i % workers == worker]
-        self._row_groups = {
-            name: pq.ParquetFile(self.table_dir / name).metadata.num_row_groups for name in self._files
-        }
-        positions = start.get("files") or {}
-        self._next = {}
-        for name in self._files:
-            position = int(positions.get(name, 0))
-            if not 0 <= position <= self._row_groups[name]:
-                raise ValueError(f"position {position} for {name} is outside 0..{self._row_groups[name]}")
-            self._next[name] = position
-
-    def _current(self) -> str | None:
-        for name in self._files:
-            if self._next[name] < self._row_groups[name]:
-                return name
-        return None
+        self.splits.assign(_relative_files(dt, self.table_dir), worker, workers, start.get("files") or {},
+                           lambda name: pq.ParquetFile(self.table_dir / name))
 
     def poll(self, max_records: int, timeout: float) -> pa.Table:
-        """The next whole row group, under the snapshot's schema; `max_records` is not enforced
-        (whole row groups keep every position an exact, replayable boundary)."""
-        name = self._current()
-        if name is None:
-            return self._schema.empty_table()
-        if self._reader is None or self._reader[0] != name:
-            if self._reader is not None:
-                self._reader[1].close()
-            self._reader = (name, pq.ParquetFile(self.table_dir / name))
-        table = _conform(self._reader[1].read_row_group(self._next[name]), self._schema)
-        self._next[name] += 1
-        if table.num_rows:
-            self.crash.hit("source.poll.after")
-        return table
+        """The next whole row group, under the snapshot's schema."""
+        return self.splits.poll(self._schema)
 
     def snapshot_positions(self) -> Positions:
-        return {"version": self._version, "files": dict(self._next)}
+        return {"version": self._version, "files": self.splits.positions()}
 
     def ack(self, positions: Positions) -> None:
         """Nothing to commit upstream: the checkpoint that holds `positions` is the commit."""
         self.crash.hit("source.ack.before")
 
     def exhausted(self) -> bool:
-        return self._current() is None
+        return self.splits.exhausted()
 
     def close(self) -> None:
-        if self._reader is not None:
-            self._reader[1].close()
-            self._reader = None
+        self.splits.close()
 
 
 # -- plain sink --------------------------------------------------------------------------------
@@ -311,7 +267,7 @@ class DeltaTwoPhaseSink:
         self.max_commit_attempts = max_commit_attempts
         self.orphans_removed = 0
         self._buffer: list[pa.Table] = []
-        self._failed: BaseException | None = None
+        self._poison = PoisonOnError()
 
     # -- names ---------------------------------------------------------------------------------
     @property
@@ -333,21 +289,9 @@ class DeltaTwoPhaseSink:
         return None if dt is None else dt.transaction_version(self.app_id)
 
     # -- writing -------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _poison_on_error(self) -> Iterator[None]:
-        """A failure while staging poisons the sink until `recover`: a file may be torn or not
-        accounted for, and a later handle must never claim rows that are not all on disk."""
-        if self._failed is not None:
-            raise CommitError(f"sink failed earlier and needs recover(): {self._failed!r}")
-        try:
-            yield
-        except BaseException as e:
-            self._failed = e
-            raise
-
     def write(self, records: pa.Table) -> None:
         """Buffer the rows in memory; nothing is on disk, let alone visible, before `prepare`."""
-        with self._poison_on_error():
+        with self._poison.guard():
             if records.num_rows:
                 self._buffer.append(records)
 
@@ -399,7 +343,7 @@ class DeltaTwoPhaseSink:
             # commit would skip this checkpoint as done and silently drop its rows
             raise CommitError(f"checkpoint {checkpoint_id} of {self.app_id} is not after the last "
                               f"committed one ({committed}) in {self.table_uri}")
-        with self._poison_on_error():
+        with self._poison.guard():
             tables = self._file_tables(None if dt is None else _arrow_schema(dt))
             for n in range(len(tables)):
                 if (self.table_dir / self.file_name(checkpoint_id, n)).exists():
@@ -537,7 +481,7 @@ class DeltaTwoPhaseSink:
         """Commit the restored checkpoint's handles (in checkpoint order), then delete this
         worker's staged files that neither they nor the Delta log reference."""
         self._buffer = []
-        self._failed = None
+        self._poison.clear()
         for handle in sorted(committed, key=lambda h: h.checkpoint_id):
             self.commit(handle)
         keep = {name for h in committed for name in h.payload.get("files", [])}

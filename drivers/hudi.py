@@ -59,7 +59,7 @@ import pyarrow.parquet as pq
 from chaos.workload.records import SCHEMA
 from drivers.contracts import CommitHandle, CrashHook, Positions
 from drivers.parquet_files import fsync_dir
-from drivers.parquet_sinks import CommitError
+from drivers.contracts import CommitError
 
 META_COLUMNS = ("_hoodie_commit_time", "_hoodie_commit_seqno", "_hoodie_record_key",
                 "_hoodie_partition_path", "_hoodie_file_name")

@@ -44,8 +44,9 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from tenacity import Retrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from chaos.workload.records import SCHEMA
-from drivers.contracts import CommitHandle, CrashHook, Positions
+from drivers.contracts import CommitError, CommitHandle, CrashHook, Positions
 from drivers.parquet_files import write_durably
+from drivers.row_groups import RowGroupSplits
 
 CATALOG_NAME = "chaos"
 NAMESPACE = "chaos"
@@ -70,10 +71,6 @@ engine with `create_engine(uri, echo=…, pool_pre_ping=…)` only, so there is 
 `connect_args`; SQLAlchemy hands the URL's query parameters to psycopg.connect instead."""
 
 COMMIT_ATTEMPTS = 10
-
-
-class CommitError(RuntimeError):
-    """A commit cannot complete without losing or duplicating data: never swallowed."""
 
 
 # -- catalog --------------------------------------------------------------------------------------
@@ -187,15 +184,9 @@ class IcebergBatchSource:
         self.crash = crash
         self.snapshot_id: int | None = None
         self._schema: pa.Schema = SCHEMA
-        self._files: list[str] = []
-        self._row_groups: dict[str, int] = {}
-        self._next: dict[str, int] = {}
-        self._reader: tuple[str, pq.ParquetFile] | None = None
+        self.splits = RowGroupSplits(crash, convert=self._project)
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
-        if not 0 <= worker < workers:
-            raise ValueError(f"worker {worker} is not in 0..{workers - 1}")
-        self.close()
         start = start or {}
         catalog = open_catalog(self.catalog_uri, self.warehouse)
         try:
@@ -224,25 +215,11 @@ class IcebergBatchSource:
                 every = sorted(task.file.file_path for task in tasks)
         finally:
             catalog.close()
-        self._files = [path for i, path in enumerate(every) if i % workers == worker]
-        self._row_groups = {}
-        for path in self._files:
+        def open_file(path: str) -> pq.ParquetFile:
             fs, local = _filesystem(path)
-            with fs.open_input_file(local) as f:
-                self._row_groups[path] = pq.ParquetFile(f).metadata.num_row_groups
-        files = start.get("files", {})
-        self._next = {}
-        for path in self._files:
-            position = int(files.get(path, 0))
-            if position < 0:
-                raise ValueError(f"negative position {position} for {path}")
-            self._next[path] = position
+            return pq.ParquetFile(fs.open_input_file(local))
 
-    def _current(self) -> str | None:
-        for path in self._files:
-            if self._next[path] < self._row_groups[path]:
-                return path
-        return None
+        self.splits.assign(every, worker, workers, start.get("files", {}), open_file)
 
     def _project(self, table: pa.Table) -> pa.Table:
         columns = []
@@ -254,37 +231,21 @@ class IcebergBatchSource:
         return pa.Table.from_arrays(columns, schema=self._schema)
 
     def poll(self, max_records: int, timeout: float) -> pa.Table:
-        """The next whole row group (`max_records` is not enforced, as in ParquetBatchSource)."""
-        path = self._current()
-        if path is None:
-            return self._schema.empty_table()
-        if self._reader is None or self._reader[0] != path:
-            self._close_reader()
-            fs, local = _filesystem(path)
-            self._reader = (path, pq.ParquetFile(fs.open_input_file(local)))
-        table = self._project(self._reader[1].read_row_group(self._next[path]))
-        self._next[path] += 1
-        if table.num_rows:
-            self.crash.hit("source.poll.after")
-        return table
+        """The next whole row group, projected onto the snapshot's schema."""
+        return self.splits.poll(self._schema)
 
     def snapshot_positions(self) -> Positions:
-        return {"snapshot_id": self.snapshot_id, "files": dict(self._next)}
+        return {"snapshot_id": self.snapshot_id, "files": self.splits.positions()}
 
     def ack(self, positions: Positions) -> None:
         """Nothing to commit upstream: the checkpoint that holds `positions` is the commit."""
         self.crash.hit("source.ack.before")
 
     def exhausted(self) -> bool:
-        return self._current() is None
-
-    def _close_reader(self) -> None:
-        if self._reader is not None:
-            self._reader[1].close()
-            self._reader = None
+        return self.splits.exhausted()
 
     def close(self) -> None:
-        self._close_reader()
+        self.splits.close()
 
 
 # -- sinks: shared ---------------------------------------------------------------------------------

@@ -13,26 +13,21 @@ pyarrow datasets skip names that start with "." or "_", so a reader only ever se
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import uuid
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Iterator
+from typing import IO, TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from drivers.contracts import CommitHandle, CrashHook
+from drivers.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError
 from drivers.parquet_files import fsync_dir, write_durably
 
 if TYPE_CHECKING:
     from drivers.diskfaults import DiskFaults
-
-
-class CommitError(RuntimeError):
-    """A commit cannot complete without losing or overwriting data: never swallowed."""
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -117,7 +112,7 @@ class TwoPhaseParquetSink:
         self._staged: list[Path] = []
         """Closed and fsynced in-progress files, waiting for the next `prepare`."""
         self._open: tuple[Path, IO[bytes], pq.ParquetWriter, int] | None = None
-        self._failed: BaseException | None = None
+        self._poison = PoisonOnError()
 
     # -- names ---------------------------------------------------------------------------------
     def manifest_path(self, handle: CommitHandle) -> Path:
@@ -140,21 +135,9 @@ class TwoPhaseParquetSink:
         fsync_dir(directory, disk=self.disk, who=f"worker-{self.worker}")
 
     # -- writing -------------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _poison_on_error(self) -> Iterator[None]:
-        """A failure while staging poisons the sink until `recover`: a file may be torn or not
-        accounted for, and a later handle must never claim rows that are not all on disk."""
-        if self._failed is not None:
-            raise CommitError(f"sink failed earlier and needs recover(): {self._failed!r}")
-        try:
-            yield
-        except BaseException as e:
-            self._failed = e
-            raise
-
     def write(self, records: pa.Table) -> None:
         """Append to the hidden in-progress file; a schema change or `max_file_rows` rolls it."""
-        with self._poison_on_error():
+        with self._poison.guard():
             if not records.num_rows:
                 return
             if self._open is not None and not self._open[2].schema.equals(records.schema):
@@ -192,7 +175,7 @@ class TwoPhaseParquetSink:
         if self.manifest_path(handle).exists():
             # A reused checkpoint id would make commit a no-op and silently drop these rows.
             raise CommitError(f"checkpoint {checkpoint_id} of {self.job_id} w{self.worker} is already committed")
-        with self._poison_on_error():
+        with self._poison.guard():
             if self._open is not None:
                 self._roll()
             staged, self._staged = self._staged, []
@@ -298,7 +281,7 @@ class TwoPhaseParquetSink:
         for path in paths:
             path.unlink(missing_ok=True)
         self._staged = []
-        self._failed = None
+        self._poison.clear()
 
     def close(self) -> None:
         """Unprepared writes are dropped: only a prepare + commit makes data durable and visible."""

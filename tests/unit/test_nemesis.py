@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 from chaos.spec.faults import (FAULT_MODELS, CrashFault, Fault, KillFault, LatencyFault, NetworkFault,
                                PartitionFault, ProcessFault)
 from chaos.spec.targets import NETWORK_LINKS, PROCESSES
-from faults.nemesis import (DEFAULT_KINDS, NETWORK_KINDS, PROCESS_KINDS, SCHEDULABLE_KINDS, SETTLE,
+from faults.nemesis import (DEFAULT_KINDS, PROCESS_KINDS, SCHEDULABLE_KINDS, SETTLE,
                             NemesisSpec, available_targets, describe, expand, generate, minimise,
                             resolved_seed, shrink)
 
