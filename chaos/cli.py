@@ -24,11 +24,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run an experiment against real services")
     run.add_argument("experiment", type=Path)
-    run.add_argument("--runs-dir", type=Path, default=Path("runs"), help="where run directories go (default: runs/)")
-    run.add_argument("--env", type=Path, default=None, dest="env_file",
-                     help="attach to the environment in this state file (default: the shared one, if it is up)")
-    run.add_argument("--private-env", action="store_true",
-                     help="start an environment for this run only, even if a shared one is up")
+    replay = sub.add_parser("replay", help="run a recorded run again with its seed, workload and schedule")
+    replay.add_argument("run_dir", type=Path)
+    for command in (run, replay):
+        command.add_argument("--runs-dir", type=Path, default=Path("runs"),
+                             help="where run directories go (default: runs/)")
+        command.add_argument("--env", type=Path, default=None, dest="env_file",
+                             help="attach to the environment in this state file (default: the shared one, if up)")
+        command.add_argument("--private-env", action="store_true",
+                             help="start an environment for this run only, even if a shared one is up")
     validate = sub.add_parser("validate", help="check experiment files without running them")
     validate.add_argument("experiments", type=Path, nargs="+")
     sub.add_parser("matrix", help="print the delivery-guarantee matrix")
@@ -56,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print_matrix(console)
             return EXIT_OK
+        if args.command == "replay":
+            from chaos.runner import replay_run
+
+            return replay_run(args.run_dir, args.runs_dir, args.env_file, args.private_env, console).exit_code
         if args.command == "run":
             from chaos.runner import run_file
 

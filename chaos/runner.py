@@ -22,6 +22,7 @@ from pathlib import Path
 
 from confluent_kafka import KafkaException
 import pyarrow.parquet as pq
+import yaml
 from rich.console import Console
 
 from chaos.checkers.duplicates import check_duplicates
@@ -37,7 +38,7 @@ from chaos.checkers.visibility import check_prefix
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, free_port, tail
-from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure
+from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
 from chaos.history import History, read_history
 from chaos.html_report import write_html
 from chaos.junit import write_junit
@@ -72,6 +73,25 @@ def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, c
     experiment = load_experiment(path)
     run_dir = _new_run_dir(runs_dir, experiment.name)
     shutil.copyfile(path, run_dir / "experiment.yaml")
+    return _run(experiment, run_dir, env_file, private, console)
+
+
+def replay_run(recorded: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
+    """Run a recorded run again: the same seed, workload and concrete fault schedule (a nemesis's
+    draw included), as resolved.json recorded them."""
+    resolved = recorded / "resolved.json"
+    try:
+        experiment = Experiment.model_validate(json.loads(resolved.read_text())["experiment"])
+    except (OSError, ValueError, KeyError) as e:
+        raise SpecError(str(resolved), [f"not a recorded run: {e}"]) from None
+    run_dir = _new_run_dir(runs_dir, experiment.name)
+    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment.model_dump(mode="json", exclude_none=True),
+                                                            sort_keys=False))
+    (run_dir / "replay-of.txt").write_text(f"{recorded.resolve()}\n")
+    return _run(experiment, run_dir, env_file, private, console)
+
+
+def _run(experiment: Experiment, run_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
     with ExitStack() as stack:
         log = logging.FileHandler(run_dir / "logs" / "harness.log")
         log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
