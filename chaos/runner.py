@@ -34,7 +34,7 @@ from chaos.checkers.phantoms import check_phantoms
 from chaos.checkers.schema import check_schema
 from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.verdict import Verdict
-from chaos.checkers.visibility import check_prefix
+from chaos.checkers.visibility import check_atomic_visibility, check_prefix
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, free_port, tail
@@ -48,6 +48,7 @@ from chaos.readers import table_digest
 from chaos.sinks import prepare_sink, read_output
 from chaos.report import print_verdicts, write_result
 from chaos.spec import Experiment, load_experiment
+from chaos.visibility_probe import VisibilityProbe, committed_units
 from chaos.supervisor import Supervisor
 from chaos.workload import records
 from chaos.sources import source_side
@@ -140,6 +141,7 @@ class Run:
         self.source = source_side(experiment, env, run_dir, self.history)
         self.job = run_dir / "job.json"
         self.source_digest = ""
+        self.probe: VisibilityProbe | None = None
 
     def execute(self) -> RunResult:
         try:
@@ -159,6 +161,10 @@ class Run:
             schedule = FaultSchedule(x.faults, self.env.toxiproxy, supervisor, self.history, self.progress,
                                      disk_control=self.run_dir / DISK_CONTROL)
             stack.callback(schedule.close)
+            if x.pipeline.sink == "parquet-2pc":
+                self.probe = VisibilityProbe(self.run_dir / "output")
+                self.probe.start()
+                stack.callback(self.probe.stop)
             outcome = self._drive(schedule)
             if outcome is not None:
                 pq.write_table(outcome.outcomes, self.run_dir / "workload.parquet")
@@ -166,6 +172,8 @@ class Run:
             schedule.close()
             drained, drain_seconds = self._drain()
             codes = supervisor.stop_all()
+            if self.probe is not None:
+                self.probe.stop()
             self.history.append("run.checking", drained=drained, exit_codes=codes)
             verdicts = self._check(outcome, drained, drain_seconds, schedule.errors)
             result = write_result(
@@ -298,6 +306,8 @@ class Run:
             verdicts.append(check_prefix(output, truth))
         if x.pipeline.sink == "kafka-transactional":
             verdicts.append(check_key_order(output, required=True))
+        if self.probe is not None:
+            verdicts.append(check_atomic_visibility(self.probe.observations, committed_units(self.run_dir / "output")))
         if x.workload.schema_change_at is not None:
             verdicts.append(check_schema(records.expected_table(x.workload, x.seed), output))
         verdicts.append(check_liveness(read_history(self.run_dir / "history.jsonl"), x.expect.recovery_bound))

@@ -7,7 +7,9 @@ when the bug it guards against is really there.
 
 from __future__ import annotations
 
+import os
 import shutil
+import time
 import uuid
 
 import pyarrow as pa
@@ -39,3 +41,19 @@ class TruncatingWidenSink(TwoPhaseParquetSink):
             index = records.schema.get_field_index("score")
             records = records.set_column(index, "score", pc.cast(records["score"], pa.int32(), safe=False))
         super().write(records)
+
+
+class NonAtomicCommitSink(TwoPhaseParquetSink):
+    """Splits each checkpoint into many small files and publishes them one by one, pausing between
+    renames, so a reader polling the directory sees part of a commit."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, max_file_rows=50, **kwargs)  # type: ignore[arg-type]
+
+    def commit(self, handle: CommitHandle) -> None:
+        for pending, final in handle.payload.get("files", []):
+            src = self.output_dir / pending
+            if src.exists() and not (self.output_dir / final).exists():
+                os.replace(src, self.output_dir / final)
+                time.sleep(0.3)
+        super().commit(handle)  # finds the files moved, and writes the manifest

@@ -24,7 +24,7 @@ class PipelineSpec(StrictModel):
     checkpoint_interval: Duration = 1.0
     workers: int = Field(1, ge=1, le=MAX_WORKERS)
     restart_delay: Duration = Field(1.0, description="how long the supervisor waits before restarting a crashed process")
-    mutant: Literal["auto-commit", "non-idempotent-commit", "truncating-widen"] | None = Field(
+    mutant: Literal["auto-commit", "non-idempotent-commit", "truncating-widen", "non-atomic-commit"] | None = Field(
         None, description="a deliberately buggy variant, to prove the checkers catch it")
 
     @field_validator("source")
@@ -43,7 +43,8 @@ class PipelineSpec(StrictModel):
             raise ValueError("checkpoint_interval must be greater than zero")
         mutated = {"auto-commit": ("source", ("kafka", "kafka-transactional")),
                    "non-idempotent-commit": ("sink", ("parquet-2pc",)),
-                   "truncating-widen": ("sink", ("parquet-2pc",))}
+                   "truncating-widen": ("sink", ("parquet-2pc",)),
+                   "non-atomic-commit": ("sink", ("parquet-2pc",))}
         if self.mutant is not None:
             role, kinds = mutated[self.mutant]
             if getattr(self, role) not in kinds:

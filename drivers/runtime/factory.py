@@ -8,6 +8,12 @@ from drivers.contracts import CrashHook, SinkDriver, SourceDriver
 from drivers.diskfaults import DiskFaults
 from drivers.runtime.config import JobConfig
 
+TWO_PHASE_PARQUET_MUTANTS = {
+    "non-idempotent-commit": "NonIdempotentCommitSink",
+    "truncating-widen": "TruncatingWidenSink",
+    "non-atomic-commit": "NonAtomicCommitSink",
+}
+
 DISK_CONTROL = "disk-faults.json"
 """The file in the run directory through which the harness injects disk faults into sink writes."""
 
@@ -54,10 +60,10 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: Source
     if config.sink == "parquet-2pc":
         from drivers.parquet_sinks import TwoPhaseParquetSink
 
-        if s.get("mutant") in ("non-idempotent-commit", "truncating-widen"):
-            from drivers.mutants import NonIdempotentCommitSink, TruncatingWidenSink
+        if s.get("mutant") in TWO_PHASE_PARQUET_MUTANTS:
+            from drivers import mutants
 
-            mutant = NonIdempotentCommitSink if s["mutant"] == "non-idempotent-commit" else TruncatingWidenSink
+            mutant = getattr(mutants, TWO_PHASE_PARQUET_MUTANTS[s["mutant"]])
             return mutant(Path(s["output_dir"]), config.job_id, worker, crash, disk=disk)
         return TwoPhaseParquetSink(Path(s["output_dir"]), config.job_id, worker, crash, disk=disk)
     if config.sink in ("delta-batch", "delta-2pc"):

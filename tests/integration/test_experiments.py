@@ -137,3 +137,12 @@ def test_faults_fire_on_commit_counts_and_on_crash_points(run_experiment):
     commits = [e["ts"] for e in history if e["event"] == "checkpoint.committed"]
     assert len([t for t in commits if t <= injects["kill"]["ts"]]) >= 6
     assert run.verdict("duplicates")["counts"]["extra_copies"] == 0
+
+
+def test_the_visibility_checker_catches_a_commit_that_is_not_atomic(run_experiment):
+    run = run_experiment(REPO / "experiments" / "mutants" / "non-atomic-commit.yaml")
+    assert run.code == 1, run.stdout + run.stderr
+    visibility = run.verdict("atomic-visibility")
+    assert visibility["status"] == "fail"
+    assert visibility["counts"]["partial_observations"] > 0
+    assert run.verdict("duplicates")["status"] == "pass" and run.verdict("no-loss")["status"] == "pass"
