@@ -22,7 +22,8 @@ from chaos.kafka_clients import client_config
 from chaos.workload.records import EVOLVING
 
 TRUTH_SCHEMA = pa.schema([
-    ("id", pa.int64()), ("key", pa.string()), ("payload", pa.string()), ("checksum", pa.int64()),
+    ("id", pa.int64()), ("key", pa.string()), ("event_time", pa.int64()), ("payload", pa.string()),
+    ("checksum", pa.int64()),
     ("partition", pa.int32()), ("offset", pa.int64()),
 ])
 
@@ -56,6 +57,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> pa.Table:
                 record = json.loads(msg.value())
                 rows["id"].append(record["id"])
                 rows["key"].append(record["key"])
+                rows["event_time"].append(record["event_time"])
                 rows["payload"].append(record["payload"])
                 rows["checksum"].append(record["checksum"])
                 rows["partition"].append(p)

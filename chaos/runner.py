@@ -21,11 +21,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from confluent_kafka import KafkaException
+import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 from rich.console import Console
 
 from chaos.checkers.duplicates import check_duplicates
+from chaos.checkers.late import check_late_events
 from chaos.checkers.liveness import check_liveness
 from chaos.checkers.loss import check_loss
 from chaos.checkers.order import check_key_order
@@ -44,7 +46,7 @@ from chaos.html_report import write_html
 from chaos.junit import write_junit
 from chaos.live import LiveProgress
 from chaos.matrix import Guarantee
-from chaos.readers import table_digest
+from chaos.readers import read_parquet_output, table_digest
 from chaos.sinks import prepare_sink, read_output
 from chaos.report import print_verdicts, write_result
 from chaos.spec import Experiment, load_experiment
@@ -211,7 +213,8 @@ class Run:
             coordinator_port=coordinator_port, worker_coordinator_port=link.port,
             source=x.pipeline.source, source_settings=self.source.settings(),
             sink=x.pipeline.sink, sink_settings=prepare_sink(x, self.env, self.run_dir),
-            crash_points=x.crash_points(), max_rate=self.source.max_rate(), **store,
+            crash_points=x.crash_points(), max_rate=self.source.max_rate(),
+            allowed_lateness=x.pipeline.allowed_lateness, **store,
         )
         self.job.write_text(config.model_dump_json(indent=2))
         (self.run_dir / "schedule.txt").write_text(describe(x.faults))
@@ -294,6 +297,11 @@ class Run:
         truth = self.source.truth()
         self.source_digest = table_digest(truth.select(["id", "key", "checksum"]))
         output = read_output(x, self.env, self.run_dir)
+        late_verdicts = []
+        if x.pipeline.allowed_lateness is not None:
+            late = read_parquet_output(self.run_dir / "late")
+            late_verdicts.append(check_late_events(truth, output, late, round(x.pipeline.allowed_lateness * 1000)))
+            output = pa.concat_tables([output, late], promote_options="permissive")  # every record, either side
         verdicts = [
             check_loss(truth, output, required=x.requires_no_loss),
             check_duplicates(output, forbidden=x.forbids_duplicates),
@@ -306,12 +314,13 @@ class Run:
             verdicts.append(check_prefix(output, truth))
         if x.pipeline.sink == "kafka-transactional":
             verdicts.append(check_key_order(output, required=True))
+        verdicts += late_verdicts
         if self.probe is not None:
             verdicts.append(check_atomic_visibility(self.probe.observations, committed_units(self.run_dir / "output")))
         if x.workload.schema_change_at is not None:
             verdicts.append(check_schema(records.expected_table(x.workload, x.seed), output))
         verdicts.append(check_liveness(read_history(self.run_dir / "history.jsonl"), x.expect.recovery_bound))
-        verdicts.append(check_orphans([self.run_dir / "output", self.run_dir / "lake"]))
+        verdicts.append(check_orphans([self.run_dir / "output", self.run_dir / "late", self.run_dir / "lake"]))
         verdicts.append(Verdict(
             "drained", "pass" if drained else "fail",
             f"the pipeline caught up {drain_seconds:.1f}s after the workload" if drained

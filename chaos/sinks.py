@@ -36,7 +36,10 @@ def prepare_sink(x: Experiment, env: Environment, run_dir: Path) -> dict[str, An
         new = NewTopic(topic, num_partitions=x.workload.partitions, replication_factor=1)
         admin.create_topics([new], operation_timeout=30)[topic].result(timeout=60)
         return {"bootstrap": env.bootstrap("worker-kafka"), "topic": topic}
-    return {"output_dir": str(run_dir / "output"), "mutant": x.pipeline.mutant}
+    settings = {"output_dir": str(run_dir / "output"), "mutant": x.pipeline.mutant}
+    if x.pipeline.allowed_lateness is not None:
+        settings["late_output_dir"] = str(run_dir / "late")
+    return settings
 
 
 def read_output(x: Experiment, env: Environment, run_dir: Path) -> pa.Table:

@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict
 Positions = dict[str, Any]
 """Source positions by split (a Kafka partition, a Parquet file): JSON-serialisable."""
 
+SPLIT_COLUMN = "source_split"
+"""Added by a source asked to tag records with their split; the runtime drops it before the sink."""
+
 
 class CommitHandle(BaseModel):
     """What a sink needs to commit or abort one prepared checkpoint, persisted with the checkpoint."""

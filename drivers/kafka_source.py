@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
 from chaos.workload.records import SCHEMA, schema_for
-from drivers.contracts import CrashHook, Positions
+from drivers.contracts import SPLIT_COLUMN, CrashHook, Positions
 
 
 def _retriable(exc: BaseException) -> bool:
@@ -28,10 +28,12 @@ def _retriable(exc: BaseException) -> bool:
 
 class KafkaSource:
     def __init__(self, bootstrap: str, topic: str, group_id: str, partitions: int, crash: CrashHook,
-                 transactional: bool = False, mutant: str | None = None, resume_from: str = "checkpoint"):
+                 transactional: bool = False, mutant: str | None = None, resume_from: str = "checkpoint",
+                 with_split: bool = False):
         self.topic = topic
         self.partitions = partitions
         self.resume_from = resume_from if transactional else "group"
+        self.with_split = with_split  # tag each record with its partition, for per-split watermarks
         self.crash = crash
         self.consumer = Consumer({
             "bootstrap.servers": bootstrap,
@@ -84,7 +86,10 @@ class KafkaSource:
             self.next[partition] = offset + 1
             row.pop("schema_version", None)
         self.crash.hit("source.poll.after")
-        return pa.Table.from_pylist([row for _, _, row in batch], schema=schema_for(version))
+        table = pa.Table.from_pylist([row for _, _, row in batch], schema=schema_for(version))
+        if self.with_split:
+            table = table.append_column(SPLIT_COLUMN, pa.array([str(p) for p, _, _ in batch], pa.string()))
+        return table
 
     def snapshot_positions(self) -> Positions:
         return {str(p): o for p, o in sorted(self.next.items())}

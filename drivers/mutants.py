@@ -57,3 +57,10 @@ class NonAtomicCommitSink(TwoPhaseParquetSink):
                 os.replace(src, self.output_dir / final)
                 time.sleep(0.3)
         super().commit(handle)  # finds the files moved, and writes the manifest
+
+
+class DropLateSink(TwoPhaseParquetSink):
+    """A late-event side output that accepts records and writes none: late events vanish silently."""
+
+    def write(self, records: pa.Table) -> None:
+        pass

@@ -24,7 +24,10 @@ class PipelineSpec(StrictModel):
     checkpoint_interval: Duration = 1.0
     workers: int = Field(1, ge=1, le=MAX_WORKERS)
     restart_delay: Duration = Field(1.0, description="how long the supervisor waits before restarting a crashed process")
-    mutant: Literal["auto-commit", "non-idempotent-commit", "truncating-widen", "non-atomic-commit"] | None = Field(
+    allowed_lateness: Duration | None = Field(
+        None, description="route records further behind their split's event-time watermark to the late output")
+    mutant: Literal["auto-commit", "non-idempotent-commit", "truncating-widen", "non-atomic-commit",
+                    "drop-late"] | None = Field(
         None, description="a deliberately buggy variant, to prove the checkers catch it")
 
     @field_validator("source")
@@ -44,7 +47,8 @@ class PipelineSpec(StrictModel):
         mutated = {"auto-commit": ("source", ("kafka", "kafka-transactional")),
                    "non-idempotent-commit": ("sink", ("parquet-2pc",)),
                    "truncating-widen": ("sink", ("parquet-2pc",)),
-                   "non-atomic-commit": ("sink", ("parquet-2pc",))}
+                   "non-atomic-commit": ("sink", ("parquet-2pc",)),
+                   "drop-late": ("sink", ("parquet-2pc",))}
         if self.mutant is not None:
             role, kinds = mutated[self.mutant]
             if getattr(self, role) not in kinds:
@@ -79,6 +83,8 @@ class WorkloadSpec(StrictModel):
     partitions: int = Field(3, ge=1, le=64)
     schema_change_at: int | None = Field(
         None, ge=1, description="from this record on: `tag` dropped, `score` widened to int64, `region` added")
+    late_every: int | None = Field(None, ge=2, description="every Nth record's event time lags by `lateness`")
+    lateness: Duration = Field(0.0, description="how far behind the stream a late record's event time is")
 
 
 class ExpectSpec(StrictModel):
@@ -126,6 +132,11 @@ class Experiment(StrictModel):
 
     @model_validator(mode="after")
     def _faults_fit(self) -> "Experiment":
+        if self.pipeline.allowed_lateness is not None and (
+                self.pipeline.source not in ("kafka", "kafka-transactional")
+                or self.pipeline.sink not in ("parquet", "parquet-2pc")):
+            raise ValueError("event-time late routing runs from a Kafka source (partitions are its splits) into "
+                             f"a Parquet sink, not {self.pipeline.source} -> {self.pipeline.sink}")
         change = self.workload.schema_change_at
         if change is not None:
             if change >= self.workload.records:

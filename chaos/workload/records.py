@@ -82,12 +82,14 @@ def generate(spec: WorkloadSpec, seed: int) -> Iterator[Record]:
     rng = random.Random(seed)
     half = (spec.payload_size + 1) // 2
     change = spec.schema_change_at
+    lag_ms = round(spec.lateness * 1000)
     for i in range(spec.records):
         payload = rng.randbytes(half).hex()[: spec.payload_size]
         yield Record(
             id=i,
             key=f"k{rng.randrange(spec.keys)}",
-            event_time=EPOCH_MS + round(i * 1000 / spec.rate),
+            event_time=EPOCH_MS + round(i * 1000 / spec.rate)
+            - (lag_ms if spec.late_every and i % spec.late_every == spec.late_every - 1 else 0),
             payload=payload,
             checksum=checksum(payload),
             version=None if change is None else (1 if i < change else 2),

@@ -28,6 +28,8 @@ class JobConfig(BaseModel):
     postgres_dsn: str | None = None
     crash_points: dict[str, dict[str, int]] = {}
     """Armed crash points by process (`coordinator`, `worker-0`, ...): point -> the hit that fires."""
+    allowed_lateness: float | None = None
+    """Seconds behind a split's event-time watermark past which a record goes to the late output."""
     max_rate: float | None = None
     """Records per second per worker, for sources that would otherwise be read as fast as possible."""
     checkpoint_timeout: float = 30.0

@@ -102,11 +102,13 @@ class Coordinator:
             self.workers.pop(worker).close()
         if self.round is not None:
             self._abandon(f"worker {worker} rejoined")
-        restore: dict[str, Any] = {"type": "restore", "checkpoint_id": None, "positions": None, "handles": []}
+        restore: dict[str, Any] = {"type": "restore", "checkpoint_id": None, "positions": None, "handles": [],
+                                   "state": {}}
         if self.last:
             restore.update(
                 checkpoint_id=self.last.checkpoint_id,
                 positions=self.last.positions.get(str(worker)),
+                state=self.last.state.get(str(worker), {}),
                 handles=[h.model_dump(mode="json") for h in self.last.handles if h.worker == worker])
         try:
             conn.send(restore)
@@ -159,6 +161,7 @@ class Coordinator:
             positions={str(w): m["positions"] for w, m in sorted(prepared.items())},
             handles=[CommitHandle.model_validate(h) for w, m in sorted(prepared.items()) for h in m["handles"]],
             created_at=time.time(),
+            state={str(w): m.get("state", {}) for w, m in sorted(prepared.items())},
         )
         self.exhausted_at[checkpoint.checkpoint_id] = all(m.get("exhausted", False) for m in prepared.values())
         self.crash.hit("coordinator.persist.before")

@@ -12,6 +12,7 @@ TWO_PHASE_PARQUET_MUTANTS = {
     "non-idempotent-commit": "NonIdempotentCommitSink",
     "truncating-widen": "TruncatingWidenSink",
     "non-atomic-commit": "NonAtomicCommitSink",
+    "drop-late": "DropLateSink",
 }
 
 DISK_CONTROL = "disk-faults.json"
@@ -25,7 +26,8 @@ def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDri
 
         return KafkaSource(s["bootstrap"], s["topic"], s["group_id"], int(s["partitions"]), crash,
                            transactional=config.source == "kafka-transactional", mutant=s.get("mutant"),
-                           resume_from=s.get("resume_from", "checkpoint"))
+                           resume_from=s.get("resume_from", "checkpoint"),
+                           with_split=config.allowed_lateness is not None)
     if config.source == "parquet-batch":
         from drivers.parquet_batch_source import ParquetBatchSource
 
@@ -50,8 +52,14 @@ def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDri
     raise ValueError(f"no source driver for {config.source!r}")
 
 
-def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver) -> SinkDriver:
+def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver,
+                late: bool = False) -> SinkDriver:
+    """The worker's sink, or with `late` its late-event side output (same kind, its own location)."""
     s = config.sink_settings
+    if late:  # the drop-late mutant lives in the side output; every other mutant in the main one
+        s = {**s, "output_dir": s["late_output_dir"], "mutant": "drop-late" if s.get("mutant") == "drop-late" else None}
+    elif s.get("mutant") == "drop-late":
+        s = {**s, "mutant": None}
     disk = DiskFaults(Path(config.run_dir) / DISK_CONTROL)
     if config.sink == "parquet":
         from drivers.parquet_sinks import ParquetSink

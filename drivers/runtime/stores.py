@@ -19,7 +19,7 @@ import socket
 import sqlite3
 import threading
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, TypeVar
 
@@ -43,6 +43,8 @@ class Checkpoint:
     handles: list[CommitHandle]
     """The prepared sink handles this checkpoint commits (and recovery re-commits)."""
     created_at: float
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Worker index -> that worker's operator state (event-time watermarks per split)."""
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -51,6 +53,7 @@ class Checkpoint:
             "positions": self.positions,
             "handles": [h.model_dump(mode="json") for h in self.handles],
             "created_at": self.created_at,
+            "state": self.state,
         }
 
     @classmethod
@@ -61,6 +64,7 @@ class Checkpoint:
             positions=dict(body["positions"]),
             handles=[CommitHandle.model_validate(h) for h in body["handles"]],
             created_at=float(body["created_at"]),
+            state=dict(body.get("state", {})),
         )
 
 

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from tenacity import retry, stop_after_delay, wait_exponential
 
 from chaos.history import History
-from drivers.contracts import CommitHandle, Positions
+from drivers.contracts import SPLIT_COLUMN, CommitHandle, Positions
 from drivers.runtime.config import JobConfig
 from drivers.runtime.crashpoints import CrashPoints
 from drivers.runtime.factory import create_sink, create_source
@@ -45,6 +46,9 @@ class Worker:
             on_fire=lambda point, hit: self.history.append("crash", process=f"worker-{index}", point=point, hit=hit))
         self.source = create_source(config, index, self.crash)
         self.sink = create_sink(config, index, self.crash, self.source)
+        self.late_sink = (create_sink(config, index, self.crash, self.source, late=True)
+                          if config.allowed_lateness is not None else None)
+        self.watermarks: dict[str, int] = {}  # split -> highest event time seen (ms): checkpointed state
         self.pending: list[tuple[CommitHandle, Positions]] = []
         self.stopping = False
         self.last_seen = time.monotonic()
@@ -72,7 +76,10 @@ class Worker:
 
     def _restore(self, message: Message) -> None:
         handles = [CommitHandle.model_validate(h) for h in message["handles"]]
-        self.sink.recover(handles)
+        self.sink.recover([h for h in handles if not _is_late(h)])
+        if self.late_sink is not None:
+            self.late_sink.recover([h for h in handles if _is_late(h)])
+        self.watermarks = dict(message.get("state", {}).get("watermarks", {}))
         # No ack here: a sink that commits offsets in its own transaction (Kafka to Kafka) may have had
         # that transaction aborted, and acking the checkpoint's positions would skip its records.
         self.source.open(self.index, self.config.workers, message["positions"])
@@ -92,7 +99,7 @@ class Worker:
             throttled = throttled or getattr(self.sink, "awaiting_commit", False)
             rows = self.source.poll(100 if rate else 500, 0.05) if not throttled else _EMPTY
             if rows.num_rows:
-                self.sink.write(rows)
+                self._write(rows)
                 self.records += rows.num_rows
             for message in self.conn.receive(0 if rows.num_rows else 0.02):
                 self.last_seen = time.monotonic()
@@ -102,8 +109,35 @@ class Worker:
                 return COORDINATOR_LOST_EXIT
         self.source.close()
         self.sink.close()
+        if self.late_sink is not None:
+            self.late_sink.close()
         self.history.append("worker.stop", worker=self.index, records=self.records)
         return 0
+
+    def _write(self, rows: pa.Table) -> None:
+        if self.late_sink is None:
+            self.sink.write(rows)
+            return
+        on_time, late = self._route(rows)
+        if on_time.num_rows:
+            self.sink.write(on_time)
+        if late.num_rows:
+            self.late_sink.write(late)
+
+    def _route(self, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
+        """Event time against each split's watermark (the highest event time seen in that split): a
+        record more than `allowed_lateness` behind it is late, and goes to the side output."""
+        assert self.config.allowed_lateness is not None
+        allowed = round(self.config.allowed_lateness * 1000)
+        late = []
+        for split, event_time in zip(rows[SPLIT_COLUMN].to_pylist(), rows["event_time"].to_pylist()):
+            mark = self.watermarks.get(split)
+            late.append(mark is not None and event_time < mark - allowed)
+            if mark is None or event_time > mark:
+                self.watermarks[split] = event_time
+        mask = pa.array(late, pa.bool_())
+        rows = rows.drop_columns([SPLIT_COLUMN])
+        return rows.filter(pc.invert(mask)), rows.filter(mask)
 
     def _dispatch(self, message: Message) -> None:
         kind = message["type"]
@@ -118,10 +152,13 @@ class Worker:
             self.sink.attach_offsets(positions)  # consume-transform-produce: offsets ride in the sink's transaction
         handle = self.sink.prepare(checkpoint_id)
         self.pending.append((handle, positions))
+        if self.late_sink is not None:
+            late = self.late_sink.prepare(checkpoint_id)
+            self.pending.append((late.model_copy(update={"payload": {**late.payload, "output": "late"}}), positions))
         reply: dict[str, Any] = {
             "type": "prepared", "checkpoint_id": checkpoint_id, "positions": positions,
             "handles": [h.model_dump(mode="json") for h, _ in self.pending],
-            "exhausted": self.source.exhausted(),
+            "exhausted": self.source.exhausted(), "state": {"watermarks": dict(self.watermarks)},
         }
         self.conn.send(reply)
 
@@ -130,10 +167,16 @@ class Worker:
         if not due:
             return
         for handle, _ in due:
-            self.sink.commit(handle)
+            sink = self.late_sink if _is_late(handle) else self.sink
+            assert sink is not None
+            sink.commit(handle)
         self.pending = [(h, p) for h, p in self.pending if h.checkpoint_id > checkpoint_id]
         self.source.ack(due[-1][1])
         self.conn.send({"type": "committed", "checkpoint_id": checkpoint_id})
+
+
+def _is_late(handle: CommitHandle) -> bool:
+    return handle.payload.get("output") == "late"
 
 
 def main(argv: list[str]) -> int:

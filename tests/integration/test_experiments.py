@@ -146,3 +146,20 @@ def test_the_visibility_checker_catches_a_commit_that_is_not_atomic(run_experime
     assert visibility["status"] == "fail"
     assert visibility["counts"]["partial_observations"] > 0
     assert run.verdict("duplicates")["status"] == "pass" and run.verdict("no-loss")["status"] == "pass"
+
+
+def test_late_events_are_routed_to_the_side_output_and_survive_a_crash(run_experiment):
+    run = run_experiment(REPO / "experiments" / "late-events.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    late = run.verdict("late-events")
+    assert late["status"] == "pass" and late["counts"]["late"] == 240 and late["counts"]["routed_late"] == 240
+    assert run.verdict("no-loss")["counts"]["lost"] == 0
+    assert len([e for e in run.history() if e["event"] == "crash"]) == 1
+
+
+def test_the_late_events_checker_catches_late_records_dropped_silently(run_experiment):
+    run = run_experiment(REPO / "experiments" / "mutants" / "drop-late.yaml")
+    assert run.code == 1, run.stdout + run.stderr
+    late = run.verdict("late-events")
+    assert late["status"] == "fail" and late["counts"]["late_dropped"] == 150
+    assert run.verdict("no-loss")["status"] == "fail"
