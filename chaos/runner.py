@@ -160,7 +160,7 @@ class Run:
             stack.callback(supervisor.stop_all)
             for name in self.processes:
                 supervisor.start(name, self._factory(name))
-            schedule = FaultSchedule(x.faults, self.env.toxiproxy, supervisor, self.history, self.progress,
+            schedule = FaultSchedule(x.faults, self.env, supervisor, self.history, self.progress,
                                      disk_control=self.run_dir / DISK_CONTROL)
             stack.callback(schedule.close)
             if x.pipeline.sink == "parquet-2pc":

@@ -17,8 +17,8 @@ from chaos.history import History
 from chaos.spec.faults import CrashFault, DiskFault, Fault, ProcessFault
 from chaos.supervisor import Supervisor
 from chaos.workload.producer import WorkloadProgress
-from faults import disk, network, process
-from faults.toxiproxy import Toxiproxy
+from chaos.env.environment import Environment
+from faults import disk, network, process, services
 
 Heal = Callable[[], None]
 
@@ -31,19 +31,21 @@ class _Active:
     until: float
 
 
-def inject(fault: Fault, tag: str, toxiproxy: Toxiproxy, supervisor: Supervisor, disk_control: Path) -> Heal:
+def inject(fault: Fault, tag: str, env: Environment, supervisor: Supervisor, disk_control: Path) -> Heal:
     if isinstance(fault, ProcessFault):
+        if fault.target in services.SERVICES:
+            return services.inject(env, fault)
         return process.inject(supervisor, fault)
     if isinstance(fault, DiskFault):
         return disk.inject(disk_control, fault.mode, fault.target, fault.stall_s)
-    return network.inject(toxiproxy, fault, tag)
+    return network.inject(env.toxiproxy, fault, tag)
 
 
 class FaultSchedule:
-    def __init__(self, faults: Sequence[Fault], toxiproxy: Toxiproxy, supervisor: Supervisor,
+    def __init__(self, faults: Sequence[Fault], env: Environment, supervisor: Supervisor,
                  history: History, progress: WorkloadProgress, disk_control: Path):
         self.faults = list(faults)
-        self.toxiproxy = toxiproxy
+        self.env = env
         self.supervisor = supervisor
         self.history = history
         self.progress = progress
@@ -123,7 +125,7 @@ class FaultSchedule:
         fault = self.faults[index]
         fields = fault.model_dump(exclude_none=True)
         try:
-            heal = inject(fault, f"fault{index}", self.toxiproxy, self.supervisor, self.disk_control)
+            heal = inject(fault, f"fault{index}", self.env, self.supervisor, self.disk_control)
         except Exception as e:  # noqa: BLE001 - a failed injection is recorded, and fails the run
             self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) could not be injected: {e}")
             self.history.append("fault.error", index=index, error=str(e), **fields)

@@ -152,9 +152,9 @@ class PostgresServer(ManagedProcess):
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:
                 pass
-        children = _children(self.pid) if self.poll() is None else []
+        kids = children(self.pid) if self.poll() is None else []
         code = super().stop(grace=0)
-        _kill_all(children)
+        _kill_all(kids)
         return code
 
 
@@ -167,12 +167,13 @@ def stop_server(ref: ProcessRef, grace: float = 15.0) -> None:
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and not _gone(ref):
         time.sleep(0.05)
-    children = [] if _gone(ref) else _children(ref.pid)
+    kids = [] if _gone(ref) else children(ref.pid)
     ref.stop(grace=0)
-    _kill_all(children)
+    _kill_all(kids)
 
 
-def _children(pid: int) -> list[ProcessRef]:
+def children(pid: int) -> list[ProcessRef]:
+    """The live children of `pid` (the postmaster's backends lead sessions of their own)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

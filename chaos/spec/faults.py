@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from chaos.spec.base import Duration, StrictModel
-from chaos.spec.targets import NETWORK_LINKS, PROCESSES, known
+from chaos.spec.targets import NETWORK_LINKS, PROCESSES, SERVICES, known
 from drivers.runtime.crashpoints import POINTS, role_of
 
 Direction = Literal["upstream", "downstream"]
@@ -151,16 +151,28 @@ class ProcessFault(FaultBase):
     @field_validator("target")
     @classmethod
     def _known_process(cls, target: str) -> str:
-        return known(target, PROCESSES, "process")
+        return known(target, PROCESSES + SERVICES, "process")
 
 
-class KillFault(ProcessFault):
+class SupervisedFault(ProcessFault):
+    """A fault the supervisor heals by starting the process again: only pipeline processes."""
+
+    @field_validator("target")
+    @classmethod
+    def _not_a_service(cls, target: str) -> str:
+        if target in SERVICES:
+            raise ValueError(f"{target} can be paused, not killed or terminated (restarting a service on "
+                             "its data is not supported yet)")
+        return target
+
+
+class KillFault(SupervisedFault):
     """SIGKILL the process; the supervisor restarts it after `duration`."""
 
     kind: Literal["kill"]
 
 
-class TerminateFault(ProcessFault):
+class TerminateFault(SupervisedFault):
     """SIGTERM the process (a graceful stop); the supervisor restarts it after `duration`."""
 
     kind: Literal["terminate"]

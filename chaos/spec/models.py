@@ -157,6 +157,8 @@ class Experiment(StrictModel):
                                      f"produces {self.workload.records} records")
             if target in PROCESSES and target not in processes:
                 raise ValueError(f"faults[{i}] targets {target}, but the pipeline has {self.pipeline.workers} worker(s)")
+            if target == "postgres" and self.pipeline.profile != "distributed-durable":
+                raise ValueError(f"faults[{i}] targets postgres, which only the distributed-durable profile uses")
             if target == "coordinator-store" and self.pipeline.profile != "distributed-durable":
                 raise ValueError(f"faults[{i}] targets coordinator-store, which only the distributed-durable "
                                  "profile has (its checkpoint store is PostgreSQL behind that link)")

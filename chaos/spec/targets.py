@@ -15,6 +15,9 @@ coordinator to its PostgreSQL checkpoint store and the workers to the Iceberg ca
 NETWORK_LINKS = KAFKA_LINKS + RUNTIME_LINKS
 """Every named link through Toxiproxy that a network fault may target."""
 
+SERVICES = ("kafka", "postgres")
+"""The environment's services that process faults may pause, kill or terminate (then restart)."""
+
 MAX_WORKERS = 8
 PROCESSES = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS))
 """Processes the runner supervises and faults may kill: the coordinator and each worker."""

@@ -163,3 +163,17 @@ def test_the_late_events_checker_catches_late_records_dropped_silently(run_exper
     late = run.verdict("late-events")
     assert late["status"] == "fail" and late["counts"]["late_dropped"] == 150
     assert run.verdict("no-loss")["status"] == "fail"
+
+
+def test_pausing_the_broker_and_the_checkpoint_store_stalls_and_then_resumes(run_experiment):
+    run = run_experiment(REPO / "experiments" / "service-faults.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    (kafka_in, store_in) = _events(run, "fault.inject")
+    (kafka_out, store_out) = _events(run, "fault.heal")
+    assert (kafka_in["target"], store_in["target"]) == ("kafka", "postgres")
+    persisted = [(e["ts"], _offsets(e)) for e in _events(run, "checkpoint.persisted")]
+    # A frozen broker serves no records: the source positions stand still while it is paused...
+    assert len({n for t, n in persisted if kafka_in["ts"] + 1.0 < t < kafka_out["ts"]}) <= 1
+    # ...and a frozen checkpoint store persists no checkpoint at all.
+    assert not [t for t, _ in persisted if store_in["ts"] + 0.5 < t < store_out["ts"]]
+    assert run.verdict("duplicates")["counts"]["extra_copies"] == 0

@@ -168,7 +168,7 @@ def test_one_way_partition_blackholes_only_that_direction(environment, echo_link
 def test_the_schedule_records_injection_and_heal_on_the_timeline(environment, echo_link, tmp_path):
     history = History(tmp_path / "history.jsonl", "test")
     fault = LatencyFault(kind="latency", target=LINK, at=0.2, duration=1, latency_ms=300)
-    schedule = FaultSchedule([fault], environment.toxiproxy, supervisor=None, history=history,  # type: ignore[arg-type]
+    schedule = FaultSchedule([fault], environment, supervisor=None, history=history,  # type: ignore[arg-type]
                              progress=WorkloadProgress(), disk_control=tmp_path / "disk-faults.json")
     schedule.start()
     try:
