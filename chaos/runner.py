@@ -56,6 +56,7 @@ from chaos.workload import records
 from chaos.sources import source_side
 from chaos.workload.producer import WorkloadOutcome, WorkloadProgress
 from drivers.runtime.config import JobConfig
+from drivers.runtime.crashpoints import MARKER_DIR, marker
 from drivers.runtime.factory import DISK_CONTROL
 from faults.nemesis import describe
 from faults.schedule import FaultSchedule
@@ -326,6 +327,10 @@ class Run:
             f"the pipeline caught up {drain_seconds:.1f}s after the workload" if drained
             else f"the pipeline had not caught up after {x.expect.drain_timeout:.0f}s",
             {"drain_ms": int(drain_seconds * 1000)}))
+        fault_errors = fault_errors + [
+            f"crash point {point} in {process} never fired (hit {hit} was not reached)"
+            for process, points in x.crash_points().items() for point, hit in points.items()
+            if not marker(self.run_dir / MARKER_DIR, process, point).exists()]
         if fault_errors:
             verdicts.append(Verdict("faults-applied", "fail", "; ".join(fault_errors), {"errors": len(fault_errors)}))
         return verdicts

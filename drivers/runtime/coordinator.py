@@ -26,7 +26,7 @@ from typing import Any
 from chaos.history import History
 from drivers.contracts import CommitHandle
 from drivers.runtime.config import JobConfig
-from drivers.runtime.crashpoints import CrashPoints
+from drivers.runtime.crashpoints import MARKER_DIR, CrashPoints
 from drivers.runtime.protocol import Connection, Message
 from drivers.runtime.stores import Checkpoint, open_store
 
@@ -45,7 +45,7 @@ class Coordinator:
         self.config = config
         self.history = History(config.history_path, source="coordinator")
         self.crash = CrashPoints(
-            config.crash_points.get("coordinator", {}), Path(config.run_dir) / "crashpoints", "coordinator",
+            config.crash_points.get("coordinator", {}), Path(config.run_dir) / MARKER_DIR, "coordinator",
             on_fire=lambda point, hit: self.history.append("crash", process="coordinator", point=point, hit=hit))
         self.store = open_store(config.profile, sqlite_path=Path(config.sqlite_path) if config.sqlite_path else None,
                                 dsn=config.postgres_dsn)

@@ -36,6 +36,15 @@ def role_of(point: str) -> str:
     return "coordinator" if point.startswith("coordinator.") else "worker"
 
 
+MARKER_DIR = "crashpoints"
+"""In the run directory: one file per crash point that fired."""
+
+
+def marker(marker_dir: Path, process: str, point: str) -> Path:
+    """The file that records that `point` fired in `process` (for this run, across incarnations)."""
+    return marker_dir / f"{process}.{point}.fired"
+
+
 class CrashPoints:
     """The points armed for one process, with their hit counters for this incarnation."""
 
@@ -51,7 +60,7 @@ class CrashPoints:
         self.hits: dict[str, int] = {}
 
     def _marker(self, point: str) -> Path:
-        return self.marker_dir / f"{self.process}.{point}.fired"
+        return marker(self.marker_dir, self.process, point)
 
     def hit(self, point: str) -> None:
         if point not in self.armed:

@@ -24,7 +24,7 @@ from tenacity import retry, stop_after_delay, wait_exponential
 from chaos.history import History
 from drivers.contracts import SPLIT_COLUMN, CommitHandle, Positions
 from drivers.runtime.config import JobConfig
-from drivers.runtime.crashpoints import CrashPoints
+from drivers.runtime.crashpoints import MARKER_DIR, CrashPoints
 from drivers.runtime.factory import create_sink, create_source
 from drivers.runtime.protocol import Connection, Message
 
@@ -42,7 +42,7 @@ class Worker:
         self.index = index
         self.history = History(config.history_path, source=f"worker-{index}")
         self.crash = CrashPoints(
-            config.crash_points.get(f"worker-{index}", {}), Path(config.run_dir) / "crashpoints", f"worker-{index}",
+            config.crash_points.get(f"worker-{index}", {}), Path(config.run_dir) / MARKER_DIR, f"worker-{index}",
             on_fire=lambda point, hit: self.history.append("crash", process=f"worker-{index}", point=point, hit=hit))
         self.source = create_source(config, index, self.crash)
         self.sink = create_sink(config, index, self.crash, self.source)
