@@ -47,7 +47,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from chaos.workload.records import SCHEMA
 from drivers.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError, Positions
 from drivers.parquet_files import fsync_dir, write_durably
-from drivers.row_groups import RowGroupSplits
+from drivers.row_groups import RowGroupSource, RowGroupSplits
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -149,7 +149,7 @@ def _file_tag(job_id: str, worker: int) -> str:
 
 
 # -- source ------------------------------------------------------------------------------------
-class DeltaBatchSource:
+class DeltaBatchSource(RowGroupSource):
     """Reads the files of one table version; this worker owns `index % workers == worker` of the
     sorted file list. Positions: {"version": v, "files": {relative path: next row group}}."""
 
@@ -177,22 +177,8 @@ class DeltaBatchSource:
         self.splits.assign(_relative_files(dt, self.table_dir), worker, workers, start.get("files") or {},
                            lambda name: pq.ParquetFile(self.table_dir / name))
 
-    def poll(self, max_records: int, timeout: float) -> pa.Table:
-        """The next whole row group, under the snapshot's schema."""
-        return self.splits.poll(self._schema)
-
     def snapshot_positions(self) -> Positions:
         return {"version": self._version, "files": self.splits.positions()}
-
-    def ack(self, positions: Positions) -> None:
-        """Nothing to commit upstream: the checkpoint that holds `positions` is the commit."""
-        self.crash.hit("source.ack.before")
-
-    def exhausted(self) -> bool:
-        return self.splits.exhausted()
-
-    def close(self) -> None:
-        self.splits.close()
 
 
 # -- plain sink --------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from tenacity import Retrying, retry_if_exception, retry_if_exception_type, stop
 from chaos.workload.records import SCHEMA
 from drivers.contracts import CommitError, CommitHandle, CrashHook, Positions
 from drivers.parquet_files import write_durably
-from drivers.row_groups import RowGroupSplits
+from drivers.row_groups import RowGroupSource, RowGroupSplits
 
 CATALOG_NAME = "chaos"
 NAMESPACE = "chaos"
@@ -165,7 +165,7 @@ def _concat(tables: list[pa.Table]) -> pa.Table:
 
 
 # -- batch source ---------------------------------------------------------------------------------
-class IcebergBatchSource:
+class IcebergBatchSource(RowGroupSource):
     """A bounded, replayable source over one snapshot of an Iceberg table, one row group per poll.
 
     `open` pins the table's current snapshot (a restore re-reads the snapshot recorded in the
@@ -230,22 +230,8 @@ class IcebergBatchSource:
                 columns.append(pa.nulls(table.num_rows, field.type))
         return pa.Table.from_arrays(columns, schema=self._schema)
 
-    def poll(self, max_records: int, timeout: float) -> pa.Table:
-        """The next whole row group, projected onto the snapshot's schema."""
-        return self.splits.poll(self._schema)
-
     def snapshot_positions(self) -> Positions:
         return {"snapshot_id": self.snapshot_id, "files": self.splits.positions()}
-
-    def ack(self, positions: Positions) -> None:
-        """Nothing to commit upstream: the checkpoint that holds `positions` is the commit."""
-        self.crash.hit("source.ack.before")
-
-    def exhausted(self) -> bool:
-        return self.splits.exhausted()
-
-    def close(self) -> None:
-        self.splits.close()
 
 
 # -- sinks: shared ---------------------------------------------------------------------------------

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chaos.workload.records import SCHEMA
 from drivers.contracts import CrashHook, Positions
-from drivers.row_groups import RowGroupSplits
+from drivers.row_groups import RowGroupSource, RowGroupSplits
 
 
 def input_files(input_dir: Path) -> list[str]:
@@ -27,12 +26,13 @@ def input_files(input_dir: Path) -> list[str]:
     )
 
 
-class ParquetBatchSource:
+class ParquetBatchSource(RowGroupSource):
     """This worker reads the files whose index in the sorted list is `worker` modulo `workers`."""
 
     def __init__(self, input_dir: Path, crash: CrashHook):
         self.input_dir = Path(input_dir)
         self.crash = crash
+        self._schema = SCHEMA
         self.splits = RowGroupSplits(crash)
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
@@ -40,19 +40,5 @@ class ParquetBatchSource:
         self.splits.assign(input_files(self.input_dir), worker, workers, start or {},
                            lambda name: pq.ParquetFile(self.input_dir / name))
 
-    def poll(self, max_records: int, timeout: float) -> pa.Table:
-        """The next whole row group; a batch source never waits, so `timeout` is unused."""
-        return self.splits.poll(SCHEMA)
-
     def snapshot_positions(self) -> Positions:
         return self.splits.positions()
-
-    def ack(self, positions: Positions) -> None:
-        """Nothing to commit upstream: the checkpoint that holds `positions` is the commit."""
-        self.crash.hit("source.ack.before")
-
-    def exhausted(self) -> bool:
-        return self.splits.exhausted()
-
-    def close(self) -> None:
-        self.splits.close()

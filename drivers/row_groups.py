@@ -78,3 +78,26 @@ class RowGroupSplits:
         if self._reader is not None:
             self._reader[1].close()
             self._reader = None
+
+
+class RowGroupSource:
+    """What every batch source does once its splits are assigned: hand out row groups under its
+    snapshot's schema, and acknowledge nothing upstream (the checkpoint holding the positions is
+    the commit)."""
+
+    crash: CrashHook
+    splits: RowGroupSplits
+    _schema: pa.Schema
+
+    def poll(self, max_records: int, timeout: float) -> pa.Table:
+        """The next whole row group; a batch source never waits, so `timeout` is unused."""
+        return self.splits.poll(self._schema)
+
+    def ack(self, positions: dict) -> None:
+        self.crash.hit("source.ack.before")
+
+    def exhausted(self) -> bool:
+        return self.splits.exhausted()
+
+    def close(self) -> None:
+        self.splits.close()
