@@ -148,7 +148,7 @@ def test_stop_leaves_no_postgres_process(tmp_path: Path):
         assert state.postgres == env.state.postgres and "postgres" in state.processes
         postmaster = env.state.processes["postgres"].pid
         conn = psycopg.connect(env.postgres_dsn(), connect_timeout=3)  # a session a smart shutdown would wait for
-        backends = [r.pid for r in pg._children(postmaster)]
+        backends = [r.pid for r in pg.children(postmaster)]
         assert _live(postmaster) and len(backends) >= 3 and all(_live(p) for p in backends)
         started = time.monotonic()
     finally:
