@@ -59,6 +59,7 @@ class ParquetSink:
             self._buffer.append(records)
 
     def prepare(self, checkpoint_id: int) -> CommitHandle:
+        self.crash.hit("sink.prepare.before")
         files: list[str] = []
         if self._buffer:
             name = f"part-{self.job_id}-w{self.worker}-c{checkpoint_id}-{uuid.uuid4().hex[:8]}.parquet"
@@ -67,6 +68,7 @@ class ParquetSink:
             self._buffer = []
             files.append(name)
             self.crash.hit("sink.write.mid")
+        self.crash.hit("sink.prepare.after")
         return CommitHandle(sink=self.SINK, job_id=self.job_id, checkpoint_id=checkpoint_id,
                             worker=self.worker, payload={"files": files})
 

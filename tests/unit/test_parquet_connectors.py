@@ -131,7 +131,7 @@ def test_plain_sink_makes_prepared_data_visible_at_once(tmp_path: Path) -> None:
     sink.write(TABLE.slice(0, 60))
     sink.write(TABLE.slice(60))
     handle = sink.prepare(1)
-    assert handle.sink == "parquet" and crash.points == ["sink.write.mid"]
+    assert handle.sink == "parquet" and crash.points == ["sink.prepare.before", "sink.write.mid", "sink.prepare.after"]
     assert_exactly_once(visible_ids(tmp_path / "out"))  # before any commit
     sink.commit(handle)
     assert_exactly_once(visible_ids(tmp_path / "out"))
