@@ -590,16 +590,6 @@ class HudiTwoPhaseSink:
         self._buffer = []
 
 
-class LeakyRollbackHudiSink(HudiTwoPhaseSink):
-    """Seeded bug: "rolls back" a failed instant by removing its timeline entries only, skipping
-    the deletion of its base files. The files of a failed instant older than every instant left on
-    the timeline then read as committed (hudi-rs, like Java Hudi, treats them as archived commits):
-    rows that were never committed become visible. Used to prove the visibility check can fail."""
-
-    def _delete_data_files(self, instant: str) -> None:
-        pass
-
-
 # -- the source ----------------------------------------------------------------------------------
 
 class HudiBatchSource:

@@ -8,7 +8,7 @@ librdkafka cannot resume another process's transaction, so the source position t
 one committed inside the transaction: after a crash, the source resumes at the group's committed
 offsets and the aborted transaction's records are read again.
 
-Between prepare and commit the one producer cannot take new records (`blocks_until_commit`).
+Between prepare and commit the one producer cannot take new records (`awaiting_commit`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ TIMEOUT = 30.0
 
 
 class KafkaTransactionalSink:
-    blocks_until_commit = True
-
     def __init__(self, bootstrap: str, topic: str, job_id: str, worker: int, crash: CrashHook,
                  source_topic: str, consumer: Consumer | None = None):
         self.topic = topic

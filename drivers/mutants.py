@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from drivers.contracts import CommitHandle
+from drivers.hudi import HudiTwoPhaseSink
 from drivers.parquet_sinks import TwoPhaseParquetSink
 
 
@@ -63,4 +64,14 @@ class DropLateSink(TwoPhaseParquetSink):
     """A late-event side output that accepts records and writes none: late events vanish silently."""
 
     def write(self, records: pa.Table) -> None:
+        pass
+
+
+class LeakyRollbackHudiSink(HudiTwoPhaseSink):
+    """Seeded bug: "rolls back" a failed instant by removing its timeline entries only, skipping
+    the deletion of its base files. The files of a failed instant older than every instant left on
+    the timeline then read as committed (hudi-rs, like Java Hudi, treats them as archived commits):
+    rows that were never committed become visible. Used to prove the visibility check can fail."""
+
+    def _delete_data_files(self, instant: str) -> None:
         pass

@@ -10,9 +10,7 @@ between them instead of paying the start-up cost again.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
@@ -219,13 +217,3 @@ class Environment:
                 return True
             time.sleep(0.1)
         return False
-
-
-@contextmanager
-def owned_environment(workdir: Path) -> Iterator[Environment]:
-    """Start an environment for the duration of a block and always stop it."""
-    env = Environment.start(workdir)
-    try:
-        yield env
-    finally:
-        env.stop()

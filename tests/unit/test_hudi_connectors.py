@@ -19,7 +19,8 @@ import pytest
 from chaos.spec.models import WorkloadSpec
 from chaos.workload.records import SCHEMA, expected_table
 from drivers.contracts import CommitHandle
-from drivers.hudi import HudiBatchSource, HudiTwoPhaseSink, LeakyRollbackHudiSink
+from drivers.hudi import HudiBatchSource, HudiTwoPhaseSink
+from drivers.mutants import LeakyRollbackHudiSink
 from drivers.parquet_sinks import CommitError
 
 ROWS = 60
