@@ -1,4 +1,4 @@
-"""`python -m chaos`: run, validate, and the environment commands.
+"""`python -m chaos`: run, replay, validate, certify, and the environment commands.
 
 Expected failures end with a message and the exit code SPEC.md assigns (2 invalid experiment,
 3 environment), never with a traceback.
@@ -26,7 +26,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("experiment", type=Path)
     replay = sub.add_parser("replay", help="run a recorded run again with its seed, workload and schedule")
     replay.add_argument("run_dir", type=Path)
-    for command in (run, replay):
+    certify = sub.add_parser("certify", help="run the certification suite and compute the maturity labels")
+    certify.add_argument("--row", action="append", dest="rows", metavar="ROW",
+                         help="only this matrix row, e.g. kafka-transactional-to-parquet-2pc (repeatable)")
+    certify.add_argument("--quick", action="store_true", help="every scenario once, at half the size (what CI runs)")
+    certify.add_argument("--mutants", action="store_true",
+                         help="also run the seeded-bug variants, which must all be caught, and report the kill rate")
+    certify.add_argument("--plan", action="store_true", dest="only_plan",
+                         help="print which scenarios apply to which row, and why, and run nothing")
+    for command in (run, replay, certify):
         command.add_argument("--runs-dir", type=Path, default=Path("runs"),
                              help="where run directories go (default: runs/)")
         command.add_argument("--env", type=Path, default=None, dest="env_file",
@@ -64,6 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             from chaos.runner import replay_run
 
             return replay_run(args.run_dir, args.runs_dir, args.env_file, args.private_env, console).exit_code
+        if args.command == "certify":
+            from chaos.certification.cli import certify
+
+            return certify(args.rows, args.quick, args.mutants, args.runs_dir, args.env_file, args.private_env, console,
+                           args.only_plan)
         if args.command == "run":
             from chaos.runner import run_file
 

@@ -101,8 +101,8 @@ def _run(experiment: Experiment, run_dir: Path, env_file: Path | None, private: 
         log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logging.getLogger("chaos").addHandler(log)
         stack.callback(logging.getLogger("chaos").removeHandler, log)
-        env = _acquire_environment(None if private else env_file, private, experiment.pipeline.profile, run_dir,
-                                   stack, console)
+        env = acquire_environment(None if private else env_file, private,
+                                  experiment.pipeline.profile == "distributed-durable", run_dir / "env", stack, console)
         return Run(experiment, run_dir, env, console).execute()
 
 
@@ -113,9 +113,10 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
     return run_dir
 
 
-def _acquire_environment(env_file: Path | None, private: bool, profile: str, run_dir: Path, stack: ExitStack,
-                         console: Console) -> Environment:
-    """Attach to a shared environment when there is one, otherwise start one for this run only."""
+def acquire_environment(env_file: Path | None, private: bool, with_postgres: bool, workdir: Path, stack: ExitStack,
+                        console: Console) -> Environment:
+    """Attach to a shared environment when there is one, otherwise start one in `workdir` that
+    `stack` stops."""
     shared = env_file or default_env_file()
     if not private and (env_file is not None or shared.exists()):
         try:
@@ -126,8 +127,8 @@ def _acquire_environment(env_file: Path | None, private: bool, profile: str, run
             if env_file is not None:
                 raise
             console.print(f"[yellow]the shared environment in {shared} is not healthy; starting a private one[/]")
-    console.print("starting Kafka and Toxiproxy for this run ...")
-    env = Environment.start(run_dir / "env", with_postgres=profile == "distributed-durable")
+    console.print("starting Kafka and Toxiproxy ...")
+    env = Environment.start(workdir, with_postgres=with_postgres)
     stack.callback(env.stop)
     return env
 

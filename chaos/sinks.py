@@ -24,7 +24,15 @@ def output_topic(run_dir: Path) -> str:
 
 
 def prepare_sink(x: Experiment, env: Environment, run_dir: Path) -> dict[str, Any]:
-    """Create what the sink writes to; returns the sink's settings for the job configuration."""
+    """Create what the sink writes to; returns the sink's settings for the job configuration.
+    With late routing, the late-event side output is a Parquet directory whatever the sink."""
+    settings = _main_sink_settings(x, env, run_dir)
+    if x.pipeline.allowed_lateness is not None:
+        settings["late_output_dir"] = str(run_dir / "late")
+    return settings
+
+
+def _main_sink_settings(x: Experiment, env: Environment, run_dir: Path) -> dict[str, Any]:
     kind = table_format(x.pipeline.sink)
     if kind:
         return {**table_settings(kind, "output", x, env, run_dir), "mutant": x.pipeline.mutant}
@@ -35,11 +43,8 @@ def prepare_sink(x: Experiment, env: Environment, run_dir: Path) -> dict[str, An
         admin = env.admin()
         new = NewTopic(topic, num_partitions=x.workload.partitions, replication_factor=1)
         admin.create_topics([new], operation_timeout=30)[topic].result(timeout=60)
-        return {"bootstrap": env.bootstrap("worker-kafka"), "topic": topic}
-    settings = {"output_dir": str(run_dir / "output"), "mutant": x.pipeline.mutant}
-    if x.pipeline.allowed_lateness is not None:
-        settings["late_output_dir"] = str(run_dir / "late")
-    return settings
+        return {"bootstrap": env.bootstrap("worker-kafka"), "topic": topic, "mutant": x.pipeline.mutant}
+    return {"output_dir": str(run_dir / "output"), "mutant": x.pipeline.mutant}
 
 
 def read_output(x: Experiment, env: Environment, run_dir: Path) -> pa.Table:

@@ -33,7 +33,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -48,6 +48,9 @@ from chaos.workload.records import SCHEMA
 from drivers.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError, Positions
 from drivers.parquet_files import fsync_dir, write_durably
 from drivers.row_groups import RowGroupSource, RowGroupSplits
+
+if TYPE_CHECKING:
+    from drivers.diskfaults import DiskFaults
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -183,17 +186,28 @@ class DeltaBatchSource(RowGroupSource):
 
 # -- plain sink --------------------------------------------------------------------------------
 class DeltaBatchSink:
-    """Plain appends: `prepare` commits the checkpoint's rows at once, so commit has nothing to do."""
+    """Plain appends: `prepare` commits the checkpoint's rows at once, so commit has nothing to do.
+
+    Disk faults (`disk`): `write_deltalake` does its file I/O in Rust, out of reach of a Python
+    check, so the one injection point is a `write` check on the table directory right before each
+    append. An injected fault therefore lands before delta-rs touches the disk, never in the middle
+    of its write: the append fails before any data file or log entry exists, nothing becomes
+    visible, and the replayed checkpoint appends the rows once. A failure half-way through delta-rs'
+    own writes (an unreferenced data file, invisible to readers) is not simulated.
+    """
 
     SINK = "delta-batch"
 
     def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
-                 max_commit_attempts: int = 5):
+                 max_commit_attempts: int = 5, *, disk: DiskFaults | None = None):
         self.table_uri = str(table_uri)
+        self.table_dir = local_path(table_uri)
         self.job_id = job_id
         self.worker = worker
         self.crash = crash
         self.max_commit_attempts = max_commit_attempts
+        self.disk = disk
+        """Disk-fault injection (drivers/diskfaults.py); None (the default) means no checks."""
         self._buffer: list[pa.Table] = []
 
     def write(self, records: pa.Table) -> None:
@@ -205,6 +219,8 @@ class DeltaBatchSink:
         rows = 0
         if self._buffer:
             table = _concat(self._buffer)
+            if self.disk is not None:  # disk-fault injection point: before delta-rs writes anything
+                self.disk.check(f"worker-{self.worker}", "write", self.table_dir)
             # A failed commit (a creation race) made nothing visible, so retrying cannot duplicate.
             for attempt in Retrying(retry=retry_if_exception_type(CommitFailedError),
                                     stop=stop_after_attempt(self.max_commit_attempts),
@@ -238,12 +254,17 @@ class DeltaTwoPhaseSink:
 
     `max_file_rows` splits a checkpoint into several data files (a schema change mid-checkpoint
     also starts a new file), so a crash can land between them (`sink.write.mid`).
+
+    Disk faults (`disk`) strike the staging of data files in `prepare` (the write, the fsync, the
+    rename and the directory fsync of `write_durably`), where a failing disk can leave a hidden or
+    unreferenced file behind: the prepare fails, the sink is poisoned, and `recover` removes it.
     """
 
     SINK = "delta-2pc"
 
     def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
-                 max_file_rows: int = 1_000_000, max_commit_attempts: int = 8):
+                 max_file_rows: int = 1_000_000, max_commit_attempts: int = 8, *,
+                 disk: DiskFaults | None = None):
         self.table_uri = str(table_uri)
         self.table_dir = local_path(table_uri)
         self.job_id = job_id
@@ -251,6 +272,8 @@ class DeltaTwoPhaseSink:
         self.crash = crash
         self.max_file_rows = max_file_rows
         self.max_commit_attempts = max_commit_attempts
+        self.disk = disk
+        """Disk-fault injection (drivers/diskfaults.py); None (the default) means no checks."""
         self.orphans_removed = 0
         self._buffer: list[pa.Table] = []
         self._poison = PoisonOnError()
@@ -340,7 +363,8 @@ class DeltaTwoPhaseSink:
             schemas: list[pa.Schema] = []
             for n, table in enumerate(tables):
                 name = self.file_name(checkpoint_id, n)
-                path = write_durably(table, self.table_dir, name)  # fsync file, rename, fsync dir
+                # fsync file, rename, fsync dir; disk: fault injection before each step
+                path = write_durably(table, self.table_dir, name, disk=self.disk, who=f"worker-{self.worker}")
                 stat = path.stat()
                 adds.append({"path": name, "size": stat.st_size,
                              "modification_time": int(stat.st_mtime * 1000), "stats": _stats(table)})

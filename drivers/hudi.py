@@ -51,7 +51,7 @@ import uuid
 import zlib
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -60,6 +60,9 @@ from chaos.workload.records import SCHEMA
 from drivers.contracts import CommitHandle, CrashHook, Positions
 from drivers.parquet_files import fsync_dir
 from drivers.contracts import CommitError
+
+if TYPE_CHECKING:
+    from drivers.diskfaults import DiskFaults
 
 META_COLUMNS = ("_hoodie_commit_time", "_hoodie_commit_seqno", "_hoodie_record_key",
                 "_hoodie_partition_path", "_hoodie_file_name")
@@ -339,18 +342,24 @@ class HudiTwoPhaseSink:
     land between them (`sink.write.mid`). Buffered rows are kept until a prepare succeeds: a prepare
     that fails half-way leaves a pending instant that the next prepare (or `recover`) rolls back,
     and the rows go into a fresh instant, so a retried write neither duplicates nor loses.
+
+    Disk faults (`disk`) strike the data path of `prepare`: each marker and base file (write, fsync,
+    rename) and the directory fsyncs around them. The instant is pending by then, so whatever a
+    failure leaves behind stays hidden from readers until a rollback removes it.
     """
 
     SINK = "hudi-2pc"
 
     def __init__(self, table_path: Path, job_id: str, worker: int, crash: CrashHook, *,
                  table_name: str | None = None, precombine_field: str = "event_time",
-                 max_file_rows: int = 1_000_000):
+                 max_file_rows: int = 1_000_000, disk: DiskFaults | None = None):
         self.layout = HudiLayout(Path(table_path), table_name, precombine_field)
         self.job_id = job_id
         self.worker = worker
         self.crash = crash
         self.max_file_rows = max_file_rows
+        self.disk = disk
+        """Disk-fault injection (drivers/diskfaults.py); None (the default) means no checks."""
         self.orphans_removed = 0
         """Pending instants of this job and worker that the last `recover` rolled back."""
         self.rolled_back: list[str] = []
@@ -368,6 +377,16 @@ class HudiTwoPhaseSink:
 
     def _tmp_prefix(self) -> str:
         return f".chaos-{self.job_id}-w{self.worker}-"
+
+    @property
+    def _who(self) -> str:
+        """This sink's process name, as a disk fault targets it."""
+        return f"worker-{self.worker}"
+
+    def _disk_check(self, op: str, path: Path) -> None:
+        """A disk-fault check right before a file operation on the data path (no-op without `disk`)."""
+        if self.disk is not None:
+            self.disk.check(self._who, op, path)
 
     # -- writing -------------------------------------------------------------------------------
     def write(self, records: pa.Table) -> None:
@@ -404,7 +423,7 @@ class HudiTwoPhaseSink:
                       json.dumps(commit_metadata(stats, {**extra, "schema": schema})).encode(), self._tmp_prefix())
         markers = self.layout.marker_dir(instant)
         markers.mkdir(parents=True, exist_ok=True)
-        fsync_dir(markers.parent)
+        fsync_dir(markers.parent, disk=self.disk, who=self._who)
         for n, (name, chunk, stat) in enumerate(zip(planned, chunks, stats)):
             stat["fileSizeInBytes"] = stat["totalWriteBytes"] = self._write_base_file(instant, n, name, chunk)
             if n + 1 == max(1, len(chunks) // 2):
@@ -421,8 +440,9 @@ class HudiTwoPhaseSink:
         markers = self.layout.marker_dir(instant)
         marker = markers / f"{name}.marker.CREATE"
         with open(marker, "wb") as f:
+            self._disk_check("fsync", marker)  # disk-fault injection point
             os.fsync(f.fileno())
-        fsync_dir(markers)
+        fsync_dir(markers, disk=self.disk, who=self._who)
         keys = pa.array([str(v) for v in chunk.column(RECORD_KEY).to_pylist()], pa.string())
         n = chunk.num_rows
         meta = {
@@ -438,11 +458,14 @@ class HudiTwoPhaseSink:
             "hoodie_min_record_key": sorted_keys[0], "hoodie_max_record_key": sorted_keys[-1]})
         staged = self.layout.path / self.layout.staging_name(name)
         with open(staged, "wb") as f:
+            self._disk_check("write", staged)  # disk-fault injection point
             pq.write_table(table, f)
             f.flush()
+            self._disk_check("fsync", staged)  # disk-fault injection point
             os.fsync(f.fileno())
+        self._disk_check("rename", self.layout.path / name)  # disk-fault injection point
         os.replace(staged, self.layout.path / name)
-        fsync_dir(self.layout.path)
+        fsync_dir(self.layout.path, disk=self.disk, who=self._who)
         return (self.layout.path / name).stat().st_size
 
     # -- committing ----------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
@@ -47,6 +48,9 @@ from chaos.workload.records import SCHEMA
 from drivers.contracts import CommitError, CommitHandle, CrashHook, Positions
 from drivers.parquet_files import write_durably
 from drivers.row_groups import RowGroupSource, RowGroupSplits
+
+if TYPE_CHECKING:
+    from drivers.diskfaults import DiskFaults
 
 CATALOG_NAME = "chaos"
 NAMESPACE = "chaos"
@@ -239,15 +243,25 @@ class _IcebergSink:
     SINK = ""
 
     def __init__(self, catalog_uri: str, warehouse: Path, table_name: str, job_id: str, worker: int,
-                 crash: CrashHook):
+                 crash: CrashHook, *, disk: DiskFaults | None = None):
         self.catalog_uri = catalog_uri
         self.warehouse = Path(warehouse)
         self.table_name = table_name
         self.job_id = job_id
         self.worker = worker
         self.crash = crash
+        self.disk = disk
+        """Disk-fault injection (drivers/diskfaults.py); None (the default) means no checks."""
         self._buffer: list[pa.Table] = []
         self._catalog: Catalog | None = None
+
+    def data_location(self, table: Table) -> str:
+        return _join(table.location(), "data")
+
+    def _disk_check(self, op: str, path: str) -> None:
+        """A disk-fault check right before a data-file operation (no-op without `disk`)."""
+        if self.disk is not None:
+            self.disk.check(f"worker-{self.worker}", op, path)
 
     @property
     def catalog(self) -> Catalog:
@@ -279,6 +293,11 @@ class IcebergBatchSink(_IcebergSink):
     A crash after the append but before the checkpoint is persisted leaves rows that a replayable
     source hands out again: at least once at best. pyiceberg's own commit retry is fine here, since
     rebasing a plain append is exactly what a non-idempotent append means.
+
+    Disk faults (`disk`): pyiceberg writes the append's data files itself, inside `tx.append`, so
+    the injection point is a `write` check on the table's data location right before the append.
+    The fault lands before any data file is written, never in the middle: the append fails, no
+    snapshot is committed, and nothing becomes visible.
     """
 
     SINK = "iceberg-batch"
@@ -295,6 +314,7 @@ class IcebergBatchSink(_IcebergSink):
                                     wait=wait_random_exponential(multiplier=0.05, max=1), reraise=True):
                 with attempt:
                     table = self._load(data.schema)
+                    self._disk_check("write", self.data_location(table))  # disk-fault injection point
                     with table.transaction() as tx:
                         tx.update_schema().union_by_name(data.schema).commit()
                         tx.append(data, snapshot_properties={
@@ -339,13 +359,17 @@ class IcebergTwoPhaseSink(_IcebergSink):
     a widened type evolves the table with `union_by_name`, in the same atomic commit as its files.
     Limits: columns are only ever added or widened, never dropped (a file without a column reads
     it as null) or renamed; an all-null new column (Arrow type null) cannot become an Iceberg type.
+
+    Disk faults (`disk`) strike each data file `prepare` writes: on a local warehouse every step of
+    `write_durably` (write, fsync, rename, directory fsync), on an object store the one PUT. No
+    snapshot lists a file yet, so a failure leaves at most an orphan that `recover` removes.
     """
 
     SINK = "iceberg-2pc"
 
     def __init__(self, catalog_uri: str, warehouse: Path, table_name: str, job_id: str, worker: int,
-                 crash: CrashHook, max_file_rows: int = 1_000_000):
-        super().__init__(catalog_uri, warehouse, table_name, job_id, worker, crash)
+                 crash: CrashHook, max_file_rows: int = 1_000_000, *, disk: DiskFaults | None = None):
+        super().__init__(catalog_uri, warehouse, table_name, job_id, worker, crash, disk=disk)
         self.max_file_rows = max_file_rows
         self.orphans_removed = 0
         self.check_duplicate_files = True
@@ -354,9 +378,6 @@ class IcebergTwoPhaseSink(_IcebergSink):
         error."""
 
     # -- names ---------------------------------------------------------------------------------
-    def data_location(self, table: Table) -> str:
-        return _join(table.location(), "data")
-
     def _file_name(self, checkpoint_id: int, n: int) -> str:
         # The random suffix keeps a re-prepared checkpoint id from ever overwriting a committed file.
         return f"chaos-{self.job_id}-w{self.worker}-c{checkpoint_id}-{n}-{uuid.uuid4().hex[:8]}.parquet"
@@ -421,12 +442,13 @@ class IcebergTwoPhaseSink(_IcebergSink):
         return CommitHandle(sink=self.SINK, job_id=self.job_id, checkpoint_id=checkpoint_id,
                             worker=self.worker, payload={"files": files})
 
-    @staticmethod
-    def _write_file(data: pa.Table, uri: str) -> None:
+    def _write_file(self, data: pa.Table, uri: str) -> None:
         if _is_local(uri):
             path = _local_path(uri)
-            write_durably(data, path.parent, path.name)  # hidden temp, fsync, rename, fsync dir
+            # hidden temp, fsync, rename, fsync dir; disk: fault injection before each step
+            write_durably(data, path.parent, path.name, disk=self.disk, who=f"worker-{self.worker}")
         else:
+            self._disk_check("write", uri)  # disk-fault injection point
             fs, path = _filesystem(uri)
             pq.write_table(data, path, filesystem=fs)  # an object-store PUT is atomic and durable
 

@@ -9,11 +9,22 @@ one committed inside the transaction: after a crash, the source resumes at the g
 offsets and the aborted transaction's records are read again.
 
 Between prepare and commit the one producer cannot take new records (`awaiting_commit`).
+
+librdkafka's `send_offsets_to_transaction` can block far past its timeout while the group
+coordinator is unreachable (librdkafka #5456 and #5511; the certification suite's source-reconnect
+scenario found it: the link down for 3 s wedged the worker for good). So that call runs under a
+watchdog, and a producer that stays wedged ends its process: the supervisor restarts the worker,
+whose `init_transactions` fences the wedged transaction, and the source replays from the offsets
+committed inside the last transaction.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import sys
+import threading
+from typing import Callable, TypeVar
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -22,6 +33,34 @@ from drivers.contracts import CommitHandle, CrashHook, Positions
 
 SINK = "kafka-transactional"
 TIMEOUT = 30.0
+OFFSETS_TIMEOUT = 10.0
+"""Kept short: a wedged send_offsets_to_transaction (below) is only noticed once it has passed."""
+WEDGED_EXIT = 75
+"""The exit code of a worker whose producer is wedged: a temporary failure, so it is restarted."""
+
+T = TypeVar("T")
+
+
+def within(seconds: float, what: str, call: Callable[[], T]) -> T:
+    """`call()`, or the end of this process if it has not returned after `seconds`."""
+    box: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = call()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            box["error"] = e
+
+    thread = threading.Thread(target=run, name=what, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        print(f"{what} still blocked after {seconds:.0f}s (librdkafka #5456): failing over", file=sys.stderr,
+              flush=True)
+        os._exit(WEDGED_EXIT)
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box.get("result")  # type: ignore[return-value]
 
 
 class KafkaTransactionalSink:
@@ -70,7 +109,9 @@ class KafkaTransactionalSink:
         self.crash.hit("sink.prepare.before")
         if self.offsets and self.consumer is not None:
             offsets = [TopicPartition(self.source_topic, int(p), int(o)) for p, o in self.offsets.items()]
-            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), TIMEOUT)
+            metadata = self.consumer.consumer_group_metadata()
+            within(OFFSETS_TIMEOUT + 5, "send_offsets_to_transaction",
+                   lambda: self.producer.send_offsets_to_transaction(offsets, metadata, OFFSETS_TIMEOUT))
         remaining = self.producer.flush(TIMEOUT)
         if remaining:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records not flushed"))

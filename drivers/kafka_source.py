@@ -13,6 +13,7 @@ with read_committed, so aborted input never leaks through.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
@@ -35,7 +36,7 @@ class KafkaSource:
         self.resume_from = resume_from if transactional else "group"
         self.with_split = with_split  # tag each record with its partition, for per-split watermarks
         self.crash = crash
-        self.consumer = Consumer({
+        self.consumer = Consumer(self._consumer_config({
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
             # The auto-commit mutant commits what it has polled, written or not: the classic loss bug.
@@ -45,9 +46,18 @@ class KafkaSource:
             "socket.timeout.ms": 10000,
             "session.timeout.ms": 10000,
             "reconnect.backoff.max.ms": 1000,
-        })
+        }))
         self.next: dict[int, int] = {}
         self.held: list[tuple[int, int, dict]] = []  # consumed, not yet handed out (another schema version)
+
+    def _consumer_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The librdkafka settings as given: the hook through which a seeded-bug variant
+        (`drivers/mutants.py`) changes the client without copying this constructor."""
+        return config
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        """A non-fatal error from `consume` (a lost connection, a timed-out request): librdkafka
+        reconnects and retries by itself, and the fetch resumes at the position, so nothing to do."""
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
         """Resume at the checkpoint's positions, or at the group's committed offsets: at least once
@@ -75,6 +85,7 @@ class KafkaSource:
                 if msg.error():
                     if msg.error().fatal():
                         raise KafkaException(msg.error())
+                    self._consumer_error(msg.error())
                     continue
                 self.held.append((msg.partition(), msg.offset(), json.loads(msg.value())))
         if not self.held:

@@ -11,13 +11,63 @@ import os
 import shutil
 import time
 import uuid
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
 
 from drivers.contracts import CommitHandle
 from drivers.hudi import HudiTwoPhaseSink
+from drivers.kafka_source import KafkaSource
 from drivers.parquet_sinks import TwoPhaseParquetSink
+
+CONNECTION_LOSS = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
+"""librdkafka's error codes for a lost broker connection: one broker's socket failed or was
+refused (`_TRANSPORT`), or none is reachable any more (`_ALL_BROKERS_DOWN`)."""
+
+
+def is_connection_loss(error: KafkaError) -> bool:
+    """Whether a librdkafka error says the client lost its connection to the brokers, as opposed to
+    a failed request (a timeout, a fenced producer) or a fatal error."""
+    return error.code() in CONNECTION_LOSS and not error.fatal()
+
+
+class ReconnectSkipKafkaSource(KafkaSource):
+    """Seeded bug: after a lost broker connection, resumes every assigned partition at its high
+    watermark instead of at its position, the "reset to latest after a reconnect" mistake (as a
+    client that treats its fetch state as gone and re-subscribes with `auto.offset.reset=latest`
+    would). The records produced while the connection was down are never read (nor what librdkafka
+    had prefetched); the positions jump over them at the next record read, so the checkpoints look
+    healthy and the pipeline drains.
+
+    It learns of the loss from librdkafka's error callback and from the errors `consume` returns.
+    The partitions are re-assigned at `OFFSET_END` on the next poll; librdkafka resolves that to
+    the end of the log once the broker answers again, which is after the outage.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.disconnected = False
+        """A connection loss was seen, and the partitions have not been reset since."""
+        self.resets = 0
+        """How many times the partitions were reset to their high watermarks."""
+        super().__init__(*args, **kwargs)
+
+    def _consumer_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "error_cb": self._consumer_error}
+
+    def _consumer_error(self, error: KafkaError) -> None:
+        if is_connection_loss(error):
+            self.disconnected = True
+
+    def poll(self, max_records: int, timeout: float) -> pa.Table:
+        if self.disconnected:
+            self.disconnected = False
+            assigned = self.consumer.assignment()
+            if assigned:
+                self.consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_END) for tp in assigned])
+                self.resets += 1
+        return super().poll(max_records, timeout)
 
 
 class NonIdempotentCommitSink(TwoPhaseParquetSink):

@@ -30,6 +30,8 @@ class Capabilities:
     """Committing the same thing twice is a no-op (a source: re-reading from a checkpointed position is harmless)."""
     durable: bool = True
     """Written data survives a crash of the process that wrote it."""
+    networked: bool = False
+    """Reached over a network link (through Toxiproxy), so the testbed can cut it."""
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,10 @@ class ConnectorKind:
 
 
 _KINDS = (
-    ConnectorKind("kafka", "source", "Kafka", Capabilities(replayable=True, event_time=True),
+    ConnectorKind("kafka", "source", "Kafka", Capabilities(replayable=True, event_time=True, networked=True),
                   Maturity.PREVIEW),
     ConnectorKind("kafka-transactional", "source", "Kafka (transactional)",
-                  Capabilities(replayable=True, transactional=True, event_time=True),
+                  Capabilities(replayable=True, transactional=True, event_time=True, networked=True),
                   Maturity.PREVIEW),
     ConnectorKind("parquet-batch", "source", "Parquet (batch)",
                   Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
@@ -61,7 +63,8 @@ _KINDS = (
     ConnectorKind("parquet-2pc", "sink", "Parquet (two-phase)",
                   Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("kafka-transactional", "sink", "Kafka (transactional)",
-                  Capabilities(transactional=True, two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
+                  Capabilities(transactional=True, two_phase=True, idempotent_commit=True, networked=True),
+                  Maturity.PREVIEW),
     ConnectorKind("iceberg-batch", "sink", "Iceberg (batch)", Capabilities(), Maturity.PREVIEW),
     ConnectorKind("iceberg-2pc", "sink", "Iceberg (two-phase)",
                   Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),

@@ -26,8 +26,8 @@ class PipelineSpec(StrictModel):
     restart_delay: Duration = Field(1.0, description="how long the supervisor waits before restarting a crashed process")
     allowed_lateness: Duration | None = Field(
         None, description="route records further behind their split's event-time watermark to the late output")
-    mutant: Literal["auto-commit", "non-idempotent-commit", "truncating-widen", "non-atomic-commit",
-                    "drop-late"] | None = Field(
+    mutant: Literal["auto-commit", "reconnect-skip", "non-idempotent-commit", "truncating-widen",
+                    "non-atomic-commit", "drop-late"] | None = Field(
         None, description="a deliberately buggy variant, to prove the checkers catch it")
 
     @field_validator("source")
@@ -45,6 +45,7 @@ class PipelineSpec(StrictModel):
         if self.checkpoint_interval <= 0:
             raise ValueError("checkpoint_interval must be greater than zero")
         mutated = {"auto-commit": ("source", ("kafka", "kafka-transactional")),
+                   "reconnect-skip": ("source", ("kafka", "kafka-transactional")),
                    "non-idempotent-commit": ("sink", ("parquet-2pc",)),
                    "truncating-widen": ("sink", ("parquet-2pc",)),
                    "non-atomic-commit": ("sink", ("parquet-2pc",)),
@@ -73,6 +74,9 @@ SCHEMA_CHANGE_SOURCES = ("kafka", "kafka-transactional", "parquet-batch")
 SCHEMA_CHANGE_SINKS = ("parquet", "parquet-2pc", "iceberg-2pc", "kafka-transactional")
 """Where the workload's mid-stream schema change can flow today (the other sinks evolve their schema
 in their own tests, but their batch sources' inputs are written under one schema)."""
+
+LATE_ROUTING_SOURCES = ("kafka", "kafka-transactional")
+"""Sources whose splits (partitions) carry the event-time watermarks that late routing needs."""
 
 
 class WorkloadSpec(StrictModel):
@@ -132,11 +136,9 @@ class Experiment(StrictModel):
 
     @model_validator(mode="after")
     def _faults_fit(self) -> "Experiment":
-        if self.pipeline.allowed_lateness is not None and (
-                self.pipeline.source not in ("kafka", "kafka-transactional")
-                or self.pipeline.sink not in ("parquet", "parquet-2pc")):
-            raise ValueError("event-time late routing runs from a Kafka source (partitions are its splits) into "
-                             f"a Parquet sink, not {self.pipeline.source} -> {self.pipeline.sink}")
+        if self.pipeline.allowed_lateness is not None and self.pipeline.source not in LATE_ROUTING_SOURCES:
+            raise ValueError("event-time late routing needs a source whose splits carry watermarks ("
+                             f"{', '.join(LATE_ROUTING_SOURCES)}), not {self.pipeline.source}")
         change = self.workload.schema_change_at
         if change is not None:
             if change >= self.workload.records:

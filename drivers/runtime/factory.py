@@ -15,6 +15,12 @@ TWO_PHASE_PARQUET_MUTANTS = {
     "drop-late": "DropLateSink",
 }
 
+KAFKA_SOURCE_MUTANTS = {
+    "reconnect-skip": "ReconnectSkipKafkaSource",
+}
+"""Kafka source mutants that are classes of their own (`auto-commit` is a consumer setting of
+`KafkaSource`)."""
+
 DISK_CONTROL = "disk-faults.json"
 """The file in the run directory through which the harness injects disk faults into sink writes."""
 
@@ -24,10 +30,15 @@ def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDri
     if config.source in ("kafka", "kafka-transactional"):
         from drivers.kafka_source import KafkaSource
 
-        return KafkaSource(s["bootstrap"], s["topic"], s["group_id"], int(s["partitions"]), crash,
-                           transactional=config.source == "kafka-transactional", mutant=s.get("mutant"),
-                           resume_from=s.get("resume_from", "checkpoint"),
-                           with_split=config.allowed_lateness is not None)
+        kafka = KafkaSource
+        if s.get("mutant") in KAFKA_SOURCE_MUTANTS:
+            from drivers import mutants
+
+            kafka = getattr(mutants, KAFKA_SOURCE_MUTANTS[s["mutant"]])
+        return kafka(s["bootstrap"], s["topic"], s["group_id"], int(s["partitions"]), crash,
+                     transactional=config.source == "kafka-transactional", mutant=s.get("mutant"),
+                     resume_from=s.get("resume_from", "checkpoint"),
+                     with_split=config.allowed_lateness is not None)
     if config.source == "parquet-batch":
         from drivers.parquet_batch_source import ParquetBatchSource
 
@@ -54,13 +65,13 @@ def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDri
 
 def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver,
                 late: bool = False) -> SinkDriver:
-    """The worker's sink, or with `late` its late-event side output (same kind, its own location)."""
+    """The worker's sink, or with `late` its late-event side output."""
     s = config.sink_settings
-    if late:  # the drop-late mutant lives in the side output; every other mutant in the main one
-        s = {**s, "output_dir": s["late_output_dir"], "mutant": "drop-late" if s.get("mutant") == "drop-late" else None}
-    elif s.get("mutant") == "drop-late":
-        s = {**s, "mutant": None}
     disk = DiskFaults(Path(config.run_dir) / DISK_CONTROL)
+    if late:
+        return _late_sink(config, worker, crash, disk)
+    if s.get("mutant") == "drop-late":  # that mutant lives in the side output
+        s = {**s, "mutant": None}
     if config.sink == "parquet":
         from drivers.parquet_sinks import ParquetSink
 
@@ -78,16 +89,17 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: Source
         from drivers.delta import DeltaBatchSink, DeltaTwoPhaseSink
 
         delta = DeltaTwoPhaseSink if config.sink == "delta-2pc" else DeltaBatchSink
-        return delta(s["table"], config.job_id, worker, crash)
+        return delta(s["table"], config.job_id, worker, crash, disk=disk)
     if config.sink in ("iceberg-batch", "iceberg-2pc"):
         from drivers.iceberg import IcebergBatchSink, IcebergTwoPhaseSink
 
         iceberg = IcebergTwoPhaseSink if config.sink == "iceberg-2pc" else IcebergBatchSink
-        return iceberg(s["catalog_uri"], Path(s["warehouse"]), s["table_name"], config.job_id, worker, crash)
+        return iceberg(s["catalog_uri"], Path(s["warehouse"]), s["table_name"], config.job_id, worker, crash,
+                       disk=disk)
     if config.sink == "hudi-2pc":
         from drivers.hudi import HudiTwoPhaseSink
 
-        return HudiTwoPhaseSink(Path(s["table"]), config.job_id, worker, crash)
+        return HudiTwoPhaseSink(Path(s["table"]), config.job_id, worker, crash, disk=disk)
     if config.sink == "vector":
         from drivers.vector import VectorSink
 
@@ -103,3 +115,20 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: Source
                                       source_topic=config.source_settings.get("topic", ""),
                                       consumer=getattr(source, "consumer", None))
     raise ValueError(f"no sink driver for {config.sink!r}")
+
+
+def _late_sink(config: JobConfig, worker: int, crash: CrashHook, disk: DiskFaults) -> SinkDriver:
+    """The late-event side output is a Parquet directory whatever the main sink is (a dead-letter
+    output that any reader can open): two-phase when the main sink is, so that a checkpoint's late
+    records commit with its on-time ones, and plain otherwise."""
+    from drivers.parquet_sinks import ParquetSink, TwoPhaseParquetSink
+    from drivers.registry import SINKS
+
+    output = Path(config.sink_settings["late_output_dir"])
+    if config.sink_settings.get("mutant") == "drop-late":
+        from drivers.mutants import DropLateSink
+
+        return DropLateSink(output, config.job_id, worker, crash, disk=disk)
+    if SINKS[config.sink].capabilities.two_phase:
+        return TwoPhaseParquetSink(output, config.job_id, worker, crash, disk=disk)
+    return ParquetSink(output, config.job_id, worker, crash, disk=disk)

@@ -1,7 +1,9 @@
 """Every runnable matrix row, end to end from YAML, keeping its guarantee through crashes.
 
-Each row's experiment arms a crash point; every row is also run once per coordinator crash point,
-and once with a worker killed mid-run.
+Each row's experiment arms a crash point, and every row is also run with a worker killed mid-run.
+The certification suite crashes each two-phase row's coordinator at the three points SPEC.md names;
+here one row per checkpoint store (PostgreSQL, SQLite, in-memory) crashes its coordinator at every
+coordinator point, and must restore exactly the last checkpoint persisted before the crash.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ pytestmark = pytest.mark.integration
 
 ROWS = sorted((REPO / "experiments" / "rows").glob("*.yaml"))
 COORDINATOR_POINTS = [p for p in POINTS if p.startswith("coordinator.")]
+ONE_ROW_PER_STORE = [REPO / "experiments" / "rows" / f"{name}.yaml" for name in
+                     ("kafka-transactional-to-parquet-2pc", "kafka-to-parquet", "memory-to-memory")]
 
 
 def _assert_guarantee(run, path: Path) -> None:
@@ -56,7 +60,7 @@ def test_row_keeps_its_guarantee_through_its_crash_point(run_experiment, path):
 
 
 @pytest.mark.parametrize("point", COORDINATOR_POINTS)
-@pytest.mark.parametrize("path", ROWS, ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", ONE_ROW_PER_STORE, ids=lambda p: p.stem)
 def test_row_survives_a_coordinator_crash_at(run_experiment, tmp_path, path, point):
     run = run_experiment(_variant(path, tmp_path, [{"kind": "crash", "point": point, "hit": 2}]))
     _assert_guarantee(run, path)

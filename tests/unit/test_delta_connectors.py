@@ -8,6 +8,7 @@ then abandoned and a new one recovers, as a restarted worker would.
 
 from __future__ import annotations
 
+import errno
 import json
 import threading
 from collections import Counter
@@ -25,6 +26,9 @@ from chaos.spec.models import WorkloadSpec
 from chaos.workload.records import SCHEMA, expected_table
 from drivers.contracts import CommitHandle
 from drivers.delta import CommitError, DeltaBatchSink, DeltaBatchSource, DeltaTwoPhaseSink
+from drivers.diskfaults import DiskFaults
+from faults.disk import inject
+from tests.unit.test_disk_faults import FailAt
 
 ROWS = 100
 TABLE = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=3)
@@ -519,6 +523,71 @@ def test_workers_commit_concurrently_into_one_table(tmp_path: Path) -> None:
     assert_exactly_once(visible_ids(uri))
     dt = DeltaTable(str(uri))
     assert (dt.transaction_version("job-w0"), dt.transaction_version("job-w1")) == (5, 5)
+
+
+# -- disk faults (certification scenario 3: sink write-failure rollback and retry) ----------------
+def all_files(uri: Path) -> set[str]:
+    """Every file under the table directory, the Delta log included."""
+    return {str(p.relative_to(uri)) for p in uri.rglob("*") if p.is_file()} if uri.exists() else set()
+
+
+def test_batch_sink_disk_fault_fails_the_append_before_delta_rs_writes(tmp_path: Path) -> None:
+    """The check runs right before write_deltalake: the append fails with nothing written, so
+    nothing becomes visible, and the replay after the heal appends every row once."""
+    uri, ctl = tmp_path / "out", tmp_path / "disk-faults.json"
+    sink = DeltaBatchSink(str(uri), "job", 0, Crash(), disk=DiskFaults(ctl))
+    sink.write(TABLE.slice(0, 40))
+    first = sink.prepare(1)
+    sink.commit(first)
+    before, v = all_files(uri), version(uri)
+
+    heal = inject(ctl, "eio", "worker-0")
+    sink.write(TABLE.slice(40))
+    with pytest.raises(OSError) as raised:
+        sink.prepare(2)
+    assert raised.value.errno == errno.EIO and sink.disk is not None and sink.disk.faulted == {"write": 1}
+    assert all_files(uri) == before and version(uri) == v  # not a data file, not a log entry
+    assert_exactly_once(visible_ids(uri), range(40))
+
+    heal()  # the worker died of the OSError; its restart replays checkpoint 2 from checkpoint 1
+    restarted = DeltaBatchSink(str(uri), "job", 0, Crash(), disk=DiskFaults(ctl))
+    restarted.recover([first])
+    restarted.write(TABLE.slice(40))
+    restarted.commit(restarted.prepare(2))
+    assert_exactly_once(visible_ids(uri))
+
+
+def test_two_phase_disk_fault_at_every_staging_step_shows_nothing_and_the_retry_is_exactly_once(
+        tmp_path: Path) -> None:
+    """Checkpoint 1 commits; an EIO strikes each checked operation of checkpoint 2's prepare in
+    turn (two data files: write, fsync, rename, directory fsync each). The prepare fails, the
+    Delta reader sees checkpoint 1 only, and after the heal a restarted sink recovers from
+    checkpoint 1 and the replayed checkpoint 2 lands exactly once."""
+    struck: list[str] = []
+    for k in range(1, 9):
+        uri, ctl = tmp_path / f"out-{k}", tmp_path / f"ctl-{k}.json"
+        sink = new_sink(uri)
+        write_rows(sink, range(0, 40))
+        first = sink.prepare(1)
+        sink.commit(first)
+        disk = sink.disk = FailAt(ctl, fail_at=k)
+        write_rows(sink, range(40, ROWS))  # 60 rows: two staged files of 30
+        with pytest.raises(OSError) as raised:
+            sink.prepare(2)
+        assert raised.value.errno == errno.EIO and len(disk.ops) == k
+        assert_exactly_once(visible_ids(uri), range(40))
+        assert committed_files(uri) == set(first.payload["files"])
+
+        assert disk.heal is not None
+        disk.heal()
+        restarted = DeltaTwoPhaseSink(str(uri), "job", 0, Crash(), max_file_rows=30, disk=DiskFaults(ctl))
+        restarted.recover([first])
+        assert staged_files(uri) == sorted(first.payload["files"]), f"op {k} ({disk.ops[-1]}): orphans left"
+        write_rows(restarted, range(40, ROWS))
+        restarted.commit(restarted.prepare(2))
+        assert_exactly_once(visible_ids(uri))
+        struck.append(disk.ops[-1])
+    assert struck == ["write", "fsync", "rename", "fsync_dir"] * 2
 
 
 # -- the duplicate detection can fail -------------------------------------------------------------

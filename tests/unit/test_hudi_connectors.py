@@ -7,6 +7,7 @@ and a new one recovers, as a restarted worker would.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections import Counter
 from pathlib import Path
@@ -19,9 +20,11 @@ import pytest
 from chaos.spec.models import WorkloadSpec
 from chaos.workload.records import SCHEMA, expected_table
 from drivers.contracts import CommitHandle
+from drivers.diskfaults import DiskFaults
 from drivers.hudi import HudiBatchSource, HudiTwoPhaseSink
 from drivers.mutants import LeakyRollbackHudiSink
 from drivers.parquet_sinks import CommitError
+from tests.unit.test_disk_faults import FailAt
 
 ROWS = 60
 TABLE = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=7)
@@ -387,6 +390,45 @@ def test_a_failed_write_is_retried_without_duplicates(tmp_path: Path, monkeypatc
     assert len(s.rolled_back) == 1
     assert_exactly_once(visible_ids(path))
     assert leftovers(path) == NO_LEFTOVERS
+
+
+# Checkpoint 2's prepare with max_file_rows=20 over 40 rows: the marker directory's fsync, then for
+# each of its two base files the marker's fsync, the marker directory's fsync, then the base file's
+# write, fsync, rename and the table directory's fsync.
+PREPARE_OPS = ["fsync_dir"] + ["fsync", "fsync_dir", "write", "fsync", "rename", "fsync_dir"] * 2
+
+
+@pytest.mark.parametrize("retry", ["same-sink", "restarted"])
+def test_a_disk_fault_at_every_prepare_step_shows_nothing_and_the_retry_is_exactly_once(
+        tmp_path: Path, retry: str) -> None:
+    """Certification scenario 3 on the Hudi sink: checkpoint 1 commits, then an EIO strikes each
+    checked operation of checkpoint 2's prepare in turn. hudi-rs sees checkpoint 1 only; after the
+    heal, the same sink retries the prepare (its rows are still buffered) or a restarted one
+    recovers from checkpoint 1 and gets the rows replayed, and every row lands exactly once."""
+    for k in range(1, len(PREPARE_OPS) + 1):
+        path, ctl = tmp_path / f"t-{retry}-{k}", tmp_path / f"ctl-{retry}-{k}.json"
+        s = sink(path, max_file_rows=20)
+        s.write(TABLE.slice(0, 20))
+        first = s.prepare(1)
+        s.commit(first)
+        disk = s.disk = FailAt(ctl, fail_at=k)
+        s.write(TABLE.slice(20, 40))
+        with pytest.raises(OSError) as raised:
+            s.prepare(2)
+        where = f"op {k} ({disk.ops[-1]})"
+        assert raised.value.errno == errno.EIO and disk.ops == PREPARE_OPS[:k], where
+        assert_exactly_once(visible_ids(path), range(20))
+
+        assert disk.heal is not None
+        disk.heal()
+        if retry == "restarted":
+            s = sink(path, max_file_rows=20, disk=DiskFaults(ctl))
+            s.recover([first])
+            s.write(TABLE.slice(20, 40))
+        s.commit(s.prepare(2))
+        assert len(s.rolled_back) == 1, where
+        assert_exactly_once(visible_ids(path))
+        assert leftovers(path) == NO_LEFTOVERS, where
 
 
 def test_empty_checkpoint_prepares_and_commits_nothing(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ abandoned and a new one recovers, as a restarted worker would.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections import Counter
 from pathlib import Path
@@ -24,6 +25,7 @@ from pyiceberg.table import Table
 from chaos.spec.models import WorkloadSpec
 from chaos.workload.records import SCHEMA, expected_table
 from drivers.contracts import CommitHandle
+from drivers.diskfaults import DiskFaults
 from drivers.iceberg import (
     MAX_COMMITTED_PROP,
     CommitError,
@@ -32,6 +34,8 @@ from drivers.iceberg import (
     IcebergTwoPhaseSink,
     catalog_url,
 )
+from faults.disk import inject
+from tests.unit.test_disk_faults import FailAt
 
 ROWS = 100
 DATA = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=3)
@@ -339,6 +343,72 @@ def test_two_phase_crash_then_recover_is_exactly_once(wh: Path, point: str) -> N
     assert_exactly_once(visible_ids(wh))
     assert [s[MAX_COMMITTED_PROP] for s in snapshots(wh)] == ["1", "2"]
     assert not [f for f in staged_files(wh) if f.startswith(".")]
+
+
+def data_files(wh: Path, name: str = "out") -> list[str]:
+    """Every file in the table's data directory, whoever wrote it."""
+    data = wh / "chaos" / name / "data"
+    return sorted(p.name for p in data.iterdir()) if data.is_dir() else []
+
+
+def test_batch_sink_disk_fault_fails_the_append_before_any_data_file(wh: Path) -> None:
+    """Certification scenario 3 on the plain sink: the check runs right before pyiceberg's append,
+    so the append fails with no data file written and no snapshot; the replay after the heal
+    appends every row once."""
+    ctl = wh / "disk-faults.json"
+    sink = IcebergBatchSink(uri(wh), wh, "out", JOB, 0, Crash(), disk=DiskFaults(ctl))
+    sink.write(DATA.slice(0, 40))
+    first = sink.prepare(1)
+    before = data_files(wh)
+
+    heal = inject(ctl, "eio", "worker-0")
+    sink.write(DATA.slice(40))
+    with pytest.raises(OSError) as raised:
+        sink.prepare(2)
+    assert raised.value.errno == errno.EIO and sink.disk is not None and sink.disk.faulted == {"write": 1}
+    assert data_files(wh) == before and len(snapshots(wh)) == 1
+    assert_exactly_once(visible_ids(wh), range(40))
+
+    heal()  # the worker died of the OSError; its restart replays checkpoint 2 from checkpoint 1
+    restarted = IcebergBatchSink(uri(wh), wh, "out", JOB, 0, Crash(), disk=DiskFaults(ctl))
+    restarted.recover([first])
+    restarted.write(DATA.slice(40))
+    restarted.commit(restarted.prepare(2))
+    assert_exactly_once(visible_ids(wh))
+
+
+def test_two_phase_disk_fault_at_every_data_file_step_shows_nothing_and_the_retry_is_exactly_once(
+        tmp_path: Path) -> None:
+    """Checkpoint 1 commits; an EIO strikes each checked operation of checkpoint 2's prepare in turn
+    (three data files: write, fsync, rename, directory fsync each). pyiceberg's scan sees
+    checkpoint 1 only, and after the heal a restarted sink recovers from checkpoint 1, removes what
+    the failed prepare left, and the replayed checkpoint 2 lands exactly once."""
+    struck: list[str] = []
+    for k in range(1, 13):
+        wh = tmp_path / f"wh-{k}"
+        wh.mkdir()
+        sink = two_phase(wh, max_file_rows=20)
+        sink.write(DATA.slice(0, 40))
+        first = sink.prepare(1)
+        sink.commit(first)
+        disk = sink.disk = FailAt(wh / "disk-faults.json", fail_at=k)
+        sink.write(DATA.slice(40, 60))
+        with pytest.raises(OSError) as raised:
+            sink.prepare(2)
+        assert raised.value.errno == errno.EIO and len(disk.ops) == k
+        assert_exactly_once(visible_ids(wh), range(40))
+        assert len(snapshots(wh)) == 1
+
+        assert disk.heal is not None
+        disk.heal()
+        restarted = two_phase(wh, max_file_rows=20, disk=DiskFaults(wh / "disk-faults.json"))
+        restarted.recover([first])
+        assert staged_files(wh) == sorted(Path(f).name for f in first.payload["files"]), f"op {k}: orphans"
+        restarted.write(DATA.slice(40, 60))
+        restarted.commit(restarted.prepare(2))
+        assert_exactly_once(visible_ids(wh))
+        struck.append(disk.ops[-1])
+    assert struck == ["write", "fsync", "rename", "fsync_dir"] * 3
 
 
 def test_recover_without_handles_removes_prepared_files(wh: Path) -> None:

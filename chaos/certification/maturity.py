@@ -1,0 +1,58 @@
+"""Maturity labels computed from the suite's results, against the labels the registry declares.
+
+A connector is Certified when every row it is part of ran in this certification, every scenario
+that applies to those rows passed, and none of them is left uncovered. A connector the registry
+labels Certified that falls short of that is an error, not a warning (SPEC.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chaos.certification.scenarios import SCENARIOS, Status, applicability, certification_rows, slug
+from chaos.matrix import Row
+from drivers.registry import SINKS, SOURCES, ConnectorKind, Maturity
+
+
+@dataclass(frozen=True)
+class Label:
+    connector: ConnectorKind
+    declared: Maturity
+    computed: Maturity | None
+    """None when this certification did not run every row the connector is part of."""
+    why: str
+
+    @property
+    def error(self) -> bool:
+        """Labelled Certified, but the suite says otherwise."""
+        return (self.declared == Maturity.CERTIFIED and self.computed is not None
+                and self.computed != Maturity.CERTIFIED)
+
+
+def compute_labels(ran: list[Row], scenario_status: dict[tuple[str, str], str]) -> list[Label]:
+    """`scenario_status` maps (row slug, scenario slug) to pass or fail, for every applicable pair run."""
+    rows = certification_rows()
+    labels = []
+    for kind in [*SOURCES.values(), *SINKS.values()]:
+        mine = [r for r in rows if (r.source if kind.role == "source" else r.sink) == kind.name]
+        labels.append(_label(kind, mine, ran, scenario_status))
+    return labels
+
+
+def _label(kind: ConnectorKind, mine: list[Row], ran: list[Row],
+           scenario_status: dict[tuple[str, str], str]) -> Label:
+    if kind.maturity == Maturity.EXPERIMENTAL or not mine:
+        return Label(kind, kind.maturity, Maturity.EXPERIMENTAL, "not in the certification suite")
+    if any(r not in ran for r in mine):
+        return Label(kind, kind.maturity, None, "not every row with this connector ran")
+    shortfalls = []
+    for row in mine:
+        for scenario in SCENARIOS:
+            status = applicability(row, scenario)
+            if status.status == Status.NOT_COVERED:
+                shortfalls.append(f"{slug(row)}: {scenario.slug} not covered ({status.reason})")
+            elif status.status == Status.APPLIES and scenario_status.get((slug(row), scenario.slug)) != "pass":
+                shortfalls.append(f"{slug(row)}: {scenario.slug} failed")
+    if shortfalls:
+        return Label(kind, kind.maturity, Maturity.PREVIEW, "; ".join(shortfalls))
+    return Label(kind, kind.maturity, Maturity.CERTIFIED, f"passed every applicable scenario in {len(mine)} row(s)")

@@ -1,0 +1,68 @@
+"""Which runs a certification makes: one case per applicable (row, scenario) and seed.
+
+The experiments are the committed files under `experiments/certification/<row>/<scenario>.yaml`.
+`--quick` runs each once at half the size (half the records at half the rate, so every fault still
+lands mid-stream); the full suite runs each with three seeds at the size written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from chaos.certification.scenarios import SCENARIOS, Scenario, Status, applicability, slug
+from chaos.matrix import Row
+
+REPO = Path(__file__).resolve().parents[2]
+CERTIFICATION_DIR = REPO / "experiments" / "certification"
+FULL_SEEDS = 3
+QUICK_SCALE = 0.5
+
+
+@dataclass(frozen=True)
+class Case:
+    row: Row
+    scenario: Scenario
+    seed: int
+
+    @property
+    def path(self) -> Path:
+        return experiment_path(self.row, self.scenario)
+
+    @property
+    def id(self) -> str:
+        return f"{slug(self.row)}/{self.scenario.slug}@{self.seed}"
+
+
+def experiment_path(row: Row, scenario: Scenario) -> Path:
+    return CERTIFICATION_DIR / slug(row) / f"{scenario.slug}.yaml"
+
+
+def plan(rows: list[Row], quick: bool) -> list[Case]:
+    cases = []
+    for row in rows:
+        for scenario in SCENARIOS:
+            if applicability(row, scenario).status != Status.APPLIES:
+                continue
+            seed = int(yaml.safe_load(experiment_path(row, scenario).read_text())["seed"])
+            cases += [Case(row, scenario, seed + k) for k in range(1 if quick else FULL_SEEDS)]
+    return cases
+
+
+def materialize(case: Case, quick: bool, directory: Path) -> Path:
+    """The case's experiment as it will run (its seed; scaled down with `quick`), written to a file
+    so that the run directory records exactly what ran and `chaos replay` can repeat it."""
+    spec = yaml.safe_load(case.path.read_text())
+    spec["seed"] = case.seed
+    if quick:
+        workload = spec["workload"]
+        for field in ("records", "schema_change_at"):
+            if field in workload:
+                workload[field] = max(1, int(workload[field] * QUICK_SCALE))
+        workload["rate"] = workload["rate"] * QUICK_SCALE
+    target = directory / slug(case.row) / f"{case.scenario.slug}-{case.seed}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return target

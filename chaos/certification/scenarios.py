@@ -1,0 +1,105 @@
+"""The six certification scenarios of SPEC.md, and which of them apply to which matrix row, and why.
+
+Applicability follows from the row's connectors, so the table cannot drift from the registry:
+a scenario either applies, does not apply by the nature of the row (n/a), or applies but is not
+covered yet. A row with an uncovered scenario cannot make its connectors Certified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from chaos.matrix import ANY, ROWS, Row
+from chaos.spec.models import LATE_ROUTING_SOURCES, SCHEMA_CHANGE_SINKS, SCHEMA_CHANGE_SOURCES
+from drivers.registry import SINKS, SOURCES, Maturity
+
+
+@dataclass(frozen=True)
+class Scenario:
+    number: int
+    slug: str
+    title: str
+    checks: str
+    """What passing means, in one sentence."""
+
+
+SCENARIOS = (
+    Scenario(1, "source-reconnect", "Source reconnect after connection loss",
+             "the source link goes down mid-stream; the source reconnects and resumes where it was"),
+    Scenario(2, "ack-after-commit", "Source offset commit before the batch is acked",
+             "a worker crashes between the sink's commit and the source's ack; the source must not "
+             "have advanced past what the sink holds"),
+    Scenario(3, "sink-write-failure", "Sink write-failure rollback and retry",
+             "the sink's writes fail (disk EIO, or the broker link cut) mid-stream; nothing partial "
+             "becomes visible and the retry neither duplicates nor loses"),
+    Scenario(4, "two-phase-commit", "Two-phase commit: coordinator crash at each point",
+             "the coordinator crashes after prepare before persist (abort), after persist before "
+             "commit (commit on restart), and in the middle of committing several sinks (finish)"),
+    Scenario(5, "schema-evolution", "Schema-evolution compatibility",
+             "a column is dropped, one widened and one added mid-stream; every record reads under "
+             "the final schema with its values preserved"),
+    Scenario(6, "late-events", "Late-event handling",
+             "every 25th record is 3 s late; each record lands in the main or the late output, never "
+             "neither and never the wrong one"),
+)
+BY_SLUG = {s.slug: s for s in SCENARIOS}
+
+
+class Status(str, Enum):
+    APPLIES = "applies"
+    NOT_APPLICABLE = "n/a"
+    NOT_COVERED = "not covered"
+
+
+@dataclass(frozen=True)
+class Applicability:
+    status: Status
+    reason: str
+
+
+
+def slug(row: Row) -> str:
+    return f"{row.source}-to-{row.sink}"
+
+
+def certification_rows() -> list[Row]:
+    """The rows the suite runs: every row that can be Certified (the vector sinks are Experimental)."""
+    return [r for r in ROWS if r.source != ANY and r.maturity != Maturity.EXPERIMENTAL]
+
+
+def applicability(row: Row, scenario: Scenario) -> Applicability:
+    source, sink = SOURCES[row.source].capabilities, SINKS[row.sink].capabilities
+    applies, na, uncovered = Status.APPLIES, Status.NOT_APPLICABLE, Status.NOT_COVERED
+    if scenario.number == 1:
+        if source.networked:
+            return Applicability(applies, "the source reads from the broker over the worker-kafka link")
+        return Applicability(na, "the source reads local files or process memory: there is no connection to lose")
+    if scenario.number == 2:
+        return Applicability(applies, "every source acknowledges its position only after the sink committed")
+    if scenario.number == 3:
+        if not sink.durable:
+            return Applicability(na, "the sink writes to process memory: no disk or network is under the write")
+        if sink.networked:
+            return Applicability(applies, "the sink writes to the broker: its link is cut during the writes")
+        return Applicability(applies, "the sink's file writes fail with EIO")
+    if scenario.number == 4:
+        if sink.two_phase:
+            return Applicability(applies, "the sink pre-commits and the coordinator resolves the commit")
+        return Applicability(na, "the sink is not two-phase: a checkpoint is visible at prepare, "
+                                 "so there is no pending commit for a coordinator to resolve")
+    if scenario.number == 5:
+        if row.source in SCHEMA_CHANGE_SOURCES and row.sink in SCHEMA_CHANGE_SINKS:
+            return Applicability(applies, "the workload drops, widens and adds a column mid-stream")
+        if row.sink.startswith("delta"):
+            return Applicability(uncovered, "delta-rs has no type widening (int32 to int64), so the widened "
+                                            "column cannot be written; added and dropped columns have unit tests")
+        return Applicability(uncovered, "the batch source reads an input written under one schema; the "
+                                        "sink's schema evolution has unit tests only")
+    if scenario.number == 6:
+        if not source.event_time:
+            return Applicability(na, "the source carries no event time, so no record can be late")
+        if row.source in LATE_ROUTING_SOURCES:
+            return Applicability(applies, "records behind their partition's watermark go to the late output")
+        return Applicability(uncovered, "the in-memory stream has no per-split watermarks for late routing yet")
+    raise ValueError(f"no scenario {scenario.number}")

@@ -1,0 +1,125 @@
+"""`chaos certify`: runs the certification cases (and the mutant proofs) on one shared environment.
+
+Every case is an ordinary `chaos run` of a committed experiment, so its run directory has the
+usual result.json, report.html and junit.xml, and `chaos replay` repeats it. The suite keeps each
+run's terminal output in a log file and shows its own progress instead.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from chaos.certification.evidence import missing_evidence
+from chaos.certification.mutants import MUTANTS, Mutant
+from chaos.certification.plan import REPO, Case, materialize, plan
+from chaos.certification.scenarios import BY_SLUG
+from chaos.errors import ChaosError
+from chaos.history import read_history
+from chaos.matrix import Row
+from chaos.runner import acquire_environment, run_file
+
+
+@dataclass
+class Outcome:
+    """One run of the suite: a certification case or a mutant proof."""
+
+    name: str
+    status: str
+    """pass or fail for a case; killed or survived for a mutant; error when the run did not complete."""
+    run_dir: Path | None = None
+    failed: list[str] = field(default_factory=list)
+    """The failing invariants, and any missing evidence that the scenario happened."""
+    message: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class SuiteRun:
+    directory: Path
+    quick: bool
+    rows: list[Row]
+    cases: dict[str, Outcome]
+    mutants: dict[str, Outcome] | None
+    seconds: float
+
+
+def run_suite(rows: list[Row], quick: bool, with_mutants: bool, runs_dir: Path, env_file: Path | None,
+              private: bool, console: Console) -> SuiteRun:
+    started = time.monotonic()
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    directory = runs_dir.resolve() / f"certification-{stamp}{'-quick' if quick else ''}"
+    (directory / "logs").mkdir(parents=True)
+    cases = plan(rows, quick)
+    mutants = list(MUTANTS) if with_mutants else []
+    with ExitStack() as stack:
+        env = acquire_environment(None if private else env_file, private, True, directory / "env", stack, console)
+        state_file = Path(env.state.workdir) / "state.json"
+        runner = _Runner(directory, state_file)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console) as progress:
+            task = progress.add_task("certifying", total=len(cases) + len(mutants))
+            results: dict[str, Outcome] = {}
+            for case in cases:
+                progress.update(task, description=case.id)
+                results[case.id] = outcome = runner.case(case, quick)
+                _print(console, outcome, {"pass": "green"})
+                progress.advance(task)
+            killed: dict[str, Outcome] = {}
+            for mutant in mutants:
+                progress.update(task, description=f"mutant {mutant.name}")
+                killed[mutant.name] = outcome = runner.mutant(mutant)
+                _print(console, outcome, {"killed": "green"})
+                progress.advance(task)
+    return SuiteRun(directory, quick, rows, results, killed if with_mutants else None, time.monotonic() - started)
+
+
+def _print(console: Console, outcome: Outcome, good: dict[str, str]) -> None:
+    style = good.get(outcome.status, "bold red")
+    detail = ", ".join(outcome.failed) or outcome.message
+    console.print(f"[{style}]{outcome.status:>8}[/] {outcome.name} ({outcome.seconds:.0f}s)"
+                  + (f": {detail}" if detail else ""), highlight=False)
+
+
+class _Runner:
+    def __init__(self, directory: Path, state_file: Path):
+        self.directory = directory
+        self.state_file = state_file
+
+    def case(self, case: Case, quick: bool) -> Outcome:
+        experiment = materialize(case, quick, self.directory / "experiments")
+        outcome = self._run(case.id, experiment, self.directory / "runs" / case.row.sink)
+        if outcome.run_dir is not None and outcome.status != "error":
+            result = json.loads((outcome.run_dir / "result.json").read_text())
+            history = read_history(outcome.run_dir / "history.jsonl")
+            outcome.failed += missing_evidence(BY_SLUG[case.scenario.slug], result, history)
+            outcome.status = "fail" if outcome.failed else "pass"
+        return outcome
+
+    def mutant(self, mutant: Mutant) -> Outcome:
+        outcome = self._run(mutant.name, REPO / mutant.path, self.directory / "runs" / "mutants")
+        if outcome.status != "error":
+            outcome.status = "killed" if mutant.caught_by in outcome.failed else "survived"
+            if outcome.status == "survived":
+                outcome.message = f"{mutant.caught_by} did not fail"
+        return outcome
+
+    def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+        log = self.directory / "logs" / (name.replace("/", "--") + ".log")
+        started = time.monotonic()
+        with log.open("w") as out:
+            quiet = Console(file=out, width=120, soft_wrap=True)
+            try:
+                result = run_file(experiment, runs_dir, self.state_file, False, quiet)
+            except ChaosError as e:
+                quiet.print(f"error: {e}", markup=False)
+                return Outcome(name, "error", None, [], str(e), time.monotonic() - started)
+        failed = [v.invariant for v in result.verdicts if v.failed]
+        return Outcome(name, result.status, result.run_dir, failed, "", time.monotonic() - started)

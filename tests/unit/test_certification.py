@@ -1,0 +1,173 @@
+"""The certification suite's pure parts: the applicability table against the committed experiments,
+the plan, the evidence a scenario must leave, the computed maturity labels, and the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from chaos.certification.evidence import missing_evidence
+from chaos.certification.maturity import compute_labels
+from chaos.certification.mutants import MUTANTS
+from chaos.certification.plan import CERTIFICATION_DIR, REPO, materialize, plan
+from chaos.certification.report import build_report, markdown, to_html
+from chaos.certification.scenarios import BY_SLUG, SCENARIOS, Status, applicability, certification_rows, slug
+from chaos.certification.suite import Outcome, SuiteRun
+from chaos.spec import load_experiment
+from drivers.registry import Maturity
+
+ROWS = certification_rows()
+APPLICABLE = [(r, s) for r in ROWS for s in SCENARIOS if applicability(r, s).status == Status.APPLIES]
+
+
+def test_the_suite_runs_every_certifiable_row_and_not_the_experimental_vector_row():
+    assert len(ROWS) == 11
+    assert all(r.sink != "vector" for r in ROWS)
+
+
+def test_every_applicable_scenario_has_its_experiment_and_no_file_is_left_over():
+    expected = {CERTIFICATION_DIR / slug(r) / f"{s.slug}.yaml" for r, s in APPLICABLE}
+    assert set(CERTIFICATION_DIR.glob("*/*.yaml")) == expected
+
+
+@pytest.mark.parametrize("row,scenario", APPLICABLE, ids=lambda v: getattr(v, "slug", None) or slug(v))
+def test_each_certification_experiment_is_valid_and_runs_its_row(row, scenario):
+    x = load_experiment(CERTIFICATION_DIR / slug(row) / f"{scenario.slug}.yaml")
+    assert (x.pipeline.source, x.pipeline.sink) == (row.source, row.sink)
+    assert x.pipeline.mutant is None
+    assert x.faults, "every scenario injects something"
+
+
+def test_every_scenario_that_does_not_apply_says_why():
+    for row in ROWS:
+        for scenario in SCENARIOS:
+            assert len(applicability(row, scenario).reason) > 20
+
+
+def test_applicability_follows_the_connectors():
+    by = {slug(r): r for r in ROWS}
+    assert applicability(by["kafka-to-parquet"], BY_SLUG["source-reconnect"]).status == Status.APPLIES
+    assert applicability(by["parquet-batch-to-parquet"], BY_SLUG["source-reconnect"]).status == Status.NOT_APPLICABLE
+    assert applicability(by["kafka-to-parquet"], BY_SLUG["two-phase-commit"]).status == Status.NOT_APPLICABLE
+    assert applicability(by["delta-batch-to-delta-2pc"], BY_SLUG["schema-evolution"]).status == Status.NOT_COVERED
+    assert applicability(by["memory-stream-to-memory"], BY_SLUG["sink-write-failure"]).status == Status.NOT_APPLICABLE
+
+
+def test_quick_runs_each_case_once_at_half_size_and_full_runs_three_seeds(tmp_path):
+    quick, full = plan(ROWS, quick=True), plan(ROWS, quick=False)
+    assert len(quick) == len(APPLICABLE) and len(full) == 3 * len(APPLICABLE)
+    assert len({c.id for c in full}) == len(full)
+    case = next(c for c in quick if c.scenario.slug == "schema-evolution")
+    written = yaml.safe_load(case.path.read_text())
+    scaled = load_experiment(materialize(case, True, tmp_path))
+    assert scaled.workload.records == written["workload"]["records"] // 2
+    assert scaled.workload.schema_change_at == written["workload"]["schema_change_at"] // 2
+    assert scaled.workload.rate == written["workload"]["rate"] / 2
+    assert scaled.seed == case.seed
+    assert load_experiment(materialize(full[1], False, tmp_path)).seed == full[0].seed + 1
+
+
+def _history(*events: dict) -> list[dict]:
+    return [{"ts": i, **e} for i, e in enumerate(events)]
+
+
+def test_a_disk_fault_that_never_failed_a_write_is_not_evidence():
+    history = _history({"event": "fault.inject", "kind": "disk"}, {"event": "fault.heal", "kind": "disk"})
+    problems = missing_evidence(BY_SLUG["sink-write-failure"], {"restarts": {"worker-0": 0}}, history)
+    assert problems == ["the disk fault never failed a sink write (no worker failed over)"]
+    assert missing_evidence(BY_SLUG["sink-write-failure"], {"restarts": {"worker-0": 1}}, history) == []
+
+
+def test_two_phase_evidence_needs_a_coordinator_crash_at_each_point():
+    crashes = [{"event": "crash", "process": "coordinator", "point": p}
+               for p in ("coordinator.persist.before", "coordinator.persist.after")]
+    (problem,) = missing_evidence(BY_SLUG["two-phase-commit"], {}, _history(*crashes))
+    assert "coordinator.commit.mid" in problem
+    crashes.append({"event": "crash", "process": "coordinator", "point": "coordinator.commit.mid"})
+    assert missing_evidence(BY_SLUG["two-phase-commit"], {}, _history(*crashes)) == []
+
+
+def test_late_event_evidence_needs_late_records():
+    result = {"verdicts": [{"invariant": "late-events", "counts": {"late": 0}}]}
+    assert missing_evidence(BY_SLUG["late-events"], result, []) != []
+    result["verdicts"][0]["counts"]["late"] = 12
+    assert missing_evidence(BY_SLUG["late-events"], result, []) == []
+
+
+def _all_pass() -> dict[tuple[str, str], str]:
+    return {(slug(r), s.slug): "pass" for r, s in APPLICABLE}
+
+
+def test_a_connector_is_certified_only_when_all_its_rows_pass_and_are_covered():
+    labels = {(l.connector.role, l.connector.name): l for l in compute_labels(ROWS, _all_pass())}
+    assert labels[("sink", "parquet-2pc")].computed == Maturity.CERTIFIED
+    delta = labels[("sink", "delta-2pc")]
+    assert delta.computed == Maturity.PREVIEW and "schema-evolution not covered" in delta.why
+    assert labels[("sink", "vector")].computed == Maturity.EXPERIMENTAL
+
+
+def test_a_certified_connector_that_fails_is_an_error():
+    status = _all_pass() | {("kafka-transactional-to-parquet-2pc", "two-phase-commit"): "fail"}
+    labels = {(l.connector.role, l.connector.name): l for l in compute_labels(ROWS, status)}
+    sink = labels[("sink", "parquet-2pc")]
+    assert sink.computed == Maturity.PREVIEW and "two-phase-commit failed" in sink.why
+    assert sink.error == (sink.declared == Maturity.CERTIFIED)
+
+
+def test_a_connector_whose_rows_did_not_all_run_is_not_assessed():
+    kafka_rows = [r for r in ROWS if slug(r) == "kafka-to-parquet"]
+    labels = {(l.connector.role, l.connector.name): l for l in compute_labels(kafka_rows, _all_pass())}
+    assert labels[("source", "kafka")].computed == Maturity.CERTIFIED
+    assert labels[("sink", "parquet")].computed is None
+
+
+def _suite(tmp_path: Path, failing: str | None = None, survivor: str | None = None) -> SuiteRun:
+    cases = {}
+    for case in plan(ROWS, quick=True):
+        run_dir = tmp_path / "runs" / case.id.replace("/", "-")
+        bad = case.id.startswith(f"{failing}@") if failing else False
+        cases[case.id] = Outcome(case.id, "fail" if bad else "pass", run_dir, ["duplicates"] if bad else [])
+    mutants = {m.name: Outcome(m.name, "survived" if m.name == survivor else "killed", None,
+                               [] if m.name == survivor else [m.caught_by]) for m in MUTANTS}
+    return SuiteRun(tmp_path, True, ROWS, cases, mutants, 12.5)
+
+
+def test_the_report_passes_when_everything_passes_and_every_mutant_is_killed(tmp_path):
+    report = build_report(_suite(tmp_path))
+    assert report["status"] == "pass" and report["errors"] == []
+    assert report["mutants"]["kill_rate"] == 1.0
+    row = next(r for r in report["rows"] if r["row"] == "kafka-to-parquet")
+    assert [s["status"] for s in row["scenarios"]] == ["pass", "pass", "pass", "n/a", "pass", "pass"]
+    assert "| kafka-to-parquet | at least once |" in markdown(report)
+    assert "<td class=\"pass\"" in to_html(report)
+
+
+def test_a_surviving_mutant_fails_the_certification(tmp_path):
+    report = build_report(_suite(tmp_path, survivor="drop-late"))
+    assert report["status"] == "fail"
+    assert report["mutants"]["kill_rate"] == round(5 / 6, 3)
+    assert any("drop-late" in e for e in report["errors"])
+
+
+def test_a_failing_case_fails_its_row_and_demotes_its_connectors(tmp_path):
+    report = build_report(_suite(tmp_path, failing="kafka-transactional-to-parquet-2pc/two-phase-commit"))
+    row = next(r for r in report["rows"] if r["row"] == "kafka-transactional-to-parquet-2pc")
+    assert row["status"] == "fail"
+    sink = next(c for c in report["connectors"] if (c["role"], c["name"]) == ("sink", "parquet-2pc"))
+    assert sink["computed"] == "Preview"
+    assert report["status"] == ("fail" if sink["declared"] == "Certified" else "pass")
+
+
+def test_each_scenario_has_a_mutant_whose_experiment_runs_that_bug():
+    assert {m.scenario for m in MUTANTS} == {s.slug for s in SCENARIOS}
+    for mutant in MUTANTS:
+        x = load_experiment(REPO / mutant.path)
+        assert x.pipeline.mutant == mutant.name
+
+
+def test_the_documented_applicability_table_is_the_one_the_code_computes():
+    from chaos.certification.report import applicability_markdown
+
+    assert applicability_markdown() in (REPO / "docs" / "certification.md").read_text()
