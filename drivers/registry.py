@@ -2,6 +2,8 @@
 
 The delivery-guarantee matrix (`chaos/matrix.py`) is derived from these profiles, so a
 connector's guarantee follows from what it can do, not from a table someone keeps by hand.
+The maturity labels are declared here and earned in `chaos certify`, which computes them from the
+suite's results and fails when a connector declared Certified falls short (docs/certification.md).
 """
 
 from __future__ import annotations
@@ -45,12 +47,12 @@ class ConnectorKind:
 
 _KINDS = (
     ConnectorKind("kafka", "source", "Kafka", Capabilities(replayable=True, event_time=True, networked=True),
-                  Maturity.PREVIEW),
+                  Maturity.CERTIFIED),
     ConnectorKind("kafka-transactional", "source", "Kafka (transactional)",
                   Capabilities(replayable=True, transactional=True, event_time=True, networked=True),
-                  Maturity.PREVIEW),
+                  Maturity.CERTIFIED),
     ConnectorKind("parquet-batch", "source", "Parquet (batch)",
-                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
+                  Capabilities(replayable=True, idempotent_commit=True), Maturity.CERTIFIED),
     ConnectorKind("iceberg-batch", "source", "Iceberg (batch)",
                   Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("delta-batch", "source", "Delta (batch, local)",
@@ -59,15 +61,15 @@ _KINDS = (
                   Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("memory-stream", "source", "In-memory stream", Capabilities(event_time=True, durable=False),
                   Maturity.PREVIEW),
-    ConnectorKind("parquet", "sink", "Parquet", Capabilities(), Maturity.PREVIEW),
+    ConnectorKind("parquet", "sink", "Parquet", Capabilities(), Maturity.CERTIFIED),
     ConnectorKind("parquet-2pc", "sink", "Parquet (two-phase)",
-                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
+                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.CERTIFIED),
     ConnectorKind("kafka-transactional", "sink", "Kafka (transactional)",
                   Capabilities(transactional=True, two_phase=True, idempotent_commit=True, networked=True),
-                  Maturity.PREVIEW),
+                  Maturity.CERTIFIED),
     ConnectorKind("iceberg-batch", "sink", "Iceberg (batch)", Capabilities(), Maturity.PREVIEW),
     ConnectorKind("iceberg-2pc", "sink", "Iceberg (two-phase)",
-                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
+                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.CERTIFIED),
     ConnectorKind("delta-batch", "sink", "Delta (batch)", Capabilities(), Maturity.PREVIEW),
     ConnectorKind("delta-2pc", "sink", "Delta (two-phase)",
                   Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
