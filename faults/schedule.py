@@ -2,6 +2,11 @@
 
 Every injection and heal goes on the timeline. `close` heals whatever is still active, so a run
 that ends early, fails or is interrupted never leaves a fault behind.
+
+Each heal runs on a thread of its own, outside the schedule's lock: restarting a killed service
+takes seconds, and neither another fault's trigger nor the progress display (`active`) should wait
+for it. A fault stays active until its heal has returned, and its duration counts from the end of
+its injection (a clean shutdown takes a while).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ class _Active:
     fault: Fault
     heal: Heal
     until: float
+    healing: bool = False
 
 
 def inject(fault: Fault, tag: str, env: Environment, supervisor: Supervisor, disk_control: Path) -> Heal:
@@ -57,6 +63,8 @@ class FaultSchedule:
         self._pending = [i for i, f in enumerate(self.faults) if not isinstance(f, CrashFault)]
         self._horizon = max(((self.faults[i].at or 0) + self.faults[i].duration for i in self._pending), default=0.0)
         self._active: list[_Active] = []
+        self._firing = 0
+        self._healers: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fault-schedule", daemon=True)
@@ -77,7 +85,7 @@ class FaultSchedule:
 
     def finished(self) -> bool:
         with self._lock:
-            return not self._pending and not self._active
+            return not self._pending and not self._active and not self._firing
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -115,13 +123,25 @@ class FaultSchedule:
             self._follow_history()
             now = time.monotonic()
             with self._lock:
-                for index in [i for i in self._pending if self._due(self.faults[i], now - self._start)]:
+                due = [i for i in self._pending if self._due(self.faults[i], now - self._start)]
+                for index in due:
                     self._pending.remove(index)
-                    self._fire(index, now)
-                for active in [a for a in self._active if now >= a.until]:
-                    self._heal(active)
+                self._firing += len(due)
+                expired = [a for a in self._active if now >= a.until and not a.healing]
+                for active in expired:
+                    active.healing = True
+            for index in due:
+                try:
+                    self._fire(index)
+                finally:
+                    with self._lock:
+                        self._firing -= 1
+            for active in expired:
+                healer = threading.Thread(target=self._heal, args=(active,), name=f"heal-{active.index}", daemon=True)
+                self._healers.append(healer)
+                healer.start()
 
-    def _fire(self, index: int, now: float) -> None:
+    def _fire(self, index: int) -> None:
         fault = self.faults[index]
         fields = fault.model_dump(exclude_none=True)
         try:
@@ -131,29 +151,41 @@ class FaultSchedule:
             self.history.append("fault.error", index=index, error=str(e), **fields)
             return
         self.history.append("fault.inject", index=index, produced=self.progress.produced, **fields)
-        self._active.append(_Active(index, fault, heal, now + fault.duration))
+        with self._lock:
+            self._active.append(_Active(index, fault, heal, time.monotonic() + fault.duration))
 
     def _heal(self, active: _Active) -> None:
-        self._active.remove(active)
+        """Heal a fault that this caller marked `healing` (so no one else heals it too)."""
         try:
             active.heal()
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"faults[{active.index}] could not be healed: {e}")
             self.history.append("fault.error", index=active.index, error=str(e))
-            return
-        self.history.append("fault.heal", index=active.index, kind=active.fault.kind, target=active.fault.target)
+        else:
+            self.history.append("fault.heal", index=active.index, kind=active.fault.kind, target=active.fault.target)
+        finally:
+            with self._lock:
+                self._active.remove(active)
 
-    def close(self) -> None:
-        """Stop firing, and heal everything still active."""
+    def close(self, timeout: float = 300.0) -> None:
+        """Stop firing, and heal everything still active. A heal in progress (a service restart) is
+        waited for, within `timeout`."""
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._thread.is_alive():
-            self._thread.join(5)
+            self._thread.join(timeout)
+        for healer in self._healers:
+            healer.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
-            for active in list(self._active):
-                self._heal(active)
-            for index in self._pending:
-                fault = self.faults[index]
-                self.history.append("fault.skipped", index=index, kind=fault.kind)
-                self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) never fired: its trigger "
-                                   "was not reached before the run ended")
-            self._pending = []
+            remaining = [a for a in self._active if not a.healing]
+            for active in remaining:
+                active.healing = True
+        for active in remaining:
+            self._heal(active)
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for index in pending:
+            fault = self.faults[index]
+            self.history.append("fault.skipped", index=index, kind=fault.kind)
+            self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) never fired: its trigger "
+                               "was not reached before the run ended")

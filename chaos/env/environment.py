@@ -5,26 +5,45 @@ An environment is either *owned* (started for one run or one test session, and s
 its children die with the harness even on SIGKILL) or *shared* (`chaos env up`, detached, found
 through a state file by later runs, stopped by `chaos env down`). Experiments sharing one reset it
 between them instead of paying the start-up cost again.
+
+A service fault may kill the broker or PostgreSQL and start it again, often from a harness that
+only attached. So the state file, not this process's memory, says which processes are the
+environment's: a restart records the new pid in every state file of the environment at once
+(atomically), and `stop` and `health_problem` re-read it. A service restarted by a harness that
+merely attached is spawned detached, since it must outlive that harness as the original did; in an
+owned, non-detached environment it dies with the owner like the rest. Every child this process
+spawned is reaped by a keeper thread, so that a killed one does not stay a zombie (which would look
+alive to PostgreSQL's lock file check, and to kill(pid, 0)).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 from confluent_kafka.admin import AdminClient
 from pydantic import BaseModel
 
 from chaos.env import install as installer
+from chaos.env import kafka
 from chaos.env import postgres as pg
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
+from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, ProcessRef, free_port, tail
+from chaos.env.keeper import Keeper
+from chaos.env.state_files import StateLock, write_atomically
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
 from chaos.kafka_clients import client_config
 from chaos.spec.targets import KAFKA_LINKS
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
+log = logging.getLogger("chaos.env")
+RESTARTABLE = ("kafka", "postgres")
+"""The services that faults may kill or terminate and then restart."""
 
 
 class LinkPorts(BaseModel):
@@ -59,10 +78,14 @@ class EnvState(BaseModel):
 
 
 class Environment:
-    def __init__(self, state: EnvState, owned: list[ManagedProcess] | None = None):
+    def __init__(self, state: EnvState, owned: list[ManagedProcess] | None = None, state_file: Path | None = None):
         self.state = state
+        self.state_file = state_file
+        """The state file this environment was loaded from (or, when started here, `workdir/state.json`)."""
         self.toxiproxy = Toxiproxy(state.toxiproxy_api)
         self._owned = owned or []
+        self._keeper: Keeper | None = Keeper(self._owned) if self._owned else None
+        self._keeper_lock = threading.Lock()
 
     @property
     def bootstrap_direct(self) -> str:
@@ -115,9 +138,13 @@ class Environment:
                 processes={p.name: ProcessState(pid=p.ref.pid, start_time=p.ref.start_time) for p in owned},
                 detached=detached, postgres=postgres_port,
             )
-            env = cls(state, owned)
-            env._wire_links()
-            env.save(workdir / "state.json")
+            env = cls(state, owned, state_file=workdir / "state.json")
+            try:
+                env._wire_links()
+                env.save(workdir / "state.json")
+            except BaseException:
+                env._close_keeper()
+                raise
             return env
         except BaseException:
             for proc in reversed(owned):
@@ -128,7 +155,7 @@ class Environment:
     def load(cls, state_file: Path) -> "Environment":
         """The environment a state file describes, healthy or not (`env down` stops either)."""
         try:
-            return cls(EnvState.model_validate_json(state_file.read_text()))
+            return cls(EnvState.model_validate_json(state_file.read_text()), state_file=state_file)
         except (OSError, ValueError) as e:
             raise EnvironmentFailure(f"cannot read environment state {state_file}: {e}") from e
 
@@ -143,10 +170,45 @@ class Environment:
         return env
 
     def save(self, state_file: Path) -> None:
-        state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = state_file.with_suffix(".tmp")
-        tmp.write_text(self.state.model_dump_json(indent=2))
-        tmp.replace(state_file)
+        write_atomically(state_file, self.state.model_dump_json(indent=2))
+
+    def _state_files(self) -> list[tuple[Path, EnvState]]:
+        """Every state file that describes this environment, with its content: the one it was loaded
+        from, its own `workdir/state.json`, and the shared one (`chaos env up` writes both of those)."""
+        found: list[tuple[Path, EnvState]] = []
+        for path in (self.state_file, Path(self.state.workdir) / "state.json", default_env_file()):
+            if path is None or any(path.resolve() == p.resolve() for p, _ in found):
+                continue
+            if (state := self._read_state(path)) is not None:
+                found.append((path, state))
+        return found
+
+    def _read_state(self, path: Path) -> EnvState | None:
+        """The state in `path` if it describes this environment (the same work directory)."""
+        try:
+            state = EnvState.model_validate_json(path.read_text())
+        except (OSError, ValueError):
+            return None
+        return state if state.workdir == self.state.workdir else None
+
+    def reload_processes(self) -> None:
+        """Take the process records from the state file: a harness may have restarted a service."""
+        for path in (self.state_file, Path(self.state.workdir) / "state.json"):
+            if path is not None and (state := self._read_state(path)) is not None:
+                self.state.processes.update(state.processes)
+                return
+
+    def _record_process(self, name: str, ref: ProcessRef) -> None:
+        """Record a service's new process here and, atomically, in every state file of the environment."""
+        record = ProcessState(pid=ref.pid, start_time=ref.start_time)
+        self.state.processes[name] = record
+        with StateLock(Path(self.state.workdir)):
+            files = self._state_files()
+            for path, state in files:
+                state.processes[name] = record
+                write_atomically(path, state.model_dump_json(indent=2))
+        log.info("%s is now pid %d (recorded in %s)", name, ref.pid,
+                 ", ".join(str(p) for p, _ in files) or "no state file: memory only")
 
     def _wire_links(self) -> None:
         for link, ports in self.state.kafka_links.items():
@@ -154,8 +216,9 @@ class Environment:
 
     def health_problem(self) -> str | None:
         """None when every process is alive and both services answer; otherwise why not."""
+        self.reload_processes()
         for name, proc in self.state.processes.items():
-            if not proc.ref().alive():
+            if not proc.ref().running():
                 return f"{name} (pid {proc.pid}) is not running"
         try:
             self.toxiproxy.version()
@@ -199,21 +262,112 @@ class Environment:
     def admin(self) -> AdminClient:
         return AdminClient(client_config(self.bootstrap_direct, **{"socket.timeout.ms": 10000}))
 
+    # --- service faults: kill or terminate a service, then start it again on its data ---
+
+    def _dies_with_owner(self) -> bool:
+        """Restarts die with this process when it owns a non-detached environment (as the originals do)."""
+        return bool(self._owned) and not self.state.detached
+
+    def _keeper_for_spawning(self) -> Keeper:
+        with self._keeper_lock:
+            if self._keeper is None:
+                self._keeper = Keeper([])
+            return self._keeper
+
+    def stop_service(self, name: str, graceful: bool) -> None:
+        """SIGKILL a service's whole process tree, or shut it down cleanly (bounded); returns once it is down."""
+        if name not in RESTARTABLE:
+            raise ValueError(f"{name} is not a service that can be stopped and restarted ({', '.join(RESTARTABLE)})")
+        self.reload_processes()
+        if name not in self.state.processes:
+            raise EnvironmentFailure(f"this environment has no {name}")
+        ref = self.state.processes[name].ref()
+        started = time.monotonic()
+        if name == "kafka":
+            clean = kafka.stop_broker(ref, graceful)
+        elif graceful:
+            clean = pg.terminate_server(ref)
+        else:
+            pg.kill_server(ref)
+            clean = False
+        log.info("%s (pid %d) %s in %.1fs%s", name, ref.pid, "terminated" if graceful else "killed",
+                 time.monotonic() - started, "" if clean or not graceful else " (SIGKILLed after the grace period)")
+
+    def restart_service(self, name: str) -> None:
+        """Start a stopped service again on the same data, ports and configuration; returns once it is
+        healthy (Kafka answers metadata on its direct listener, PostgreSQL answers a query)."""
+        if name not in RESTARTABLE:
+            raise ValueError(f"{name} is not a service that can be stopped and restarted ({', '.join(RESTARTABLE)})")
+        self.reload_processes()
+        current = self.state.processes.get(name)
+        if current is not None and current.ref().running():
+            raise EnvironmentFailure(f"{name} (pid {current.pid}) is still running: it cannot be started twice")
+        workdir = Path(self.state.workdir)
+        detached = not self._dies_with_owner()
+        keeper = self._keeper_for_spawning()
+
+        def spawn(factory: Callable[[], ManagedProcess]) -> ManagedProcess:
+            if detached:  # no PR_SET_PDEATHSIG: any thread may spawn it; the keeper reaps it
+                proc = factory()
+                keeper.adopt(proc)
+                return proc
+            return keeper.spawn(factory)
+
+        def record(proc: ManagedProcess) -> None:
+            self._record_process(name, proc.ref)
+
+        started = time.monotonic()
+        if name == "kafka":
+            kafka.restart_broker(installer.install(), workdir, self.state.logs, self.state.kafka_direct,
+                                 detached, spawn=spawn, on_spawn=record)
+        else:
+            if self.state.postgres is None:
+                raise EnvironmentFailure("this environment has no PostgreSQL")
+            pg.start_postgres(workdir, self.state.logs, self.state.postgres, detached, spawn=spawn, on_spawn=record)
+            problem = pg.health_problem(self.state.postgres)
+            if problem:
+                raise EnvironmentFailure(f"PostgreSQL restarted but is not healthy: {problem}")
+        log.info("%s restarted (pid %d, %s) and healthy in %.1fs", name, self.state.processes[name].pid,
+                 "detached" if detached else "dies with its owner", time.monotonic() - started)
+
+    def _close_keeper(self) -> None:
+        with self._keeper_lock:
+            keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            keeper.close()
+
     def stop(self) -> None:
-        """Stop every process of this environment, owned or found through the state file."""
-        for proc in reversed(self._owned):
-            proc.stop()
-        for name, proc in self.state.processes.items():
+        """Stop every process of this environment: its own children, and whatever the state files
+        record (a service restarted by another harness is only known there)."""
+        self.reload_processes()
+        recorded = list(self.state.processes.items())
+        for _, state in self._state_files():
+            recorded += state.processes.items()
+        with self._keeper_lock:
+            keeper = self._keeper
+        if keeper is not None:
+            keeper.refuse()
+        for proc in reversed(keeper.children() if keeper is not None else self._owned):
+            if proc.poll() is None:  # running, or a zombie not yet reaped: its pid is still its own
+                proc.stop()
+            else:
+                proc.release()  # exited and reaped (replaced by a restart, or dead): never signal it
+        seen: set[tuple[int, int]] = set()
+        for name, proc in recorded:
+            if (proc.pid, proc.start_time) in seen:
+                continue
+            seen.add((proc.pid, proc.start_time))
             if name == "postgres":
                 pg.stop_server(proc.ref())  # its children are not in its process group
             else:
                 proc.ref().stop()
+        self._close_keeper()
         self._owned = []
 
     def wait_stopped(self, timeout: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not any(p.ref().alive() for p in self.state.processes.values()):
+            if not any(p.ref().alive() for p in self.state.processes.values()):  # reaped, not just dead
                 return True
             time.sleep(0.1)
         return False

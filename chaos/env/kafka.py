@@ -3,23 +3,42 @@
 Clients must never bypass Toxiproxy, so each named Kafka link gets a listener of its own whose
 *advertised* address is that link's proxy: metadata responses then send clients back through the
 proxy. The controller and inter-broker traffic, and the harness's own reads, use direct listeners.
+
+The broker can also be killed or terminated and started again on the same log directories,
+listeners and `server.properties` (`stop_broker`, `restart_broker`): the service faults do that.
 """
 
 from __future__ import annotations
 
+import logging
+import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from confluent_kafka.admin import AdminClient
 
 from chaos.env.install import Tools
-from chaos.env.processes import ManagedProcess
+from chaos.env.processes import ManagedProcess, ProcessRef, signal_group
 from chaos.errors import EnvironmentFailure
 from chaos.kafka_clients import client_config
 
 HEAP = "-Xmx768m"
+RESTART_TIMEOUT = 120.0
+"""How long a restarted broker may take to answer metadata again, registration retries included."""
+TERMINATE_TIMEOUT = 60.0
+"""How long a clean shutdown (SIGTERM) may take before the broker is SIGKILLed."""
+
+Spawn = Callable[[Callable[[], ManagedProcess]], ManagedProcess]
+"""Runs a process factory on the thread that must own the child (see `Environment`)."""
+
+log = logging.getLogger("chaos.env")
+
+
+def _spawn_here(factory: Callable[[], ManagedProcess]) -> ManagedProcess:
+    return factory()
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,11 @@ def server_properties(ports: KafkaPorts, data_dir: Path) -> str:
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
         "delete.topic.enable": "true",
+        # A broker restarted after a SIGKILL registers again, and the controller (the same process,
+        # which replays the old registration) refuses it with DUPLICATE_BROKER_REGISTRATION until the
+        # old session expires: 9s by default. 5s still outlasts a 4s pause of the whole process.
+        "broker.session.timeout.ms": "5000",
+        "broker.heartbeat.interval.ms": "500",
     }
     return "".join(f"{k}={v}\n" for k, v in settings.items())
 
@@ -92,14 +116,75 @@ def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, det
     java = [tools.java, "-cp", tools.kafka_classpath]
     cluster_id = _java_output(java + ["kafka.tools.StorageTool", "random-uuid"]).strip()
     _java_output(java + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)])
-    argv = [
-        tools.java, HEAP, "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-        f"-Dkafka.logs.dir={logs}", f"-Dlog4j2.configurationFile={log_config}",
-        "-cp", tools.kafka_classpath, "kafka.Kafka", str(config),
-    ]
-    broker = ManagedProcess("kafka", argv, logs / "kafka.stdout.log", detached=detached)
+    broker = ManagedProcess("kafka", broker_argv(tools, workdir, logs), logs / "kafka.stdout.log", detached=detached)
     wait_for_metadata(f"127.0.0.1:{ports.direct}", broker)
     return broker
+
+
+def broker_argv(tools: Tools, workdir: Path, logs: Path) -> list[str]:
+    """The broker's command line: the same for its first start and every restart."""
+    return [
+        tools.java, HEAP, "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        f"-Dkafka.logs.dir={logs}", f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}",
+        "-cp", tools.kafka_classpath, "kafka.Kafka", str(workdir / "server.properties"),
+    ]
+
+
+def stop_broker(ref: ProcessRef, graceful: bool, timeout: float = TERMINATE_TIMEOUT) -> bool:
+    """SIGKILL the broker, or SIGTERM it (a clean, controlled shutdown) and wait up to `timeout`.
+
+    Returns once it has exited (a zombie has: its parent may not be this process); True if the
+    shutdown was clean. A broker still running after `timeout` is SIGKILLed.
+    """
+    if not ref.running():
+        raise EnvironmentFailure(f"Kafka (pid {ref.pid}) is not running")
+    clean = False
+    if graceful:
+        signal_group(ref.pid, signal.SIGTERM)
+        signal_group(ref.pid, signal.SIGCONT)  # a paused broker cannot act on SIGTERM
+        clean = ref.wait_gone(timeout)
+        if not clean:
+            log.warning("Kafka (pid %d) did not shut down within %.0fs; killing it", ref.pid, timeout)
+    if not clean:
+        signal_group(ref.pid, signal.SIGKILL)
+        if not ref.wait_gone(10):
+            raise EnvironmentFailure(f"Kafka (pid {ref.pid}) survived SIGKILL for 10s")
+    return clean
+
+
+def restart_broker(tools: Tools, workdir: Path, logs: Path, direct_port: int, detached: bool,
+                   spawn: Spawn = _spawn_here, on_spawn: Callable[[ManagedProcess], None] | None = None,
+                   timeout: float = RESTART_TIMEOUT) -> ManagedProcess:
+    """Start the broker again on its existing log directories, listeners and configuration.
+
+    No formatting: topics, committed offsets and transaction state are what the log directories
+    hold. A broker that exits during start-up (say, its registration was refused for too long) is
+    started again, until it answers a metadata request on its direct listener or `timeout` ends.
+    `on_spawn` sees each process as soon as it exists, so that it can be recorded before the wait.
+    """
+    if not (workdir / "server.properties").is_file():
+        raise EnvironmentFailure(f"cannot restart Kafka: {workdir / 'server.properties'} is missing")
+    argv = broker_argv(tools, workdir, logs)
+    deadline = time.monotonic() + timeout
+    attempt = 0
+    while True:
+        attempt += 1
+        broker = spawn(lambda: ManagedProcess("kafka", argv, logs / "kafka.stdout.log", detached=detached))
+        if on_spawn is not None:
+            on_spawn(broker)
+        try:
+            wait_for_metadata(f"127.0.0.1:{direct_port}", broker, timeout=max(1.0, deadline - time.monotonic()))
+            return broker
+        except EnvironmentFailure:
+            if broker.poll() is None:  # up, but no answer within the bound
+                broker.stop()
+                raise
+            code = broker.release()  # exited and reaped: never signal its pid again
+            if time.monotonic() + 2 > deadline:
+                raise
+            log.warning("restarted Kafka exited during start-up (attempt %d, code %s); starting it again",
+                        attempt, code)
+            time.sleep(1)
 
 
 def _java_output(argv: list[str]) -> str:

@@ -18,10 +18,18 @@ Stopping needs care too, whoever the user is: every child of the postmaster call
 signal to the postmaster's process group reaches the postmaster alone, and SIGTERM asks for a
 *smart* shutdown that waits for every client to disconnect. `PostgresServer.stop` and `stop_server`
 therefore ask for a fast shutdown (SIGINT), and SIGKILL the children by pid along with the group.
+
+The service faults kill the server (`kill_server`: SIGKILL of the postmaster and every child) or
+shut it down cleanly (`terminate_server`: the fast shutdown), and start it again on the same cluster
+and port (`start_postgres`). A killed postmaster leaves `postmaster.pid` behind, and PostgreSQL
+trusts it as long as kill(pid, 0) succeeds, which it does for a zombie that its parent (the
+process that started the environment, not necessarily this one) has not reaped yet.
+`clear_stale_locks` removes such a lock first.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pwd
 import re
@@ -31,9 +39,9 @@ import subprocess
 import time
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from chaos.env.processes import ManagedProcess, ProcessRef, process_start_time, tail
+from chaos.env.processes import ManagedProcess, ProcessRef, pid_running, process_start_time, signal_group, tail
 from chaos.errors import EnvironmentFailure
 
 if TYPE_CHECKING:
@@ -44,6 +52,10 @@ USER = "chaos"
 DATABASE = "chaos"
 _APT_TIMEOUT = 600.0
 _READY_TIMEOUT = 60.0
+TERMINATE_TIMEOUT = 30.0
+"""How long a fault's clean (fast) shutdown may take before the server is SIGKILLed."""
+_ZOMBIE_GRACE = 5.0
+"""How long a restart waits for a dead postmaster's parent to reap it before removing its lock file."""
 _MAX_SOCKET_PATH = 100  # sun_path holds 107 bytes; PostgreSQL refuses longer socket paths
 
 
@@ -172,6 +184,95 @@ def stop_server(ref: ProcessRef, grace: float = 15.0) -> None:
     _kill_all(kids)
 
 
+def kill_server(ref: ProcessRef, timeout: float = 10.0) -> None:
+    """SIGKILL the postmaster and every process under it, as a crash of the node would.
+
+    The postmaster is stopped first, so it forks nothing while its children are listed; a child
+    that leads a session of its own is then killed by pid, since a group signal would miss it.
+    """
+    if not ref.running():
+        raise EnvironmentFailure(f"PostgreSQL (pid {ref.pid}) is not running")
+    _signal(ref.pid, signal.SIGSTOP)
+    tree = descendants(ref.pid)
+    signal_group(ref.pid, signal.SIGKILL)
+    _kill_all(tree, timeout)
+    if not ref.wait_gone(timeout) or not all(_gone(r) for r in tree):
+        raise EnvironmentFailure(f"PostgreSQL (pid {ref.pid}) or a backend survived SIGKILL for {timeout:.0f}s")
+
+
+def terminate_server(ref: ProcessRef, timeout: float = TERMINATE_TIMEOUT) -> bool:
+    """A clean shutdown: PostgreSQL's fast shutdown (SIGINT), which ends the sessions, writes a
+    checkpoint and exits. (SIGTERM, a *smart* shutdown, would wait for every client to leave, and
+    the coordinator's store never does.) Returns whether it finished within `timeout`; a server
+    still up then is SIGKILLed with its children."""
+    if not ref.running():
+        raise EnvironmentFailure(f"PostgreSQL (pid {ref.pid}) is not running")
+    for child in children(ref.pid):
+        _signal(child.pid, signal.SIGCONT)  # a paused backend could not end its session
+    _signal(ref.pid, signal.SIGINT)
+    _signal(ref.pid, signal.SIGCONT)
+    if ref.wait_gone(timeout):
+        return True
+    if ref.running():
+        kill_server(ref)
+    return False
+
+
+def descendants(pid: int) -> list[ProcessRef]:
+    """Every live process below `pid`, children first."""
+    found: list[ProcessRef] = []
+    frontier = [pid]
+    while frontier:
+        kids = [c for p in frontier for c in children(p)]
+        found += kids
+        frontier = [c.pid for c in kids]
+    return found
+
+
+def clear_stale_locks(data: Path, sockets: Path | None, zombie_grace: float = _ZOMBIE_GRACE) -> list[Path]:
+    """Remove `postmaster.pid` (and the socket lock files) left by a postmaster that is dead.
+
+    A lock naming a pid that no longer exists is left alone: PostgreSQL itself sees that it is
+    stale (and cleans up the old shared memory). One naming a zombie, or a live process that is not
+    a postgres on this data directory (its pid was reused), would make PostgreSQL refuse to start.
+    A zombie is given `zombie_grace` seconds to be reaped first. Returns the files removed.
+    """
+    locks = [data / "postmaster.pid"]
+    if sockets is not None and sockets.is_dir():
+        locks += sorted(sockets.glob(".s.PGSQL.*.lock"))
+    removed = []
+    for lock in locks:
+        pid = _lock_pid(lock)
+        if pid is None or pid == os.getpid():
+            continue
+        deadline = time.monotonic() + zombie_grace
+        while process_start_time(pid) is not None and not pid_running(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)  # a zombie: its parent may reap it any moment
+        if process_start_time(pid) is None:
+            continue  # gone: PostgreSQL handles this case itself
+        if pid_running(pid) and _is_postmaster_of(pid, data):
+            continue  # really running: PostgreSQL will refuse, rightly
+        lock.unlink(missing_ok=True)
+        removed.append(lock)
+    return removed
+
+
+def _lock_pid(lock: Path) -> int | None:
+    try:
+        first = lock.read_text().split("\n", 1)[0].strip()
+    except OSError:
+        return None
+    return int(first) if first.lstrip("-").isdigit() else None
+
+
+def _is_postmaster_of(pid: int, data: Path) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(Path(a.decode(errors="replace")).name == "postgres" for a in argv) and str(data).encode() in argv
+
+
 def children(pid: int) -> list[ProcessRef]:
     """The live children of `pid` (the postmaster's backends lead sessions of their own)."""
     found = []
@@ -213,11 +314,15 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
-def start_postgres(workdir: Path, logs: Path, port: int, detached: bool) -> ManagedProcess:
+def start_postgres(workdir: Path, logs: Path, port: int, detached: bool,
+                   spawn: Callable[[Callable[[], ManagedProcess]], ManagedProcess] | None = None,
+                   on_spawn: Callable[[ManagedProcess], None] | None = None) -> ManagedProcess:
     """Start the server on 127.0.0.1:`port`; returns once database `chaos` accepts connections.
 
     The cluster is `workdir/pg-data`, created on first start. A later start in the same work
-    directory reuses it (after a kill, PostgreSQL replays its WAL), as a restarted store would.
+    directory reuses it (after a kill, PostgreSQL replays its WAL), as a restarted store would,
+    once the dead server's stale lock files are gone. `spawn` runs the process factory (on the
+    thread that must own the child), and `on_spawn` sees the process before the wait for it.
     """
     _psycopg()  # fail before starting anything if the client is missing
     bin_dir = ensure_postgres_installed()
@@ -237,8 +342,17 @@ def start_postgres(workdir: Path, logs: Path, port: int, detached: bool) -> Mana
         # A client partitioned during its handshake must not hold a connection slot for long.
         "-c", "authentication_timeout=10s",
     ]
-    server = PostgresServer("postgres", argv, logs / "postgres.log", detached=detached,
-                            env={**os.environ, "LC_ALL": "C"})
+    removed = clear_stale_locks(data, sockets)
+    if removed:
+        logging.getLogger("chaos.env").info("removed stale PostgreSQL lock files: %s", ", ".join(map(str, removed)))
+
+    def factory() -> ManagedProcess:
+        return PostgresServer("postgres", argv, logs / "postgres.log", detached=detached,
+                              env={**os.environ, "LC_ALL": "C"})
+
+    server = spawn(factory) if spawn is not None else factory()
+    if on_spawn is not None:
+        on_spawn(server)
     try:
         _wait_ready(server, port)
         _create_database(port)

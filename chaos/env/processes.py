@@ -43,7 +43,21 @@ class ProcessRef:
     start_time: int
 
     def alive(self) -> bool:
+        """The process exists (a zombie included: it exists until its parent reaps it)."""
         return process_start_time(self.pid) == self.start_time
+
+    def running(self) -> bool:
+        """The process exists and has not exited: a zombie is dead, whoever has yet to reap it."""
+        return self.alive() and not _is_zombie(self.pid)
+
+    def wait_gone(self, timeout: float) -> bool:
+        """Wait (bounded) until the process has exited; True if it has."""
+        deadline = time.monotonic() + timeout
+        while self.running():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the group, then SIGKILL it after `grace` seconds."""
@@ -66,10 +80,21 @@ def _signal_group(pgid: int, sig: int) -> None:
 
 
 def _is_zombie(pid: int) -> bool:
+    """True for a zombie, and for a pid that no longer exists."""
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def pid_running(pid: int) -> bool:
+    """`pid` exists and is not a zombie. (A zombie still answers kill(pid, 0), as if it were alive.)"""
+    return not _is_zombie(pid)
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Signal a process group, ignoring one that is gone."""
+    _signal_group(pgid, sig)
 
 
 class ManagedProcess:
@@ -133,6 +158,16 @@ class ManagedProcess:
     def kill(self) -> int | None:
         """SIGKILL the group at once, as a crash or an OOM kill would."""
         return self.stop(grace=0)
+
+    def release(self) -> int | None:
+        """Reap the process if it has exited and close its log, without signalling anything.
+
+        For a handle whose process was replaced (a service killed and restarted by a fault): its pid
+        may be reused once reaped, so signalling its group then could hit a stranger.
+        """
+        code = self.popen.poll()
+        self._log.close()
+        return code
 
     def log_tail(self, lines: int = 30) -> str:
         return tail(self.log_path, lines)

@@ -2,8 +2,9 @@
 
 Every scheduled fault has one trigger (`at` a time, or `at_records` a record count), a `target`
 and a `duration`, after which it is healed. Network faults target a link and map onto Toxiproxy
-toxics; process faults target a supervised process. A `crash` fault is armed from the start
-instead: it fires when its process passes the named point for the `hit`-th time.
+toxics; process faults target a supervised process or one of the environment's services (`kafka`,
+`postgres`). A `crash` fault is armed from the start instead: it fires when its process passes the
+named point for the `hit`-th time.
 """
 
 from __future__ import annotations
@@ -154,26 +155,16 @@ class ProcessFault(FaultBase):
         return known(target, PROCESSES + SERVICES, "process")
 
 
-class SupervisedFault(ProcessFault):
-    """A fault the supervisor heals by starting the process again: only pipeline processes."""
-
-    @field_validator("target")
-    @classmethod
-    def _not_a_service(cls, target: str) -> str:
-        if target in SERVICES:
-            raise ValueError(f"{target} can be paused, not killed or terminated (restarting a service on "
-                             "its data is not supported yet)")
-        return target
-
-
-class KillFault(SupervisedFault):
-    """SIGKILL the process; the supervisor restarts it after `duration`."""
+class KillFault(ProcessFault):
+    """SIGKILL the process (a service: its whole process tree); it is restarted after `duration`
+    (a pipeline process by the supervisor, a service on its data by the harness)."""
 
     kind: Literal["kill"]
 
 
-class TerminateFault(SupervisedFault):
-    """SIGTERM the process (a graceful stop); the supervisor restarts it after `duration`."""
+class TerminateFault(ProcessFault):
+    """SIGTERM the process (a graceful stop; PostgreSQL gets its fast shutdown); it is restarted
+    after `duration`, as for `kill`."""
 
     kind: Literal["terminate"]
 

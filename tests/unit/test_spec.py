@@ -412,3 +412,55 @@ def test_process_faults_target_processes_not_links(kind):
             f"  - at: 1s\n    target: worker-kafka\n    duration: 1s\n    kind: {kind}\n")
     (problem,) = problems_of(text)
     assert "unknown process 'worker-kafka'" in problem
+
+
+# --- service faults: the broker and PostgreSQL may be paused, killed or terminated -------------
+
+SERVICE_BASE = """\
+name: svc
+seed: 1
+pipeline:
+  source: kafka-transactional
+  sink: parquet-2pc
+  profile: distributed-durable
+workload:
+  records: 100
+  rate: 10
+faults:
+  - kind: {kind}
+    target: {target}
+    at: 1s
+    duration: 2s
+"""
+
+
+@pytest.mark.parametrize("kind", ["kill", "terminate", "pause"])
+@pytest.mark.parametrize("target", ["kafka", "postgres"])
+def test_services_may_be_killed_terminated_or_paused(kind, target):
+    (fault,) = parse_experiment(SERVICE_BASE.format(kind=kind, target=target), "x.yaml").faults
+    assert (fault.kind, fault.target, fault.at, fault.duration) == (kind, target, 1.0, 2.0)
+
+
+def test_the_service_restarts_experiment_validates():
+    x = load_experiment(REPO / "experiments" / "service-restarts.yaml")
+    assert sorted((f.kind, f.target) for f in x.faults) == [("kill", "kafka"), ("terminate", "postgres")]
+    windows = sorted((f.at, f.at + f.duration) for f in x.faults)
+    assert windows[0][1] < windows[1][0], "the two service faults must not overlap"
+
+
+@pytest.mark.parametrize("kind", ["kill", "terminate"])
+def test_killing_postgres_still_needs_the_distributed_durable_profile(kind):
+    text = SERVICE_BASE.format(kind=kind, target="postgres").replace(
+        "source: kafka-transactional\n  sink: parquet-2pc\n  profile: distributed-durable",
+        "source: kafka\n  sink: parquet\n  profile: single-node-durable")
+    (problem,) = problems_of(text)
+    assert "targets postgres, which only the distributed-durable profile uses" in problem
+
+
+@pytest.mark.parametrize("fault", ["kind: disk\n    mode: eio", "kind: crash\n    point: sink.commit.mid",
+                                   "kind: latency\n    latency_ms: 10"])
+def test_services_are_not_targets_of_disk_crash_or_network_faults(fault):
+    text = ("name: t\nseed: 1\nworkload:\n  records: 10\n  rate: 10\nfaults:\n"
+            f"  - at: 1s\n    target: kafka\n    duration: 1s\n    {fault}\n")
+    problems = problems_of(text)
+    assert any("unknown" in p and "'kafka'" in p for p in problems), problems
