@@ -47,7 +47,8 @@ def table_settings(kind: str, role: str, x: Experiment, env: Environment, run_di
 
 
 def write_table(kind: str, settings: dict[str, Any], parts: list[pa.Table]) -> None:
-    """Write input data with the format's own writer, one commit per part (several files to split)."""
+    """Write input data with the format's own writer, one commit per part (several files to split).
+    Parts may carry different schema versions (a schema change in the input); only Iceberg takes them."""
     if kind == "delta":
         from deltalake import write_deltalake
 
@@ -58,8 +59,10 @@ def write_table(kind: str, settings: dict[str, Any], parts: list[pa.Table]) -> N
 
         catalog = open_catalog(settings["catalog_uri"], Path(settings["warehouse"]))
         table = ensure_table(catalog, settings["table_name"], parts[0].schema)
-        for part in parts:
-            table.append(part)
+        for part in parts:  # a part under a new schema version evolves the table in its own commit
+            with table.transaction() as tx:
+                tx.update_schema().union_by_name(part.schema).commit()
+                tx.append(part)
     else:
         from drivers.hudi import HudiTwoPhaseSink
 

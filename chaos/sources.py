@@ -152,9 +152,9 @@ class TableBatchSide(ParquetBatchSide):
         self.env = env
 
     def prepare(self) -> None:
-        table = records.expected_table(self.x.workload, self.x.seed)
         size = ROW_GROUP * 5  # a file a commit: small enough that each checkpoint has a few to take
-        parts = [table.slice(i, size) for i in range(0, table.num_rows, size)]
+        parts = [table.slice(i, size) for table in records.versioned_tables(self.x.workload, self.x.seed)
+                 for i in range(0, table.num_rows, size)]
         write_table(self.kind, self._settings(harness=True), parts)
 
     def _settings(self, harness: bool = False) -> dict[str, Any]:
