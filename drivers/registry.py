@@ -58,7 +58,7 @@ _KINDS = (
     ConnectorKind("delta-batch", "source", "Delta (batch, local)",
                   Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("hudi-batch", "source", "Hudi (batch, local)",
-                  Capabilities(replayable=True, idempotent_commit=True), Maturity.PREVIEW),
+                  Capabilities(replayable=True, idempotent_commit=True), Maturity.CERTIFIED),
     ConnectorKind("memory-stream", "source", "In-memory stream", Capabilities(event_time=True, durable=False),
                   Maturity.PREVIEW),
     ConnectorKind("parquet", "sink", "Parquet", Capabilities(), Maturity.CERTIFIED),
@@ -74,7 +74,7 @@ _KINDS = (
     ConnectorKind("delta-2pc", "sink", "Delta (two-phase)",
                   Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
     ConnectorKind("hudi-2pc", "sink", "Hudi (two-phase)",
-                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.PREVIEW),
+                  Capabilities(two_phase=True, idempotent_commit=True), Maturity.CERTIFIED),
     ConnectorKind("memory", "sink", "In-memory sink", Capabilities(durable=False), Maturity.PREVIEW),
     ConnectorKind("vector", "sink", "Vector sink (lancedb)", Capabilities(durable=False), Maturity.EXPERIMENTAL),
 )

@@ -70,11 +70,10 @@ class PipelineSpec(StrictModel):
         return matrix.resolve(self.source, self.sink, self.profile)[1]
 
 
-SCHEMA_CHANGE_SOURCES = ("kafka", "kafka-transactional", "parquet-batch", "iceberg-batch")
-SCHEMA_CHANGE_SINKS = ("parquet", "parquet-2pc", "iceberg-batch", "iceberg-2pc", "kafka-transactional")
+SCHEMA_CHANGE_SOURCES = ("kafka", "kafka-transactional", "parquet-batch", "iceberg-batch", "hudi-batch")
+SCHEMA_CHANGE_SINKS = ("parquet", "parquet-2pc", "iceberg-batch", "iceberg-2pc", "hudi-2pc", "kafka-transactional")
 """Where the workload's mid-stream schema change can flow today. Not into Delta, since delta-rs cannot
-widen a column (int32 to int64); not from the Hudi and in-memory sources, whose inputs are written
-under one schema (the Hudi sink's evolution has unit tests)."""
+widen a column (int32 to int64), and not from the in-memory stream, which generates one schema."""
 
 LATE_ROUTING_SOURCES = ("kafka", "kafka-transactional")
 """Sources whose splits (partitions) carry the event-time watermarks that late routing needs."""
