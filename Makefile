@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test provision env-up env-down clean-runs
+.PHONY: run test provision env-up env-down clean-runs bench bench-certify
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,19 @@ run: provision
 
 test: provision
 	$(PY) -m pytest -ra
+
+# The benchmarks, one after another (minutes; not part of `test`). Figures go to bench/results/*.json.
+bench: $(STAMP)
+	$(PY) -m chaos env install
+	$(PY) -m bench.checkers
+	$(PY) -m bench.pipeline
+	$(PY) -m bench.toxiproxy
+	$(PY) -m bench.environment
+
+# Wall time of `chaos certify --quick` and of the full suite (about half an hour).
+bench-certify: $(STAMP)
+	$(PY) -m chaos env install
+	$(PY) -m bench.certify
 
 env-up: provision
 	$(PY) -m chaos env up
