@@ -47,10 +47,10 @@ from chaos.junit import write_junit
 from chaos.live import LiveProgress
 from chaos.matrix import Guarantee
 from chaos.readers import read_parquet_output, table_digest
-from chaos.sinks import prepare_sink, read_output
+from chaos.sinks import OutputWatch, prepare_sink, read_output, watch_output
 from chaos.report import print_verdicts, write_result
 from chaos.spec import Experiment, load_experiment
-from chaos.visibility_probe import VisibilityProbe, committed_units
+from chaos.visibility_probe import VisibilityProbe
 from chaos.supervisor import Supervisor
 from chaos.workload import records
 from chaos.sources import source_side
@@ -146,6 +146,7 @@ class Run:
         self.job = run_dir / "job.json"
         self.source_digest = ""
         self.probe: VisibilityProbe | None = None
+        self.watch: OutputWatch | None = None
 
     def execute(self) -> RunResult:
         try:
@@ -165,8 +166,10 @@ class Run:
             schedule = FaultSchedule(x.faults, self.env, supervisor, self.history, self.progress,
                                      disk_control=self.run_dir / DISK_CONTROL)
             stack.callback(schedule.close)
-            if x.pipeline.sink == "parquet-2pc":
-                self.probe = VisibilityProbe(self.run_dir / "output")
+            self.watch = watch_output(x, self.env, self.run_dir)
+            if self.watch is not None:
+                stack.callback(self.watch.close)
+                self.probe = VisibilityProbe(self.watch.visible)
                 self.probe.start()
                 stack.callback(self.probe.stop)
             outcome = self._drive(schedule)
@@ -317,8 +320,9 @@ class Run:
         if x.pipeline.sink == "kafka-transactional":
             verdicts.append(check_key_order(main_output, required=True))  # the late side output has no order
         verdicts += late_verdicts
-        if self.probe is not None:
-            verdicts.append(check_atomic_visibility(self.probe.observations, committed_units(self.run_dir / "output")))
+        if self.probe is not None and self.watch is not None:
+            verdicts.append(check_atomic_visibility(self.probe.observations, self.watch.units(),
+                                                    read_errors=self.probe.errors))
         if x.workload.schema_change_at is not None:
             verdicts.append(check_schema(records.expected_table(x.workload, x.seed), output))
         verdicts.append(check_liveness(read_history(self.run_dir / "history.jsonl"), x.expect.recovery_bound))

@@ -2,13 +2,15 @@
 
 Output is always read independently: Parquet files (plain, two-phase, and the in-memory sink's
 dump at a graceful stop) with pyarrow, a Kafka topic with a read_committed consumer, and each
-lakehouse table with its format's official reader (delta-rs, pyiceberg, hudi-rs).
+lakehouse table with its format's official reader (delta-rs, pyiceberg, hudi-rs). The two-phase
+file and table sinks are also watched while the run goes on (`watch_output`), for atomic visibility.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 from confluent_kafka.admin import NewTopic
@@ -17,6 +19,9 @@ from chaos.env.environment import Environment
 from chaos.lakehouse import read_table, table_format, table_settings
 from chaos.readers import read_parquet_output, read_topic
 from chaos.spec.models import Experiment
+from chaos.table_snapshots import DeltaSnapshotIds, HudiSnapshotIds, IcebergSnapshotIds
+from chaos.table_units import delta_committed_units, hudi_committed_units, iceberg_committed_units
+from chaos.visibility_probe import ParquetVisibleIds, VisibleIds, committed_units
 
 
 def output_topic(run_dir: Path) -> str:
@@ -58,3 +63,36 @@ def read_output(x: Experiment, env: Environment, run_dir: Path) -> pa.Table:
 
         return read_vectors(run_dir / "lake" / "vectors", "output")
     return read_parquet_output(run_dir / "output")
+
+
+@dataclass(frozen=True)
+class OutputWatch:
+    """How one sink's output is observed during the run and judged after it."""
+
+    visible: VisibleIds
+    """What a reader sees now: the probe calls it every poll."""
+    units: Callable[[], pa.Table]
+    """After the run: (checkpoint_id, id) of every unit that had to become visible at once."""
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+def watch_output(x: Experiment, env: Environment, run_dir: Path) -> OutputWatch | None:
+    """The atomic-visibility watch of a two-phase sink whose commits a reader can poll, else None.
+
+    The Iceberg catalog is reached over its direct address (`harness=True`), never the faulted link."""
+    sink = x.pipeline.sink
+    if sink == "parquet-2pc":
+        output = run_dir / "output"
+        return OutputWatch(ParquetVisibleIds(output), lambda: committed_units(output))
+    if sink == "delta-2pc":
+        uri = table_settings("delta", "output", x, env, run_dir, harness=True)["table"]
+        return OutputWatch(DeltaSnapshotIds(uri), lambda: delta_committed_units(uri))
+    if sink == "iceberg-2pc":
+        s = table_settings("iceberg", "output", x, env, run_dir, harness=True)
+        where = (s["catalog_uri"], Path(s["warehouse"]), s["table_name"])
+        iceberg = IcebergSnapshotIds(*where)
+        return OutputWatch(iceberg, lambda: iceberg_committed_units(*where), iceberg.close)
+    if sink == "hudi-2pc":
+        path = Path(table_settings("hudi", "output", x, env, run_dir, harness=True)["table"])
+        return OutputWatch(HudiSnapshotIds(path), lambda: hudi_committed_units(path))
+    return None

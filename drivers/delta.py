@@ -441,6 +441,11 @@ class DeltaTwoPhaseSink:
             committed = dt.transaction_version(self.app_id)
             if committed is not None and committed >= handle.checkpoint_id:
                 return
+        self._add_files(dt, handle, adds)
+        self.crash.hit("sink.commit.after")
+
+    def _add_files(self, dt: DeltaTable, handle: CommitHandle, adds: list[dict[str, Any]]) -> None:
+        """One Delta commit: the `add` actions of `adds` with txn(app_id, checkpoint id)."""
         actions = [AddAction(path=add["path"], size=add["size"], partition_values={},
                              modification_time=add["modification_time"], data_change=True,
                              stats=add["stats"]) for add in adds]
@@ -453,7 +458,6 @@ class DeltaTwoPhaseSink:
         # (delta-rs ignores it on append), which is why new columns are added just above.
         dt.create_write_transaction(actions, mode="append", schema=dt.schema(),
                                     commit_properties=properties)
-        self.crash.hit("sink.commit.after")
 
     def _evolve_schema(self, dt: DeltaTable, schema: pa.Schema) -> bool:
         """Add the handle's new columns to the table (nullable); refuse an incompatible type."""

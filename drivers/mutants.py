@@ -16,8 +16,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
+from deltalake import DeltaTable
 
 from drivers.contracts import CommitHandle
+from drivers.delta import DeltaTwoPhaseSink
 from drivers.hudi import HudiTwoPhaseSink
 from drivers.kafka_source import KafkaSource
 from drivers.parquet_sinks import TwoPhaseParquetSink
@@ -108,6 +110,24 @@ class NonAtomicCommitSink(TwoPhaseParquetSink):
                 os.replace(src, self.output_dir / final)
                 time.sleep(0.3)
         super().commit(handle)  # finds the files moved, and writes the manifest
+
+
+class NonAtomicDeltaSink(DeltaTwoPhaseSink):
+    """Seeded bug: commits a checkpoint's files in two Delta commits, 0.5 s apart, each with part of
+    the rows and the same app transaction, the way a sink that caps the files per commit would. Each
+    commit is atomic, but the checkpoint is not: a reader between the two sees part of it. Files of
+    at most 50 rows, so a checkpoint has several to split. Used to prove the atomic-visibility
+    checker fails on a lakehouse sink."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, max_file_rows=50, **kwargs)
+
+    def _add_files(self, dt: DeltaTable, handle: CommitHandle, adds: list[dict[str, Any]]) -> None:
+        half = (len(adds) + 1) // 2
+        super()._add_files(dt, handle, adds[:half])
+        if adds[half:]:
+            time.sleep(0.5)
+            super()._add_files(DeltaTable(self.table_uri), handle, adds[half:])
 
 
 class DropLateSink(TwoPhaseParquetSink):

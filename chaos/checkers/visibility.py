@@ -1,9 +1,10 @@
 """Atomic visibility and, for exactly once, the per-partition prefix.
 
 Atomic visibility: a background reader polls the committed output during the run; each
-observation is the set of record ids it saw. Commit manifests say which ids each committed
-checkpoint made visible. An observation that holds some but not all ids of one checkpoint saw a
-partial commit. An id that several checkpoints carry (a replay under at least once) cannot tell
+observation is the set of record ids it saw. The output's commit records (Parquet manifests, the
+Delta log, Iceberg snapshots, the Hudi timeline) say which ids each committed checkpoint (in a run:
+one worker's commit of a checkpoint) made visible. An observation that holds some but not all ids of
+one checkpoint saw a partial commit. An id that several checkpoints carry (a replay under at least once) cannot tell
 which of them it came from, so such ids are left out of the comparison and counted as ambiguous.
 
 Vectorised: the observations become one (obs, id) table; a hash join with the (checkpoint_id, id)
@@ -78,10 +79,13 @@ def _partial(chunk: list[tuple[int, pa.Array]], pairs: pa.Table, totals: pa.Tabl
 
 
 def check_atomic_visibility(observations: list[dict[str, Any]],
-                            committed_checkpoints: pa.Table | Mapping[int, Ids]) -> Verdict:
+                            committed_checkpoints: pa.Table | Mapping[int, Ids],
+                            read_errors: int | None = None) -> Verdict:
     """`observations`: `[{"ts": float, "ids": pa.Array | ChunkedArray | iterable of int}, ...]`.
     `committed_checkpoints`: a table with `checkpoint_id` and `id` columns, or a mapping
-    checkpoint id -> ids (the ids that checkpoint's commit made visible)."""
+    checkpoint id -> ids (the ids that checkpoint's commit made visible).
+    `read_errors`: the polls that failed, if a probe reports them (counted as `read_errors`). A
+    probe that never managed to read proved nothing, so that fails rather than passing on zero."""
     pairs = checkpoint_table(committed_checkpoints).group_by(["checkpoint_id", "id"], use_threads=False).aggregate([])
     owners = pairs.group_by("id", use_threads=False).aggregate([("checkpoint_id", "count")])
     ambiguous = owners.filter(pc.greater(owners["checkpoint_id_count"], 1))["id"]
@@ -97,6 +101,11 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
     counts = {"observations": len(observations), "partial_observations": len(pc.unique(partial["obs"])),
               "checkpoints": totals.num_rows, "partial_checkpoints": len(pc.unique(partial["checkpoint_id"])),
               "ambiguous_ids": len(ambiguous)}
+    if read_errors is not None:
+        counts["read_errors"] = read_errors
+        if read_errors and not observations:
+            return Verdict("atomic-visibility", "fail", f"the output could not be read during the run: all "
+                           f"{read_errors} polls failed", counts)
     if partial.num_rows == 0:
         return Verdict("atomic-visibility", "pass", f"none of {len(observations)} observations saw a partial commit "
                        f"of {totals.num_rows} checkpoints", counts)

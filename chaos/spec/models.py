@@ -27,7 +27,7 @@ class PipelineSpec(StrictModel):
     allowed_lateness: Duration | None = Field(
         None, description="route records further behind their split's event-time watermark to the late output")
     mutant: Literal["auto-commit", "reconnect-skip", "non-idempotent-commit", "truncating-widen",
-                    "non-atomic-commit", "drop-late"] | None = Field(
+                    "non-atomic-commit", "non-atomic-delta-commit", "drop-late"] | None = Field(
         None, description="a deliberately buggy variant, to prove the checkers catch it")
 
     @field_validator("source")
@@ -49,6 +49,7 @@ class PipelineSpec(StrictModel):
                    "non-idempotent-commit": ("sink", ("parquet-2pc",)),
                    "truncating-widen": ("sink", ("parquet-2pc",)),
                    "non-atomic-commit": ("sink", ("parquet-2pc",)),
+                   "non-atomic-delta-commit": ("sink", ("delta-2pc",)),
                    "drop-late": ("sink", ("parquet-2pc",))}
         if self.mutant is not None:
             role, kinds = mutated[self.mutant]

@@ -15,6 +15,10 @@ TWO_PHASE_PARQUET_MUTANTS = {
     "drop-late": "DropLateSink",
 }
 
+DELTA_TWO_PHASE_MUTANTS = {
+    "non-atomic-delta-commit": "NonAtomicDeltaSink",
+}
+
 KAFKA_SOURCE_MUTANTS = {
     "reconnect-skip": "ReconnectSkipKafkaSource",
 }
@@ -89,6 +93,10 @@ def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: Source
         from drivers.delta import DeltaBatchSink, DeltaTwoPhaseSink
 
         delta = DeltaTwoPhaseSink if config.sink == "delta-2pc" else DeltaBatchSink
+        if config.sink == "delta-2pc" and s.get("mutant") in DELTA_TWO_PHASE_MUTANTS:
+            from drivers import mutants
+
+            delta = getattr(mutants, DELTA_TWO_PHASE_MUTANTS[s["mutant"]])
         return delta(s["table"], config.job_id, worker, crash, disk=disk)
     if config.sink in ("iceberg-batch", "iceberg-2pc"):
         from drivers.iceberg import IcebergBatchSink, IcebergTwoPhaseSink
