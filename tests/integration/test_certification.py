@@ -18,7 +18,8 @@ from chaos.certification.scenarios import certification_rows, slug
 from chaos.env.environment import Environment
 from tests.integration.conftest import chaos_cli
 
-pytestmark = [pytest.mark.integration, pytest.mark.certification]
+pytestmark = [pytest.mark.integration, pytest.mark.certification,
+              pytest.mark.timeout(3600)]  # the first test's setup runs the whole suite (about 8 min here)
 
 CASES = plan(certification_rows(), quick=True)
 
