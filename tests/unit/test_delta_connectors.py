@@ -29,26 +29,10 @@ from drivers.delta import CommitError, DeltaBatchSink, DeltaBatchSource, DeltaTw
 from drivers.diskfaults import DiskFaults
 from faults.disk import inject
 from tests.unit.test_disk_faults import FailAt
+from tests.unit.crashes import Crash, SimulatedCrash
 
 ROWS = 100
 TABLE = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=3)
-
-
-class SimulatedCrash(Exception):
-    pass
-
-
-class Crash:
-    """Records every point hit; raises at `fire_on`, as an armed crash point would end the process."""
-
-    def __init__(self, fire_on: str | None = None):
-        self.fire_on = fire_on
-        self.points: list[str] = []
-
-    def hit(self, point: str) -> None:
-        self.points.append(point)
-        if point == self.fire_on:
-            raise SimulatedCrash(point)
 
 
 # -- the independent reader ------------------------------------------------------------------------

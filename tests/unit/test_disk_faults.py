@@ -28,23 +28,11 @@ from drivers.contracts import CommitHandle
 from drivers.diskfaults import DiskFault, DiskFaults
 from drivers.parquet_sinks import CommitError, ParquetSink, TwoPhaseParquetSink
 from faults.disk import inject
+from tests.unit.crashes import Crash
 
 ROWS = 100
 TABLE = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=3)
 ERRNO = {"eio": errno.EIO, "enospc": errno.ENOSPC}
-
-
-class Crash:
-    """A crash hook that records the points hit, and can run an action at one of them."""
-
-    def __init__(self, at: str | None = None, action: Callable[[], None] | None = None):
-        self.at, self.action = at, action
-        self.points: list[str] = []
-
-    def hit(self, point: str) -> None:
-        self.points.append(point)
-        if point == self.at and self.action is not None:
-            self.action()
 
 
 class FailAt(DiskFaults):
@@ -239,7 +227,7 @@ def test_two_phase_write_or_prepare_failure_leaves_nothing_partial_and_replay_is
     sink.commit(h1)  # checkpoint 1 is persisted and committed
     crash.points.clear()
     if moment == "prepare-rename":  # between the renames of checkpoint 2's part files
-        crash.at, crash.action = "sink.write.mid", fault
+        crash.on["sink.write.mid"] = fault
 
     with pytest.raises(OSError) as raised:
         write_rows(sink, range(40, ROWS), before=lambda i: fault() if (moment, i) in {
@@ -274,7 +262,7 @@ def test_two_phase_commit_failure_then_recover_and_recommit_is_exactly_once(
     def fault() -> None:
         heals.append(inject(ctl, mode, "worker-0"))
 
-    crash = Crash(at="sink.commit.mid", action=fault) if moment == "commit-mid" else Crash()
+    crash = Crash(on={"sink.commit.mid": fault}) if moment == "commit-mid" else Crash()
     sink = new_2pc(out, DiskFaults(ctl), crash)
     write_rows(sink, range(ROWS))
     handle = sink.prepare(1)  # the coordinator persists checkpoint 1 with this handle, then commits

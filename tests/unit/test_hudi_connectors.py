@@ -25,30 +25,13 @@ from drivers.hudi import HudiBatchSource, HudiTwoPhaseSink
 from drivers.mutants import LeakyRollbackHudiSink
 from drivers.parquet_sinks import CommitError
 from tests.unit.test_disk_faults import FailAt
+from tests.unit.crashes import Crash, SimulatedCrash
 
 ROWS = 60
 TABLE = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=7)
 FIRST, SECOND = TABLE.slice(0, 30), TABLE.slice(30, 30)
 META = ("_hoodie_commit_time", "_hoodie_commit_seqno", "_hoodie_record_key", "_hoodie_partition_path",
         "_hoodie_file_name")
-
-
-class SimulatedCrash(Exception):
-    pass
-
-
-class Crash:
-    """Records every point hit; raises on the `nth` hit of `fire_on`, as an armed crash point would."""
-
-    def __init__(self, fire_on: str | None = None, nth: int = 1):
-        self.fire_on = fire_on
-        self.nth = nth
-        self.points: list[str] = []
-
-    def hit(self, point: str) -> None:
-        self.points.append(point)
-        if point == self.fire_on and self.points.count(point) == self.nth:
-            raise SimulatedCrash(point)
 
 
 # -- the independent reader ----------------------------------------------------------------------
@@ -177,7 +160,7 @@ def test_crash_while_preparing_then_recover_is_exactly_once(tmp_path: Path, poin
     """The checkpoint never got its handle, so the restored checkpoint is the previous one: the
     crashed instant is rolled back and the source's rewind writes the rows again."""
     path = tmp_path / "t"
-    first = sink(path, Crash(point, nth=2), max_file_rows=10)
+    first = sink(path, Crash(point, hit=2), max_file_rows=10)
     first.write(FIRST)
     h1 = first.prepare(1)
     first.commit(h1)
@@ -202,7 +185,7 @@ def test_crash_while_committing_then_recover_is_exactly_once(tmp_path: Path, poi
     """The checkpoint holding the handle was persisted: recovery must commit it, not roll it back
     (hudi #18051), whether or not the first attempt landed."""
     path = tmp_path / "t"
-    first = sink(path, Crash(point, nth=2))
+    first = sink(path, Crash(point, hit=2))
     first.write(FIRST)
     h1 = first.prepare(1)
     first.commit(h1)

@@ -12,7 +12,6 @@ import errno
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Callable
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,33 +35,11 @@ from drivers.iceberg import (
 )
 from faults.disk import inject
 from tests.unit.test_disk_faults import FailAt
+from tests.unit.crashes import Crash, SimulatedCrash
 
 ROWS = 100
 DATA = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=3)
 JOB = "job1"
-
-
-class SimulatedCrash(Exception):
-    pass
-
-
-class Crash:
-    """Records every point hit; raises on the `hit`-th hit of `fire_on`, as an armed crash point
-    would end the process; runs `on[point]` once, the first time that point is hit."""
-
-    def __init__(self, fire_on: str | None = None, hit: int = 1,
-                 on: dict[str, Callable[[], None]] | None = None):
-        self.fire_on = fire_on
-        self.fire_hit = hit
-        self.on = dict(on or {})
-        self.points: list[str] = []
-
-    def hit(self, point: str) -> None:
-        self.points.append(point)
-        if point in self.on:
-            self.on.pop(point)()
-        if point == self.fire_on and self.points.count(point) == self.fire_hit:
-            raise SimulatedCrash(point)
 
 
 # -- the independent reader -----------------------------------------------------------------------

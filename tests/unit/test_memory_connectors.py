@@ -12,14 +12,7 @@ import pytest
 from chaos.spec.models import WorkloadSpec
 from chaos.workload.records import SCHEMA, expected_table
 from drivers.memory import MemorySink, MemoryStreamSource
-
-
-class Crash:
-    def __init__(self) -> None:
-        self.points: list[str] = []
-
-    def hit(self, point: str) -> None:
-        self.points.append(point)
+from tests.unit.crashes import Crash
 
 
 def source(records: int, rate: float, **kw: float) -> MemoryStreamSource:

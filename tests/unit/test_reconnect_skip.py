@@ -23,14 +23,10 @@ from drivers.kafka_source import KafkaSource
 from drivers.mutants import ReconnectSkipKafkaSource, is_connection_loss
 from drivers.runtime.config import JobConfig
 from drivers.runtime.factory import create_source
+from drivers.runtime.crashpoints import NoCrashes
 
 TOPIC = "input"
 RECORDS = list(generate(WorkloadSpec(records=40, rate=50, keys=5, payload_size=16), seed=5))
-
-
-class NoCrash:
-    def hit(self, point: str) -> None:
-        pass
 
 
 @dataclass
@@ -92,7 +88,7 @@ def source(monkeypatch: pytest.MonkeyPatch) -> Build:
     monkeypatch.setattr(kafka_source, "Consumer", FakeConsumer)
 
     def build(kind: type[KafkaSource]) -> tuple[KafkaSource, FakeConsumer]:
-        s = kind("127.0.0.1:9", TOPIC, "group", 2, NoCrash(), transactional=True)
+        s = kind("127.0.0.1:9", TOPIC, "group", 2, NoCrashes(), transactional=True)
         assert isinstance(s.consumer, FakeConsumer)
         s.open(0, 1, {"0": 5, "1": 7})
         return s, s.consumer
@@ -187,5 +183,5 @@ def test_the_factory_builds_the_mutant_only_when_selected(source: Build, mutant:
                        source="kafka-transactional", sink="parquet-2pc", source_settings={
                            "bootstrap": "127.0.0.1:9", "topic": TOPIC, "group_id": "group", "partitions": 2,
                            "mutant": mutant})
-    built = create_source(config, 0, NoCrash())  # over the fixture's fake consumer: no broker needed
+    built = create_source(config, 0, NoCrashes())  # over the fixture's fake consumer: no broker needed
     assert type(built) is kind

@@ -33,15 +33,11 @@ from drivers.iceberg import IcebergTwoPhaseSink
 from drivers.mutants import NonAtomicDeltaSink
 from drivers.runtime.config import JobConfig
 from drivers.runtime.factory import create_sink
+from drivers.runtime.crashpoints import NoCrashes
 
 ROWS = 120
 TABLE = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=11)
 JOB = "job-1"
-
-
-class NoCrash:
-    def hit(self, point: str) -> None:
-        pass
 
 
 def ids(rows: pa.Table) -> set[int]:
@@ -84,7 +80,7 @@ def test_delta_units_come_from_the_logs_txn_and_add_actions(tmp_path: Path) -> N
     uri = str(tmp_path / "delta")
     visible = DeltaSnapshotIds(uri)
     assert visible().to_pylist() == []  # no table yet
-    expected, pending = drive(lambda w: DeltaTwoPhaseSink(uri, JOB, w, NoCrash(), max_file_rows=7))
+    expected, pending = drive(lambda w: DeltaTwoPhaseSink(uri, JOB, w, NoCrashes(), max_file_rows=7))
 
     assert units_of(delta_committed_units(uri)) == expected
     seen = visible()
@@ -99,7 +95,7 @@ def test_delta_probe_catches_the_non_atomic_delta_commit_mutant(tmp_path: Path,
     probe = VisibilityProbe(DeltaSnapshotIds(uri))
     # the reader polls during the mutant's pause between its two Delta commits
     monkeypatch.setattr(mutants.time, "sleep", lambda seconds: probe.poll())
-    sink = NonAtomicDeltaSink(uri, JOB, 0, NoCrash())
+    sink = NonAtomicDeltaSink(uri, JOB, 0, NoCrashes())
     sink.write(TABLE.slice(0, 100))
     sink.commit(sink.prepare(1))  # two files of 50 rows: one per Delta commit
     probe.poll()
@@ -115,7 +111,7 @@ def test_delta_probe_catches_the_non_atomic_delta_commit_mutant(tmp_path: Path,
 def test_the_correct_delta_sink_passes_the_same_check(tmp_path: Path) -> None:
     uri = str(tmp_path / "delta")
     probe = VisibilityProbe(DeltaSnapshotIds(uri))
-    sink = DeltaTwoPhaseSink(uri, JOB, 0, NoCrash(), max_file_rows=50)
+    sink = DeltaTwoPhaseSink(uri, JOB, 0, NoCrashes(), max_file_rows=50)
     for checkpoint in (1, 2):
         probe.poll()
         sink.write(TABLE.slice((checkpoint - 1) * 60, 60))
@@ -131,7 +127,7 @@ def test_iceberg_units_come_from_snapshot_summaries_and_added_files(tmp_path: Pa
     visible = IcebergSnapshotIds("", warehouse, "output")
     try:
         assert visible().to_pylist() == []  # no table yet
-        expected, pending = drive(lambda w: IcebergTwoPhaseSink("", warehouse, "output", JOB, w, NoCrash(),
+        expected, pending = drive(lambda w: IcebergTwoPhaseSink("", warehouse, "output", JOB, w, NoCrashes(),
                                                                 max_file_rows=7))
         assert units_of(iceberg_committed_units("", warehouse, "output")) == expected
         seen = visible()
@@ -147,7 +143,7 @@ def test_hudi_units_come_from_the_completed_instants_of_the_timeline(tmp_path: P
     path = tmp_path / "hudi"
     visible = HudiSnapshotIds(path)
     assert visible().to_pylist() == []  # no table yet
-    expected, pending = drive(lambda w: HudiTwoPhaseSink(path, JOB, w, NoCrash(), max_file_rows=7))
+    expected, pending = drive(lambda w: HudiTwoPhaseSink(path, JOB, w, NoCrashes(), max_file_rows=7))
 
     assert units_of(hudi_committed_units(path)) == expected  # the pending instant is no unit
     seen = visible()
@@ -180,7 +176,7 @@ def test_the_mutant_is_a_delta_2pc_variant_built_by_the_factory(tmp_path: Path) 
                            profile="distributed-durable", coordinator_port=1, worker_coordinator_port=1,
                            source="delta-batch", sink="delta-2pc",
                            sink_settings={"table": str(tmp_path / "t"), "mutant": mutant})
-        return create_sink(config, 0, NoCrash(), source=None)  # type: ignore[arg-type]
+        return create_sink(config, 0, NoCrashes(), source=None)  # type: ignore[arg-type]
 
     built = sink("non-atomic-delta-commit")
     assert type(built) is NonAtomicDeltaSink and built.max_file_rows == 50

@@ -14,21 +14,9 @@ from chaos.checkers.duplicates import check_duplicates
 from chaos.spec.models import WorkloadSpec
 from chaos.workload.records import SCHEMA, expected_table
 from drivers.vector import DIM, VectorSink, embed, read_vectors
+from tests.unit.crashes import Crash
 
 TABLE = "vectors"
-
-
-class Crash:
-    """Records every crash point; raises at `armed`, as a process killed there would stop."""
-
-    def __init__(self, armed: str | None = None) -> None:
-        self.armed = armed
-        self.points: list[str] = []
-
-    def hit(self, point: str) -> None:
-        self.points.append(point)
-        if point == self.armed:
-            raise RuntimeError(f"crash at {point}")
 
 
 def workload(records: int = 40) -> pa.Table:
@@ -110,7 +98,7 @@ def test_nearest_neighbour_finds_the_row_of_each_payload(tmp_path: Path) -> None
 
 def test_replay_after_a_crash_at_prepare_after_duplicates_and_the_check_detects_it(tmp_path: Path) -> None:
     expected = workload(20)
-    first = sink(tmp_path / "db", Crash(armed="sink.prepare.after"))
+    first = sink(tmp_path / "db", Crash("sink.prepare.after"))
     first.write(expected)
     with pytest.raises(RuntimeError, match="sink.prepare.after"):
         first.prepare(1)
