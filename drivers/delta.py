@@ -46,6 +46,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from chaos.workload.records import SCHEMA
 from drivers.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError, Positions
+from drivers.diskfaults import check_disk
 from drivers.parquet_files import fsync_dir, write_durably
 from drivers.row_groups import RowGroupSource, RowGroupSplits
 
@@ -219,8 +220,7 @@ class DeltaBatchSink:
         rows = 0
         if self._buffer:
             table = _concat(self._buffer)
-            if self.disk is not None:  # disk-fault injection point: before delta-rs writes anything
-                self.disk.check(f"worker-{self.worker}", "write", self.table_dir)
+            check_disk(self.disk, f"worker-{self.worker}", "write", self.table_dir)  # before delta-rs writes
             # A failed commit (a creation race) made nothing visible, so retrying cannot duplicate.
             for attempt in Retrying(retry=retry_if_exception_type(CommitFailedError),
                                     stop=stop_after_attempt(self.max_commit_attempts),

@@ -144,3 +144,10 @@ class DiskFaults:
             time.sleep(min(self.POLL_S, left))
             fault = self.current()
         return fault if fault is not None and fault.applies_to(worker_name) else None
+
+
+def check_disk(disk: DiskFaults | None, who: str, op: str, path: Path | str | None = None) -> None:
+    """`disk.check(who, op, path)` right before a file operation; nothing without a `disk` (the
+    default everywhere: fault injection switched off)."""
+    if disk is not None:
+        disk.check(who, op, path)

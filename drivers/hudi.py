@@ -57,9 +57,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from chaos.workload.records import SCHEMA
-from drivers.contracts import CommitHandle, CrashHook, Positions
+from drivers.contracts import CommitError, CommitHandle, CrashHook, Positions
+from drivers.diskfaults import check_disk
 from drivers.parquet_files import fsync_dir
-from drivers.contracts import CommitError
 
 if TYPE_CHECKING:
     from drivers.diskfaults import DiskFaults
@@ -385,8 +385,7 @@ class HudiTwoPhaseSink:
 
     def _disk_check(self, op: str, path: Path) -> None:
         """A disk-fault check right before a file operation on the data path (no-op without `disk`)."""
-        if self.disk is not None:
-            self.disk.check(self._who, op, path)
+        check_disk(self.disk, self._who, op, path)
 
     # -- writing -------------------------------------------------------------------------------
     def write(self, records: pa.Table) -> None:

@@ -46,6 +46,7 @@ from tenacity import Retrying, retry_if_exception, retry_if_exception_type, stop
 
 from chaos.workload.records import SCHEMA
 from drivers.contracts import CommitError, CommitHandle, CrashHook, Positions
+from drivers.diskfaults import check_disk
 from drivers.parquet_files import write_durably
 from drivers.row_groups import RowGroupSource, RowGroupSplits
 
@@ -260,8 +261,7 @@ class _IcebergSink:
 
     def _disk_check(self, op: str, path: str) -> None:
         """A disk-fault check right before a data-file operation (no-op without `disk`)."""
-        if self.disk is not None:
-            self.disk.check(f"worker-{self.worker}", op, path)
+        check_disk(self.disk, f"worker-{self.worker}", op, path)
 
     @property
     def catalog(self) -> Catalog:

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from drivers.diskfaults import check_disk
+
 if TYPE_CHECKING:
     from drivers.diskfaults import DiskFaults
 
@@ -28,15 +30,12 @@ def write_durably(table: pa.Table, directory: Path, name: str, *,
     final = directory / name
     staged = directory / f".{name}.inprogress"
     with open(staged, "wb") as f:
-        if disk is not None:  # disk-fault injection point
-            disk.check(who, "write", staged)
+        check_disk(disk, who, "write", staged)  # disk-fault injection point
         pq.write_table(table, f, **options)
         f.flush()
-        if disk is not None:  # disk-fault injection point
-            disk.check(who, "fsync", staged)
+        check_disk(disk, who, "fsync", staged)  # disk-fault injection point
         os.fsync(f.fileno())
-    if disk is not None:  # disk-fault injection point
-        disk.check(who, "rename", final)
+    check_disk(disk, who, "rename", final)  # disk-fault injection point
     os.replace(staged, final)
     fsync_dir(directory, disk=disk, who=who)
     return final
@@ -44,8 +43,7 @@ def write_durably(table: pa.Table, directory: Path, name: str, *,
 
 def fsync_dir(directory: Path, *, disk: DiskFaults | None = None, who: str = "") -> None:
     """With `disk` (default None), a disk-fault check runs first (op `fsync_dir`)."""
-    if disk is not None:  # disk-fault injection point
-        disk.check(who, "fsync_dir", directory)
+    check_disk(disk, who, "fsync_dir", directory)  # disk-fault injection point
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drivers.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError
+from drivers.diskfaults import check_disk
 from drivers.parquet_files import fsync_dir, write_durably
 
 if TYPE_CHECKING:
@@ -129,8 +130,7 @@ class TwoPhaseParquetSink:
     # -- disk-fault injection ------------------------------------------------------------------
     def _disk_check(self, op: str, path: Path) -> None:
         """Before each write, fsync and rename on the data path: may raise EIO/ENOSPC or stall."""
-        if self.disk is not None:
-            self.disk.check(f"worker-{self.worker}", op, path)
+        check_disk(self.disk, f"worker-{self.worker}", op, path)
 
     def _fsync_dir_checked(self, directory: Path) -> None:
         """fsync_dir on the data path (prepare, commit), with the disk-fault check when enabled."""
@@ -232,15 +232,12 @@ class TwoPhaseParquetSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp")
         with open(tmp, "w") as f:
-            if disk is not None:  # disk-fault injection point
-                disk.check(who, "write", tmp)
+            check_disk(disk, who, "write", tmp)  # disk-fault injection point
             json.dump(content, f)
             f.flush()
-            if disk is not None:  # disk-fault injection point
-                disk.check(who, "fsync", tmp)
+            check_disk(disk, who, "fsync", tmp)  # disk-fault injection point
             os.fsync(f.fileno())
-        if disk is not None:  # disk-fault injection point
-            disk.check(who, "rename", path)
+        check_disk(disk, who, "rename", path)  # disk-fault injection point
         os.replace(tmp, path)
         fsync_dir(path.parent, disk=disk, who=who)
 
