@@ -11,6 +11,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.dataset as ds
@@ -20,6 +21,9 @@ from confluent_kafka import Consumer, TopicPartition
 from chaos.errors import EnvironmentFailure
 from chaos.kafka_clients import client_config
 from chaos.workload.records import EVOLVING
+
+if TYPE_CHECKING:
+    from deltalake import DeltaTable
 
 TRUTH_SCHEMA = pa.schema([
     ("id", pa.int64()), ("key", pa.string()), ("event_time", pa.int64()), ("payload", pa.string()),
@@ -119,14 +123,20 @@ def _empty_output() -> pa.Table:
 
 
 def read_delta(uri: str) -> pa.Table:
-    """A Delta table through delta-rs. The explicit local filesystem avoids delta-rs #2184 (the
-    interpreter aborting at exit when pyarrow threads drive delta-rs's own filesystem)."""
+    """A Delta table through delta-rs."""
     from deltalake import DeltaTable
-    from pyarrow import fs as pafs
 
     if not DeltaTable.is_deltatable(uri):
         return _empty_output()
-    return DeltaTable(uri).to_pyarrow_table(filesystem=pafs.SubTreeFileSystem(uri, pafs.LocalFileSystem()))
+    return delta_to_arrow(DeltaTable(uri), uri)
+
+
+def delta_to_arrow(table: DeltaTable, uri: str, columns: list[str] | None = None) -> pa.Table:
+    """A loaded `DeltaTable`'s version as Arrow. The explicit local filesystem avoids delta-rs #2184
+    (the interpreter aborting at exit when pyarrow threads drive delta-rs's own filesystem)."""
+    from pyarrow import fs as pafs
+
+    return table.to_pyarrow_table(columns=columns, filesystem=pafs.SubTreeFileSystem(uri, pafs.LocalFileSystem()))
 
 
 def read_iceberg(catalog_uri: str, warehouse: Path, table_name: str) -> pa.Table:
@@ -142,13 +152,14 @@ def read_iceberg(catalog_uri: str, warehouse: Path, table_name: str) -> pa.Table
         return _empty_output()
 
 
-def read_hudi(path: Path) -> pa.Table:
+def read_hudi(path: Path, columns: list[str] | None = None) -> pa.Table:
     """A Hudi table's latest snapshot through hudi-rs, without the `_hoodie_*` meta columns."""
     import hudi
 
     if not (path / ".hoodie" / "hoodie.properties").exists():
         return _empty_output()
-    batches = hudi.HudiTableBuilder.from_base_uri(str(path)).build().read()
+    table = hudi.HudiTableBuilder.from_base_uri(str(path)).build()
+    batches = table.read(hudi.HudiReadOptions(projection=columns)) if columns else table.read()
     if not batches:
         return _empty_output()
     table = pa.Table.from_batches(batches)

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.fs as pafs
+
+from chaos.readers import delta_to_arrow, read_hudi
 
 EMPTY = pa.array([], pa.int64())
 
@@ -57,9 +58,7 @@ class DeltaSnapshotIds:
             self._table.update_incremental()
         version = self._table.version()
         if version != self._version:
-            # The explicit local filesystem avoids delta-rs #2184, as `chaos.readers.read_delta` does.
-            filesystem = pafs.SubTreeFileSystem(self.table_uri, pafs.LocalFileSystem())
-            self._ids = _ids(self._table.to_pyarrow_table(columns=["id"], filesystem=filesystem))
+            self._ids = _ids(delta_to_arrow(self._table, self.table_uri, ["id"]))
             self._version = version
         return self._ids
 
@@ -117,12 +116,4 @@ class HudiSnapshotIds:
         self.table_path = table_path
 
     def __call__(self) -> pa.Array:
-        import hudi
-
-        if not (self.table_path / ".hoodie" / "hoodie.properties").exists():
-            return EMPTY
-        table = hudi.HudiTableBuilder.from_base_uri(str(self.table_path)).build()
-        batches = table.read(hudi.HudiReadOptions(projection=["id"]))
-        if not batches:
-            return EMPTY
-        return _ids(pa.Table.from_batches(batches))
+        return _ids(read_hudi(self.table_path, ["id"]))
