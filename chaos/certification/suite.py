@@ -20,7 +20,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from chaos.certification.evidence import missing_evidence
 from chaos.certification.mutants import MUTANTS, Mutant
 from chaos.certification.plan import REPO, Case, materialize, plan
-from chaos.certification.scenarios import BY_SLUG
 from chaos.errors import ChaosError
 from chaos.history import read_history
 from chaos.matrix import Row
@@ -96,10 +95,10 @@ class _Runner:
     def case(self, case: Case, quick: bool) -> Outcome:
         experiment = materialize(case, quick, self.directory / "experiments")
         outcome = self._run(case.id, experiment, self.directory / "runs" / case.row.sink)
-        if outcome.run_dir is not None and outcome.status != "error":
+        if outcome.status != "error":
             result = json.loads((outcome.run_dir / "result.json").read_text())
             history = read_history(outcome.run_dir / "history.jsonl")
-            outcome.failed += missing_evidence(BY_SLUG[case.scenario.slug], result, history)
+            outcome.failed += missing_evidence(case.scenario, result, history)
             outcome.status = "fail" if outcome.failed else "pass"
         return outcome
 
