@@ -47,3 +47,29 @@ def read_history(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             continue
     return events
+
+
+class HistoryTail:
+    """The events appended to a history file since the last look: how the harness follows what the
+    pipeline's processes do (they share the file). A line still being written is left for next time."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._offset = 0
+
+    def new_events(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset)
+                chunk = f.read()
+        except OSError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        events = []
+        for line in complete.splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue  # torn by a writer killed mid-line; the next line is whole
+        return events

@@ -39,7 +39,7 @@ from chaos.checkers.verdict import Verdict
 from chaos.checkers.visibility import check_atomic_visibility, check_prefix
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
-from chaos.env.processes import ManagedProcess, free_port, tail
+from chaos.env.processes import ManagedProcess, tail
 from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
 from chaos.history import History, read_history
 from chaos.html_report import write_html
@@ -60,6 +60,15 @@ from drivers.runtime.crashpoints import MARKER_DIR, marker
 from drivers.runtime.factory import DISK_CONTROL
 from faults.nemesis import describe
 from faults.schedule import FaultSchedule
+
+
+NOWHERE = 1
+"""tcpmux's port, where nothing listens: a link pointed here refuses every connection at once."""
+
+
+def ready_events(workers: int) -> dict[str, str]:
+    """The event by which each pipeline process says it is ready: listening, or restored."""
+    return {"coordinator": "coordinator.start", **{f"worker-{i}": "worker.restored" for i in range(workers)}}
 
 
 @dataclass(frozen=True)
@@ -159,12 +168,15 @@ class Run:
         self._prepare()
         with ExitStack() as stack:
             stack.callback(self.history.close)
-            supervisor = Supervisor(self.history, restart_delay=x.pipeline.restart_delay)
+            supervisor = self.supervisor = Supervisor(
+                self.history, restart_delay=x.pipeline.restart_delay, ready_events=ready_events(x.pipeline.workers),
+                on_ready=self._on_ready)
             stack.callback(supervisor.stop_all)
             for name in self.processes:
                 supervisor.start(name, self._factory(name))
             schedule = FaultSchedule(x.faults, self.env, supervisor, self.history, self.progress,
                                      disk_control=self.run_dir / DISK_CONTROL)
+            supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)
             self.watch = watch_output(x, self.env, self.run_dir)
             if self.watch is not None:
@@ -178,6 +190,7 @@ class Run:
             schedule.wait(timeout=schedule.last_heal() + 30)
             schedule.close()
             drained, drain_seconds = self._drain()
+            self._require_environment()
             codes = supervisor.stop_all()
             if self.probe is not None:
                 self.probe.stop()
@@ -201,12 +214,28 @@ class Run:
     def processes(self) -> list[str]:
         return ["coordinator"] + [f"worker-{i}" for i in range(self.x.pipeline.workers)]
 
+    def _on_ready(self, name: str, event: dict) -> None:
+        """A coordinator listens on a port of its own choosing: the workers' link goes there now."""
+        if name == "coordinator":
+            self.env.retarget_link("worker-coordinator", int(event["port"]))
+
+    def _require_environment(self) -> None:
+        """The pipeline could not run, or a service died with no fault to explain it: whatever the
+        verdicts would say, they would be about the testbed, not the connector (exit 3)."""
+        failure = self.supervisor.failure
+        if failure is not None:
+            raise EnvironmentFailure(failure.describe(), failure.log_tail)
+        problem = self.env.health_problem()
+        if problem is not None:
+            raise EnvironmentFailure(f"a service failed during the run, and no fault explains it: {problem}",
+                                     tail(self.env.state.logs / "server.log"))
+
     def _prepare(self) -> None:
         x = self.x
         self.env.reset()
         self.source.prepare()
-        coordinator_port = free_port()
-        link = self.env.create_link("worker-coordinator", coordinator_port)
+        # The coordinator binds a port of its own; until it says which (`_on_ready`), the link leads nowhere.
+        link = self.env.create_link("worker-coordinator", NOWHERE, listen_port=self.env.reserve_port())
         store: dict[str, str] = {}
         if x.pipeline.profile == "single-node-durable":
             store["sqlite_path"] = str(self.run_dir / "checkpoints.sqlite")
@@ -215,7 +244,7 @@ class Run:
         config = JobConfig(
             job_id=self.run_id, run_dir=str(self.run_dir), workers=x.pipeline.workers,
             checkpoint_interval=x.pipeline.checkpoint_interval, profile=x.pipeline.profile,
-            coordinator_port=coordinator_port, worker_coordinator_port=link.port,
+            worker_coordinator_port=link.port,
             source=x.pipeline.source, source_settings=self.source.settings(),
             sink=x.pipeline.sink, sink_settings=prepare_sink(x, self.env, self.run_dir),
             crash_points=x.crash_points(), max_rate=self.source.max_rate(),
@@ -274,6 +303,8 @@ class Run:
         try:
             with LiveProgress(self.console, self.x.workload.records) as live:
                 while not self.progress.done.wait(0.5):
+                    if self.supervisor.failed.is_set():
+                        self._require_environment()
                     live.update(self.progress, self.source.committed(self._status()), schedule.active())
                 live.update(self.progress, self.source.committed(self._status()), schedule.active())
         finally:
@@ -287,7 +318,7 @@ class Run:
         """Wait until a committed checkpoint covers the whole input, within the bound."""
         start = time.monotonic()
         deadline = start + self.x.expect.drain_timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.supervisor.failed.is_set():
             status = self._status()
             if status and self.source.caught_up(status):
                 self.history.append("run.drained", seconds=round(time.monotonic() - start, 3))

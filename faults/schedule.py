@@ -11,14 +11,13 @@ its injection (a clean shutdown takes a while).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from chaos.history import History
+from chaos.history import History, HistoryTail
 from chaos.spec.faults import CrashFault, DiskFault, Fault, ProcessFault
 from chaos.supervisor import Supervisor
 from chaos.workload.producer import WorkloadProgress
@@ -26,6 +25,10 @@ from chaos.env.environment import Environment
 from faults import disk, network, process, services
 
 Heal = Callable[[], None]
+
+SETTLE_SECONDS = 5.0
+"""After a heal, how long a process exiting may still be the fault's doing (a restarted broker
+catching up, a worker whose coordinator was down)."""
 
 
 @dataclass
@@ -56,7 +59,7 @@ class FaultSchedule:
         self.history = history
         self.progress = progress
         self.disk_control = disk_control
-        self._history_offset = 0
+        self._tail = HistoryTail(history.path)
         self._commits = 0
         self._crashed: set[str] = set()
         # Crash faults are armed inside the processes; indices stay those of the experiment file.
@@ -65,6 +68,7 @@ class FaultSchedule:
         self._active: list[_Active] = []
         self._firing = 0
         self._healers: list[threading.Thread] = []
+        self._last_heal = float("-inf")
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fault-schedule", daemon=True)
@@ -82,6 +86,11 @@ class FaultSchedule:
     def active(self) -> list[str]:
         with self._lock:
             return [f"{a.fault.kind} {a.fault.target}" for a in self._active]
+
+    def disturbed(self, within: float = SETTLE_SECONDS) -> bool:
+        """A fault is active, or healed less than `within` seconds ago: a process exiting now may be its doing."""
+        with self._lock:
+            return bool(self._active) or bool(self._firing) or time.monotonic() - self._last_heal < within
 
     def finished(self) -> bool:
         with self._lock:
@@ -104,19 +113,11 @@ class FaultSchedule:
 
     def _follow_history(self) -> None:
         """Count commits and fired crash points from what the processes appended since the last look."""
-        try:
-            with open(self.history.path, "rb") as f:
-                f.seek(self._history_offset)
-                chunk = f.read()
-        except OSError:
-            return
-        complete = chunk[: chunk.rfind(b"\n") + 1]
-        self._history_offset += len(complete)
-        for line in complete.splitlines():
-            if b'"checkpoint.committed"' in line:
+        for event in self._tail.new_events():
+            if event.get("event") == "checkpoint.committed":
                 self._commits += 1
-            elif b'"event": "crash"' in line:
-                self._crashed.add(json.loads(line).get("point"))
+            elif event.get("event") == "crash":
+                self._crashed.add(event.get("point"))
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
@@ -166,6 +167,7 @@ class FaultSchedule:
         finally:
             with self._lock:
                 self._active.remove(active)
+                self._last_heal = time.monotonic()
 
     def close(self, timeout: float = 300.0) -> None:
         """Stop firing, and heal everything still active. A heal in progress (a service restart) is

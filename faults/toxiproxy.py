@@ -78,13 +78,18 @@ class Toxiproxy:
         return _proxy(self._call("POST", "/proxies", {"name": name, "listen": listen, "upstream": upstream, "enabled": True}))
 
     def ensure(self, name: str, listen: str, upstream: str) -> Proxy:
-        """Create the proxy, or replace one of that name that points elsewhere."""
+        """Create the proxy, or replace one of that name that listens or points elsewhere."""
         existing = self.proxies().get(name)
-        if existing and existing.upstream == upstream and (listen.endswith(":0") or existing.listen == listen):
+        if existing and existing.upstream == upstream and existing.listen == listen:
             return existing
         if existing:
             self.delete(name)
         return self.create(name, listen, upstream)
+
+    def retarget(self, name: str, upstream: str) -> Proxy:
+        """Point an existing proxy at a new upstream. Toxiproxy restarts its listener on the same
+        address: open connections close, the toxics stay, and a disabled proxy stays disabled."""
+        return _proxy(self._call("PATCH", f"/proxies/{name}", {"upstream": upstream}))
 
     def delete(self, name: str) -> None:
         self._call("DELETE", f"/proxies/{name}")

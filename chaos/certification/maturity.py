@@ -30,7 +30,8 @@ class Label:
 
 
 def compute_labels(ran: list[Row], scenario_status: dict[tuple[str, str], str]) -> list[Label]:
-    """`scenario_status` maps (row slug, scenario slug) to pass or fail, for every applicable pair run."""
+    """`scenario_status` maps (row slug, scenario slug) to pass, fail or error (an environment
+    failure), for every applicable pair run."""
     rows = certification_rows()
     labels = []
     for kind in [*SOURCES.values(), *SINKS.values()]:
@@ -45,14 +46,19 @@ def _label(kind: ConnectorKind, mine: list[Row], ran: list[Row],
         return Label(kind, kind.maturity, Maturity.EXPERIMENTAL, "not in the certification suite")
     if any(r not in ran for r in mine):
         return Label(kind, kind.maturity, None, "not every row with this connector ran")
-    shortfalls = []
+    shortfalls, undecided = [], []
     for row in mine:
         for scenario in SCENARIOS:
             status = applicability(row, scenario)
+            outcome = scenario_status.get((slug(row), scenario.slug))
             if status.status == Status.NOT_COVERED:
                 shortfalls.append(f"{slug(row)}: {scenario.slug} not covered ({status.reason})")
-            elif status.status == Status.APPLIES and scenario_status.get((slug(row), scenario.slug)) != "pass":
+            elif status.status == Status.APPLIES and outcome == "error":
+                undecided.append(f"{slug(row)}: {scenario.slug}")
+            elif status.status == Status.APPLIES and outcome != "pass":
                 shortfalls.append(f"{slug(row)}: {scenario.slug} failed")
     if shortfalls:
         return Label(kind, kind.maturity, Maturity.PREVIEW, "; ".join(shortfalls))
+    if undecided:  # the testbed failed, not the connector: no verdict, and no label lowered
+        return Label(kind, kind.maturity, None, "ended in an environment error: " + "; ".join(undecided))
     return Label(kind, kind.maturity, Maturity.CERTIFIED, f"passed every applicable scenario in {len(mine)} row(s)")

@@ -34,14 +34,14 @@ def build_report(suite: SuiteRun) -> dict[str, Any]:
             runs = [o for key, o in suite.cases.items() if key.startswith(f"{slug(row)}/{scenario.slug}@")]
             status = a.status.value
             if a.status == Status.APPLIES:
-                status = "pass" if runs and all(o.status == "pass" for o in runs) else "fail"
+                status = case_status([o.status for o in runs])
                 status_of[(slug(row), scenario.slug)] = status
             scenarios.append({"scenario": scenario.slug, "number": scenario.number, "status": status,
                               "reason": a.reason, "runs": [
                                   {"run_dir": link(o), "status": o.status, "failed": o.failed,
                                    "message": o.message, "seconds": round(o.seconds, 1)} for o in runs]})
         rows.append({"row": slug(row), "pipeline": row.describe(), "guarantee": row.guarantee.label,
-                     "status": "fail" if "fail" in [s["status"] for s in scenarios] else "pass",
+                     "status": case_status([s["status"] for s in scenarios if s["status"] in CASE_STATUSES]),
                      "scenarios": scenarios})
     labels = compute_labels(suite.rows, status_of)
     report: dict[str, Any] = {
@@ -64,9 +64,22 @@ def build_report(suite: SuiteRun) -> dict[str, Any]:
         report["mutants"] = {"killed": killed, "total": len(mutants),
                              "kill_rate": round(killed / len(mutants), 3) if mutants else None, "results": mutants}
         report["errors"] += [f"mutant {m['mutant']} ({m['bug']}) was not caught by {m['caught_by']}"
-                             for m in mutants if m["status"] != "killed"]
-    report["status"] = "fail" if report["errors"] else "pass"
+                             for m in mutants if m["status"] == "survived"]
+    outcomes = [*suite.cases.values(), *(suite.mutants or {}).values()]
+    report["environment_errors"] = [f"{o.name}: {o.message}" for o in outcomes if o.status == "error"]
+    report["status"] = ("fail" if report["errors"] else "error" if report["environment_errors"] else "pass")
     return report
+
+
+CASE_STATUSES = ("pass", "fail", "error")
+
+
+def case_status(statuses: list[str]) -> str:
+    """A scenario's (or a row's) status from its runs': one real failure fails it; otherwise a run
+    that ended in an environment error leaves it undecided (`error`), which never lowers a label."""
+    if not statuses or "fail" in statuses:
+        return "fail"
+    return "error" if "error" in statuses else "pass"
 
 
 def write_reports(directory: Path, report: dict[str, Any]) -> None:
@@ -76,7 +89,8 @@ def write_reports(directory: Path, report: dict[str, Any]) -> None:
 
 
 def _cell(scenario: dict[str, Any]) -> str:
-    return {"pass": "pass", "fail": "**FAIL**", "n/a": "n/a", "not covered": "not covered"}[scenario["status"]]
+    return {"pass": "pass", "fail": "**FAIL**", "error": "*error*", "n/a": "n/a",
+            "not covered": "not covered"}[scenario["status"]]
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -104,6 +118,9 @@ def markdown(report: dict[str, Any]) -> str:
                   for r in m["results"]]
     if report["errors"]:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report["errors"]]
+    if report["environment_errors"]:
+        lines += ["", "## Environment errors (not the connectors' fault; no label lowered)", ""]
+        lines += [f"- {e}" for e in report["environment_errors"]]
     return "\n".join(lines) + "\n"
 
 
@@ -145,6 +162,9 @@ def to_html(report: dict[str, Any]) -> str:
         parts.append("</table>")
     if report["errors"]:
         parts += ["<h2>Errors</h2><ul>"] + [f"<li>{e(x)}</li>" for x in report["errors"]] + ["</ul>"]
+    if report["environment_errors"]:
+        parts += ["<h2>Environment errors (not the connectors' fault; no label lowered)</h2><ul>"]
+        parts += [f"<li>{e(x)}</li>" for x in report["environment_errors"]] + ["</ul>"]
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -177,7 +197,7 @@ def print_summary(console: Console, report: dict[str, Any], directory: Path) -> 
     table.add_column("row")
     for s in SCENARIOS:
         table.add_column(str(s.number))
-    style = {"pass": "green", "fail": "bold red", "n/a": "dim", "not covered": "yellow"}
+    style = {"pass": "green", "fail": "bold red", "error": "magenta", "n/a": "dim", "not covered": "yellow"}
     for row in report["rows"]:
         table.add_row(row["row"], *[f"[{style[s['status']]}]{s['status']}[/]" for s in row["scenarios"]])
     console.print(table)
@@ -189,4 +209,6 @@ def print_summary(console: Console, report: dict[str, Any], directory: Path) -> 
         console.print(f"mutants: {m['killed']} of {m['total']} killed (kill rate {m['kill_rate']:.0%})")
     for error in report["errors"]:
         console.print(f"[bold red]error:[/] {error}", highlight=False)
+    for error in report["environment_errors"]:
+        console.print(f"[magenta]environment error (no label lowered):[/] {error}", highlight=False)
     console.print(f"report: {directory / 'certification.html'}")

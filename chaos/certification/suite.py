@@ -13,6 +13,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -20,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from chaos.certification.evidence import missing_evidence
 from chaos.certification.mutants import MUTANTS, Mutant
 from chaos.certification.plan import REPO, Case, materialize, plan
-from chaos.errors import ChaosError
+from chaos.errors import EXIT_ENVIRONMENT, ChaosError
 from chaos.history import read_history
 from chaos.matrix import Row
 from chaos.runner import acquire_environment, run_file
@@ -32,12 +33,14 @@ class Outcome:
 
     name: str
     status: str
-    """pass or fail for a case; killed or survived for a mutant; error when the run did not complete."""
+    """pass or fail for a case; killed or survived for a mutant; error when the run did not complete
+    (the environment failed, or the experiment was invalid): no verdict on the connector."""
     run_dir: Path | None = None
     failed: list[str] = field(default_factory=list)
     """The failing invariants, and any missing evidence that the scenario happened."""
     message: str = ""
     seconds: float = 0.0
+    exit_code: int = 0
 
 
 @dataclass
@@ -60,8 +63,14 @@ def run_suite(rows: list[Row], quick: bool, with_mutants: bool, runs_dir: Path, 
     mutants = list(MUTANTS) if with_mutants else []
     with ExitStack() as stack:
         env = acquire_environment(None if private else env_file, private, True, directory / "env", stack, console)
-        state_file = Path(env.state.workdir) / "state.json"
-        runner = _Runner(directory, state_file)
+        fresh = iter(range(1, 1 << 30))
+
+        def fresh_environment() -> Path:
+            """A new private environment, for a case whose environment failed, and for the rest."""
+            env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console)
+            return Path(env.state.workdir) / "state.json"
+
+        runner = _Runner(directory, Path(env.state.workdir) / "state.json", fresh_environment)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
             task = progress.add_task("certifying", total=len(cases) + len(mutants))
@@ -88,9 +97,10 @@ def _print(console: Console, outcome: Outcome, good: dict[str, str]) -> None:
 
 
 class _Runner:
-    def __init__(self, directory: Path, state_file: Path):
+    def __init__(self, directory: Path, state_file: Path, fresh_environment: Callable[[], Path]):
         self.directory = directory
         self.state_file = state_file
+        self.fresh_environment = fresh_environment
 
     def case(self, case: Case, quick: bool) -> Outcome:
         experiment = materialize(case, quick, self.directory / "experiments")
@@ -111,7 +121,22 @@ class _Runner:
         return outcome
 
     def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
-        log = self.directory / "logs" / (name.replace("/", "--") + ".log")
+        """Run once; a run whose environment failed is run again, once, on a fresh environment."""
+        outcome = self._run_once(name, experiment, runs_dir, "")
+        if outcome.exit_code != EXIT_ENVIRONMENT:
+            return outcome
+        first = outcome.message
+        try:
+            self.state_file = self.fresh_environment()
+        except ChaosError as e:
+            outcome.message = f"{first}; no fresh environment for the retry: {e}"
+            return outcome
+        outcome = self._run_once(name, experiment, runs_dir, "-retry")
+        outcome.message = "; ".join(filter(None, [outcome.message, f"retried on a fresh environment after: {first}"]))
+        return outcome
+
+    def _run_once(self, name: str, experiment: Path, runs_dir: Path, suffix: str) -> Outcome:
+        log = self.directory / "logs" / (name.replace("/", "--") + suffix + ".log")
         started = time.monotonic()
         with log.open("w") as out:
             quiet = Console(file=out, width=120, soft_wrap=True)
@@ -119,6 +144,6 @@ class _Runner:
                 result = run_file(experiment, runs_dir, self.state_file, False, quiet)
             except ChaosError as e:
                 quiet.print(f"error: {e}", markup=False)
-                return Outcome(name, "error", None, [], str(e), time.monotonic() - started)
+                return Outcome(name, "error", None, [], str(e), time.monotonic() - started, e.exit_code)
         failed = [v.invariant for v in result.verdicts if v.failed]
         return Outcome(name, result.status, result.run_dir, failed, "", time.monotonic() - started)

@@ -32,9 +32,10 @@ from chaos.env import kafka
 from chaos.env import postgres as pg
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
 from chaos.env.paths import default_env_file
-from chaos.env.processes import ManagedProcess, ProcessRef, free_port, tail
+from chaos.env.ports import PortLeases, bind_failure
+from chaos.env.processes import ManagedProcess, ProcessRef, tail
 from chaos.env.keeper import Keeper
-from chaos.env.state_files import StateLock, write_atomically
+from chaos.env.state_files import state_lock, write_atomically
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
 from chaos.kafka_clients import client_config
@@ -44,6 +45,9 @@ from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 log = logging.getLogger("chaos.env")
 RESTARTABLE = ("kafka", "postgres")
 """The services that faults may kill or terminate and then restart."""
+START_ATTEMPTS = 3
+"""A start whose port was taken after all (by a program that ignores the leases) is tried again on
+fresh ports, this many times in all."""
 
 
 class LinkPorts(BaseModel):
@@ -76,6 +80,13 @@ class EnvState(BaseModel):
     def logs(self) -> Path:
         return Path(self.workdir) / "logs"
 
+    @property
+    def ports(self) -> list[int]:
+        """Every port the services listen on: what the environment leases."""
+        links = [port for link in self.kafka_links.values() for port in (link.broker, link.proxy)]
+        return [self.kafka_direct, self.kafka_controller, *links, self.toxiproxy_api,
+                *([self.postgres] if self.postgres is not None else [])]
+
 
 class Environment:
     def __init__(self, state: EnvState, owned: list[ManagedProcess] | None = None, state_file: Path | None = None):
@@ -83,6 +94,7 @@ class Environment:
         self.state_file = state_file
         """The state file this environment was loaded from (or, when started here, `workdir/state.json`)."""
         self.toxiproxy = Toxiproxy(state.toxiproxy_api)
+        self.leases = PortLeases()
         self._owned = owned or []
         self._keeper: Keeper | None = Keeper(self._owned) if self._owned else None
         self._keeper_lock = threading.Lock()
@@ -114,34 +126,53 @@ class Environment:
 
     @classmethod
     def start(cls, workdir: Path, detached: bool = False, with_postgres: bool = False) -> "Environment":
-        """Provision if needed, then start Kafka and Toxiproxy (and PostgreSQL) and wire the Kafka links."""
+        """Provision if needed, then start Kafka and Toxiproxy (and PostgreSQL) and wire the Kafka links.
+
+        Every port is leased outside the kernel's ephemeral range (`chaos/env/ports.py`); a start
+        that still finds one taken is retried on fresh ports."""
         tools = installer.install()
         if with_postgres:
             pg.ensure_postgres_installed()
+        leases = PortLeases()
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return cls._start_once(tools, workdir, detached, with_postgres, leases)
+            except EnvironmentFailure as e:
+                leases.release(str(workdir))
+                if attempt == START_ATTEMPTS or not bind_failure(f"{e}\n{e.log_tail}"):
+                    raise
+                log.warning("a port was taken while the environment started (%s); trying fresh ports", e)
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _start_once(cls, tools: installer.Tools, workdir: Path, detached: bool, with_postgres: bool,
+                    leases: PortLeases) -> "Environment":
         workdir.mkdir(parents=True, exist_ok=True)
         logs = workdir / "logs"
         logs.mkdir(exist_ok=True)
-        links = {name: LinkPorts(broker=free_port(), proxy=free_port()) for name in KAFKA_LINKS}
-        ports = KafkaPorts(free_port(), free_port(), {n: (p.broker, p.proxy) for n, p in links.items()})
+        ports = iter(leases.reserve(str(workdir), 2 * len(KAFKA_LINKS) + 4))
+        links = {name: LinkPorts(broker=next(ports), proxy=next(ports)) for name in KAFKA_LINKS}
+        kafka_ports = KafkaPorts(next(ports), next(ports), {n: (p.broker, p.proxy) for n, p in links.items()})
+        api_port, postgres_port = next(ports), next(ports)
         owned: list[ManagedProcess] = []
         try:
-            api_port = free_port()
             owned.append(start_toxiproxy(tools, api_port, logs, detached))
-            owned.append(start_broker(tools, ports, workdir, logs, detached))
-            postgres_port = None
+            owned.append(start_broker(tools, kafka_ports, workdir, logs, detached))
             if with_postgres:
-                postgres_port = free_port()
                 owned.append(pg.start_postgres(workdir, logs, postgres_port, detached))
             state = EnvState(
-                workdir=str(workdir), kafka_direct=ports.direct, kafka_controller=ports.controller,
+                workdir=str(workdir), kafka_direct=kafka_ports.direct, kafka_controller=kafka_ports.controller,
                 kafka_links=links, toxiproxy_api=api_port,
                 processes={p.name: ProcessState(pid=p.ref.pid, start_time=p.ref.start_time) for p in owned},
-                detached=detached, postgres=postgres_port,
+                detached=detached, postgres=postgres_port if with_postgres else None,
             )
             env = cls(state, owned, state_file=workdir / "state.json")
             try:
                 env._wire_links()
                 env.save(workdir / "state.json")
+            except ToxiproxyError as e:
+                env._close_keeper()
+                raise EnvironmentFailure(f"the Kafka links could not be wired: {e}") from e
             except BaseException:
                 env._close_keeper()
                 raise
@@ -202,7 +233,7 @@ class Environment:
         """Record a service's new process here and, atomically, in every state file of the environment."""
         record = ProcessState(pid=ref.pid, start_time=ref.start_time)
         self.state.processes[name] = record
-        with StateLock(Path(self.state.workdir)):
+        with state_lock(Path(self.state.workdir)):
             files = self._state_files()
             for path, state in files:
                 state.processes[name] = record
@@ -235,12 +266,38 @@ class Environment:
     def link(self, name: str) -> Proxy:
         return self.toxiproxy.proxies()[name]
 
-    def create_link(self, name: str, upstream_port: int) -> Proxy:
-        """A proxy for a non-Kafka link (e.g. worker to coordinator), on a port Toxiproxy picks."""
-        return self.toxiproxy.ensure(name, "127.0.0.1:0", f"127.0.0.1:{upstream_port}")
+    @property
+    def owner(self) -> str:
+        """Who holds this environment's port leases: its work directory."""
+        return self.state.workdir
+
+    def reserve_port(self) -> int:
+        """A port leased to this environment, for a listener that must be named before it binds."""
+        return self.leases.reserve(self.owner, 1)[0]
+
+    def create_link(self, name: str, upstream_port: int, listen_port: int | None = None) -> Proxy:
+        """A proxy for a non-Kafka link (e.g. the coordinator to its store), on a leased port
+        (`listen_port`, or a fresh one); the existing proxy of that name if it already goes there."""
+        upstream = f"127.0.0.1:{upstream_port}"
+        existing = self.toxiproxy.proxies().get(name)
+        if existing is not None and existing.upstream == upstream and listen_port in (None, existing.port):
+            return existing
+        for attempt in range(1, START_ATTEMPTS + 1):
+            listen = listen_port or self.reserve_port()
+            try:
+                return self.toxiproxy.ensure(name, f"127.0.0.1:{listen}", upstream)
+            except ToxiproxyError as e:
+                if listen_port is not None or attempt == START_ATTEMPTS or not bind_failure(str(e)):
+                    raise EnvironmentFailure(f"link {name} could not listen on 127.0.0.1:{listen}: {e}") from e
+        raise AssertionError("unreachable")
+
+    def retarget_link(self, name: str, upstream_port: int) -> Proxy:
+        """Point a link at a listener that has just bound a port of its own (a restarted coordinator)."""
+        return self.toxiproxy.retarget(name, f"127.0.0.1:{upstream_port}")
 
     def reset(self) -> None:
         """Return to a clean slate between experiments: no toxics, no extra proxies, no topics."""
+        self.leases.renew(self.owner, self.state.ports)
         self.toxiproxy.reset()
         for name in self.toxiproxy.proxies():
             if name not in self.state.kafka_links:
@@ -281,6 +338,7 @@ class Environment:
         self.reload_processes()
         if name not in self.state.processes:
             raise EnvironmentFailure(f"this environment has no {name}")
+        self.leases.renew(self.owner, self.state.ports)  # no one takes its port while it is down
         ref = self.state.processes[name].ref()
         started = time.monotonic()
         if name == "kafka":
@@ -363,6 +421,7 @@ class Environment:
                 proc.ref().stop()
         self._close_keeper()
         self._owned = []
+        self.leases.release(self.owner)
 
     def wait_stopped(self, timeout: float = 15.0) -> bool:
         deadline = time.monotonic() + timeout

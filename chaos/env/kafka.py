@@ -11,6 +11,7 @@ listeners and `server.properties` (`stop_broker`, `restart_broker`): the service
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import subprocess
 import time
@@ -21,7 +22,7 @@ from typing import Callable
 from confluent_kafka.admin import AdminClient
 
 from chaos.env.install import Tools
-from chaos.env.processes import ManagedProcess, ProcessRef, signal_group
+from chaos.env.processes import ManagedProcess, ProcessRef, signal_group, tail
 from chaos.errors import EnvironmentFailure
 from chaos.kafka_clients import client_config
 
@@ -107,8 +108,9 @@ logger.state.level = WARN
 
 
 def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, detached: bool) -> ManagedProcess:
-    """Format the storage and start the broker; returns once it answers a metadata request."""
+    """Format fresh storage and start the broker; returns once it answers a metadata request."""
     data_dir = workdir / "kafka-data"
+    shutil.rmtree(data_dir, ignore_errors=True)  # left by a start that failed (a port taken, say)
     config = workdir / "server.properties"
     config.write_text(server_properties(ports, data_dir))
     log_config = workdir / "log4j2.properties"
@@ -117,7 +119,11 @@ def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, det
     cluster_id = _java_output(java + ["kafka.tools.StorageTool", "random-uuid"]).strip()
     _java_output(java + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)])
     broker = ManagedProcess("kafka", broker_argv(tools, workdir, logs), logs / "kafka.stdout.log", detached=detached)
-    wait_for_metadata(f"127.0.0.1:{ports.direct}", broker)
+    try:
+        wait_for_metadata(f"127.0.0.1:{ports.direct}", broker)
+    except EnvironmentFailure as e:  # the broker logs why it stopped (a BindException, say) to server.log
+        broker.stop()
+        raise EnvironmentFailure(str(e), "\n".join(filter(None, [e.log_tail, tail(logs / "server.log")]))) from e
     return broker
 
 

@@ -19,17 +19,23 @@ def write_atomically(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-class StateLock:
-    """An exclusive lock (flock) on `workdir/state.lock`, across processes: one state update at a time."""
+class FileLock:
+    """An exclusive lock (flock) on a lock file, across processes; its directory is created if needed."""
 
-    def __init__(self, workdir: Path):
-        self._path = workdir / "state.lock"
+    def __init__(self, path: Path):
+        self._path = path
         self._fd = -1
 
     def __enter__(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(self._fd, fcntl.LOCK_EX)
 
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         os.close(self._fd)
+
+
+def state_lock(workdir: Path) -> FileLock:
+    """One update of an environment's state files at a time: `workdir/state.lock`."""
+    return FileLock(workdir / "state.lock")

@@ -16,10 +16,10 @@ class JobConfig(BaseModel):
     workers: int
     checkpoint_interval: float
     profile: str
-    coordinator_port: int
-    """Where the coordinator listens."""
     worker_coordinator_port: int
-    """Where workers connect: the `worker-coordinator` link's proxy, so it can be faulted."""
+    """Where workers connect: the `worker-coordinator` link's proxy, so it can be faulted. The
+    coordinator binds a port of its own choosing and publishes it (`coordinator.start`), and the
+    harness points the proxy there."""
     source: str
     source_settings: dict[str, Any] = {}
     sink: str

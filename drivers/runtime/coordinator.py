@@ -63,9 +63,12 @@ class Coordinator:
         self.stopping = False
 
     def run(self) -> None:
-        listener = socket.create_server(("127.0.0.1", self.config.coordinator_port), reuse_port=False)
+        # Bind first, then publish: a port chosen in advance could be taken in between by any
+        # outgoing connection on the machine. The harness points the workers' link at this one.
+        listener = socket.create_server(("127.0.0.1", 0))
         listener.setblocking(False)
-        self.history.append("coordinator.start", restored=self.last.checkpoint_id if self.last else None)
+        self.history.append("coordinator.start", restored=self.last.checkpoint_id if self.last else None,
+                            port=listener.getsockname()[1], pid=os.getpid())
         while not self.stopping:
             readable, _, _ = select.select([listener], [], [], 0.02)
             if readable:

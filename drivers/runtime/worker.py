@@ -11,6 +11,7 @@ Run as `python -m drivers.runtime.worker JOB.json INDEX`.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -84,7 +85,7 @@ class Worker:
         # that transaction aborted, and acking the checkpoint's positions would skip its records.
         self.source.open(self.index, self.config.workers, message["positions"])
         self.history.append("worker.restored", worker=self.index, checkpoint_id=message["checkpoint_id"],
-                            recommitted=len(handles))
+                            recommitted=len(handles), pid=os.getpid())
         self.restored_checkpoint = message["checkpoint_id"]
 
     def run(self) -> int:

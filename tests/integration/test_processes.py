@@ -109,3 +109,27 @@ def test_missing_maven_is_reported_with_exit_3(tmp_path):
     assert proc.returncode == 3
     assert "`mvn` was not found" in proc.stderr
     assert "KAFKA_HOME" in proc.stderr
+
+
+def test_a_pipeline_that_cannot_start_is_an_environment_failure_not_a_violation(environment, tmp_path):
+    """Every pipeline process dies at interpreter start-up (an unknown I/O encoding, inherited from
+    the harness): the run ends with exit 3 naming the process and its log, and judges nothing."""
+    experiment = tmp_path / "cannot-start.yaml"
+    experiment.write_text(
+        "name: cannot-start\nseed: 1\n"
+        "pipeline: {source: kafka, sink: parquet, restart_delay: 0.2s}\n"
+        "workload: {records: 4000, rate: 400}\n")
+    runs = tmp_path / "runs"
+    state_file = Path(environment.state.workdir) / "state.json"
+    harness = ("import os, sys; os.environ['PYTHONIOENCODING'] = 'no-such-codec';"
+               "from chaos.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run([sys.executable, "-c", harness, "run", str(experiment), "--env", str(state_file),
+                           "--runs-dir", str(runs)], cwd=REPO, capture_output=True, text=True, timeout=300,
+                          stdin=subprocess.DEVNULL)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "could not start" in proc.stderr and "before it was ever ready" in proc.stderr
+    assert "no-such-codec" in proc.stderr, "the log tail of the process that could not start"
+    assert "Traceback" not in proc.stderr
+    (run_dir,) = runs.glob("cannot-start-*")
+    assert not (run_dir / "result.json").exists(), "no verdict on a pipeline that never ran"
+    assert any(e["event"] == "process.crash_loop" for e in _history(runs))

@@ -224,9 +224,10 @@ def test_restarted_services_keep_their_data_and_the_owner_stops_them(tmp_path: P
 def test_postgres_restarts_while_its_killed_postmaster_is_an_unreaped_zombie(tmp_path: Path):
     """The first attempt's failure: "lock file postmaster.pid already exists ... Is another postmaster
     (PID n) running", because kill(n, 0) succeeds for a zombie. Nothing here reaps the old postmaster."""
-    from chaos.env.processes import free_port
+    from chaos.env.ports import PortLeases
 
-    port = free_port()
+    leases = PortLeases()
+    (port,) = leases.reserve(str(tmp_path), 1)
     first = pg.start_postgres(tmp_path, tmp_path / "logs", port, detached=False)
     second = None
     try:
@@ -244,4 +245,5 @@ def test_postgres_restarts_while_its_killed_postmaster_is_an_unreaped_zombie(tmp
         if second is not None:
             second.stop()
         first.stop()
+        leases.release(str(tmp_path))
     assert not _processes_mentioning(str(tmp_path / "pg-data"))

@@ -177,3 +177,32 @@ def test_the_documented_applicability_table_is_the_one_the_code_computes():
 def test_the_registry_declares_exactly_the_labels_a_passing_suite_computes():
     for label in compute_labels(ROWS, _all_pass()):
         assert label.declared == label.computed, (label.connector.name, label.connector.role, label.why)
+
+
+def test_an_environment_error_never_lowers_a_label_and_the_suite_says_error(tmp_path):
+    suite = _suite(tmp_path)
+    broken = "kafka-transactional-to-parquet-2pc/two-phase-commit"
+    case_id = next(k for k in suite.cases if k.startswith(f"{broken}@"))
+    suite.cases[case_id] = Outcome(case_id, "error", None, [], "coordinator could not start", exit_code=3)
+    report = build_report(suite)
+    assert report["status"] == "error" and report["errors"] == []
+    assert report["environment_errors"] == [f"{case_id}: coordinator could not start"]
+    row = next(r for r in report["rows"] if r["row"] == "kafka-transactional-to-parquet-2pc")
+    assert row["status"] == "error"
+    sink = next(c for c in report["connectors"] if (c["role"], c["name"]) == ("sink", "parquet-2pc"))
+    assert sink["computed"] is None and "environment error" in sink["why"] and not sink["error"]
+    assert "Environment errors" in markdown(report) and "Environment errors" in to_html(report)
+
+
+def test_a_real_failure_beside_an_environment_error_still_fails(tmp_path):
+    suite = _suite(tmp_path, failing="kafka-transactional-to-parquet-2pc/two-phase-commit")
+    other = next(k for k in suite.cases if k.startswith("kafka-to-parquet/"))
+    suite.cases[other] = Outcome(other, "error", None, [], "kafka died", exit_code=3)
+    assert build_report(suite)["status"] == "fail"
+
+
+def test_a_mutant_that_ended_in_an_environment_error_did_not_survive(tmp_path):
+    suite = _suite(tmp_path)
+    suite.mutants["drop-late"] = Outcome("drop-late", "error", None, [], "toxiproxy died", exit_code=3)
+    report = build_report(suite)
+    assert report["status"] == "error" and report["errors"] == []

@@ -179,7 +179,7 @@ def test_the_spec_accepts_the_mutant_on_a_kafka_source_only() -> None:
 def test_the_factory_builds_the_mutant_only_when_selected(source: Build, mutant: str | None,
                                                          kind: type[KafkaSource]) -> None:
     config = JobConfig(job_id="job", run_dir="/nonexistent", workers=1, checkpoint_interval=1.0,
-                       profile="distributed-durable", coordinator_port=1, worker_coordinator_port=1,
+                       profile="distributed-durable", worker_coordinator_port=1,
                        source="kafka-transactional", sink="parquet-2pc", source_settings={
                            "bootstrap": "127.0.0.1:9", "topic": TOPIC, "group_id": "group", "partitions": 2,
                            "mutant": mutant})

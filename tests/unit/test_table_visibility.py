@@ -173,7 +173,7 @@ def test_the_mutant_is_a_delta_2pc_variant_built_by_the_factory(tmp_path: Path) 
 
     def sink(mutant: str | None) -> object:
         config = JobConfig(job_id=JOB, run_dir=str(tmp_path), workers=1, checkpoint_interval=1.0,
-                           profile="distributed-durable", coordinator_port=1, worker_coordinator_port=1,
+                           profile="distributed-durable", worker_coordinator_port=1,
                            source="delta-batch", sink="delta-2pc",
                            sink_settings={"table": str(tmp_path / "t"), "mutant": mutant})
         return create_sink(config, 0, NoCrashes(), source=None)  # type: ignore[arg-type]
