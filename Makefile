@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test provision env-up env-down clean-runs bench bench-certify
+.PHONY: run test provision env-up env-down clean-runs bench bench-certify soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ bench: $(STAMP)
 bench-certify: $(STAMP)
 	$(PY) -m chaos env install
 	$(PY) -m bench.certify
+
+# False alarms under load: the quick certification suite five times beside stress-ng and a
+# connection churner (over half an hour; not part of `test`).
+soak: provision
+	@command -v stress-ng >/dev/null || (apt-get update -qq && apt-get install -y -qq stress-ng >/dev/null)
+	$(PY) -m bench.soak
 
 env-up: provision
 	$(PY) -m chaos env up
