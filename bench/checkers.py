@@ -22,7 +22,7 @@ from bench.common import median, show, timed, write_results
 from chaos.checkers.duplicates import check_duplicates
 from chaos.checkers.loss import check_loss
 from chaos.checkers.phantoms import check_phantoms
-from chaos.workload.records import SCHEMA
+from drivers.sdk.records import SCHEMA
 
 POOL = 4096  # distinct payloads (and their CRC32s), reused so generating 10M records stays vectorised
 LOST, DUPLICATED, TWICE_DUPLICATED, PHANTOMS, CORRUPTED = 7, 5, 1, 3, 4

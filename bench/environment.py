@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 from bench.common import create_topics, environment, median, show, timed, write_results
 from chaos.env import install as installer
 from chaos.env.environment import Environment
-from chaos.kafka_clients import client_config
+from chaos.env.kafka_clients import client_config
 from faults.toxiproxy import Toxic
 
 

@@ -22,11 +22,12 @@ from rich.console import Console
 
 from bench.common import create_topics, environment, median, show, write_results
 from chaos.env.environment import Environment
-from chaos.history import read_history
-from chaos.kafka_clients import client_config
+from drivers.sdk.history import read_history
+from chaos.env.kafka_clients import client_config
 from chaos.runner import run_file
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, generate
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import SCHEMA, generate
+from drivers.sdk.events import Event
 
 SEED = 1
 
@@ -52,15 +53,15 @@ def pipeline_run(env: Environment, workdir: Path, spec: dict[str, object]) -> di
     wall = time.perf_counter() - started
     history = read_history(result.run_dir / "history.jsonl")
     events = {e["event"]: e for e in history if e["source"] == "harness"}
-    joined = max(e["ts"] for e in history if e["event"] == "coordinator.worker_joined")
+    joined = max(e["ts"] for e in history if e["event"] == Event.COORDINATOR_WORKER_JOINED)
     summary = json.loads((result.run_dir / "result.json").read_text())
     return {"status": result.status,
-            "produce_to_drained_s": events["run.drained"]["ts"] - events["workload.start"]["ts"],
-            "workload_s": events["workload.end"]["seconds"],
-            "drain_s": events["run.drained"]["seconds"],
-            "workers_joined_after_s": joined - events["workload.start"]["ts"],
+            "produce_to_drained_s": events[Event.RUN_DRAINED]["ts"] - events[Event.WORKLOAD_START]["ts"],
+            "workload_s": events[Event.WORKLOAD_END]["seconds"],
+            "drain_s": events[Event.RUN_DRAINED]["seconds"],
+            "workers_joined_after_s": joined - events[Event.WORKLOAD_START]["ts"],
             "run_wall_s": wall,
-            "checkpoints": sum(1 for e in history if e["event"] == "checkpoint.committed"),
+            "checkpoints": sum(1 for e in history if e["event"] == Event.CHECKPOINT_COMMITTED),
             "verdicts_failed": ", ".join(v["invariant"] for v in summary.get("verdicts", []) if v["status"] == "fail")}
 
 

@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from bench.common import create_topics, environment, median, show, write_results
 from chaos.env.environment import Environment
-from chaos.kafka_clients import client_config
+from chaos.env.kafka_clients import client_config
 
 PARTITIONS = 3
 KEYS = [f"k{i}".encode() for i in range(100)]

@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             return _validate(args.experiments, console, errors)
         if args.command == "matrix":
-            from chaos.matrix_table import print_matrix
+            from chaos.commands.matrix import print_matrix
 
             print_matrix(console)
             return EXIT_OK
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             from chaos.runner import run_file
 
             return run_file(args.experiment, args.runs_dir, args.env_file, args.private_env, console).exit_code
-        from chaos.env_commands import env_command
+        from chaos.commands.env import env_command
 
         return env_command(args.action, console)
     except SpecError as e:
@@ -104,7 +104,7 @@ def _print_spec_error(errors: Console, e: SpecError) -> None:
 
 
 def _validate(paths: list[Path], console: Console, errors: Console) -> int:
-    from chaos.spec import load_experiment
+    from chaos.experiment import load_experiment
 
     code = EXIT_OK
     for path in paths:

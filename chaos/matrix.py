@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from drivers.registry import SINKS, SOURCES, Capabilities, ConnectorKind, Maturity
+from drivers.connectors import SINKS, SOURCES
+from drivers.sdk.capabilities import Capabilities, Maturity
+from drivers.sdk.connector import Connector
 
 PROFILES = ("in-memory", "single-node-durable", "distributed-durable")
 
@@ -54,7 +56,7 @@ def profile_guarantee(profile: str) -> Guarantee:
     }[profile]
 
 
-def effective_guarantee(source: ConnectorKind, sink: ConnectorKind, profile: str) -> Guarantee:
+def effective_guarantee(source: Connector, sink: Connector, profile: str) -> Guarantee:
     return min(source_guarantee(source.capabilities), sink_guarantee(sink.capabilities), profile_guarantee(profile))
 
 

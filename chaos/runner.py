@@ -20,47 +20,36 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from confluent_kafka import KafkaException
-import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+from confluent_kafka import KafkaException
 from rich.console import Console
 
-from chaos.checkers.duplicates import check_duplicates
-from chaos.checkers.late import check_late_events
-from chaos.checkers.liveness import check_liveness
-from chaos.checkers.loss import check_loss
-from chaos.checkers.order import check_key_order
-from chaos.checkers.orphans import check_orphans
-from chaos.checkers.phantoms import check_phantoms
-from chaos.checkers.schema import check_schema
-from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.verdict import Verdict
-from chaos.checkers.visibility import check_atomic_visibility, check_prefix
+from chaos.checks import RunEvidence, check_run
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, tail
 from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
-from chaos.history import History, read_history
-from chaos.html_report import write_html
-from chaos.junit import write_junit
-from chaos.live import LiveProgress
-from chaos.matrix import Guarantee
-from chaos.readers import read_parquet_output, table_digest
-from chaos.sinks import OutputWatch, prepare_sink, read_output, watch_output
-from chaos.report import print_verdicts, write_result
-from chaos.spec import Experiment, load_experiment
-from chaos.visibility_probe import VisibilityProbe
+from chaos.experiment import Experiment, load_experiment
+from chaos.experiment.topology import pipeline_processes
+from chaos.report.html import write_html
+from chaos.report.junit import write_junit
+from chaos.report.live import LiveProgress
+from chaos.report.result import print_verdicts, table_digest, write_result
+from chaos.sides.base import OutputWatch, RunContext, sink_side, source_side
+from chaos.sides.parquet import read_parquet_output
+from chaos.sides.visibility import VisibilityProbe
 from chaos.supervisor import Supervisor
-from chaos.workload import records
-from chaos.sources import source_side
 from chaos.workload.producer import WorkloadOutcome, WorkloadProgress
 from drivers.runtime.config import JobConfig
-from drivers.runtime.crashpoints import MARKER_DIR, marker
 from drivers.runtime.factory import DISK_CONTROL
+from drivers.sdk import records
+from drivers.sdk.events import Event
+from drivers.sdk.history import History, read_history
+from faults.injector import FaultContext
 from faults.nemesis import describe
 from faults.schedule import FaultSchedule
-
 
 NOWHERE = 1
 """tcpmux's port, where nothing listens: a link pointed here refuses every connection at once."""
@@ -68,7 +57,7 @@ NOWHERE = 1
 
 def ready_events(workers: int) -> dict[str, str]:
     """The event by which each pipeline process says it is ready: listening, or restored."""
-    return {"coordinator": "coordinator.start", **{f"worker-{i}": "worker.restored" for i in range(workers)}}
+    return {"coordinator": Event.COORDINATOR_START, **{f"worker-{i}": Event.WORKER_RESTORED for i in range(workers)}}
 
 
 @dataclass(frozen=True)
@@ -144,16 +133,17 @@ def acquire_environment(env_file: Path | None, private: bool, with_postgres: boo
 
 class Run:
     def __init__(self, experiment: Experiment, run_dir: Path, env: Environment, console: Console):
-        self.x = experiment
+        self.experiment = experiment
         self.run_dir = run_dir
         self.env = env
         self.console = console
         self.run_id = run_dir.name
         self.history = History(run_dir / "history.jsonl", source="harness")
         self.progress = WorkloadProgress()
-        self.source = source_side(experiment, env, run_dir, self.history)
+        context = RunContext(experiment, env, run_dir, self.history)
+        self.source = source_side(context)
+        self.sink = sink_side(context)
         self.job = run_dir / "job.json"
-        self.source_digest = ""
         self.probe: VisibilityProbe | None = None
         self.watch: OutputWatch | None = None
 
@@ -164,21 +154,23 @@ class Run:
             raise EnvironmentFailure(f"Kafka failed during the run: {e}", tail(self.env.state.logs / "server.log")) from e
 
     def _execute(self) -> RunResult:
-        x = self.x
+        experiment = self.experiment
+        pipeline = experiment.pipeline
         self._prepare()
         with ExitStack() as stack:
             stack.callback(self.history.close)
             supervisor = self.supervisor = Supervisor(
-                self.history, restart_delay=x.pipeline.restart_delay, ready_events=ready_events(x.pipeline.workers),
+                self.history, restart_delay=pipeline.restart_delay, ready_events=ready_events(pipeline.workers),
                 on_ready=self._on_ready)
             stack.callback(supervisor.stop_all)
             for name in self.processes:
                 supervisor.start(name, self._factory(name))
-            schedule = FaultSchedule(x.faults, self.env, supervisor, self.history, self.progress,
-                                     disk_control=self.run_dir / DISK_CONTROL)
+            context = FaultContext(toxiproxy=self.env.toxiproxy, processes=supervisor, services=self.env,
+                                   disk_control=self.run_dir / DISK_CONTROL)
+            schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)
-            self.watch = watch_output(x, self.env, self.run_dir)
+            self.watch = self.sink.watch()
             if self.watch is not None:
                 stack.callback(self.watch.close)
                 self.probe = VisibilityProbe(self.watch.visible)
@@ -194,25 +186,27 @@ class Run:
             codes = supervisor.stop_all()
             if self.probe is not None:
                 self.probe.stop()
-            self.history.append("run.checking", drained=drained, exit_codes=codes)
-            verdicts = self._check(outcome, drained, drain_seconds, schedule.errors)
+            self.history.append(Event.RUN_CHECKING, drained=drained, exit_codes=codes)
+            evidence = self._evidence(outcome, drained, drain_seconds, schedule.errors)
+            verdicts = check_run(experiment, self.run_dir, evidence)
             result = write_result(
-                self.run_dir, verdicts, experiment=x.name, run_id=self.run_id, seed=x.seed,
-                pipeline=f"{x.pipeline.source} -> {x.pipeline.sink} ({x.pipeline.profile})",
-                guarantee=x.pipeline.guarantee.label,
-                workload_digest=records.digest(x.workload, x.seed), source_digest=self.source_digest,
+                self.run_dir, verdicts, experiment=experiment.name, run_id=self.run_id, seed=experiment.seed,
+                pipeline=f"{pipeline.source} -> {pipeline.sink} ({pipeline.profile})",
+                guarantee=pipeline.guarantee.label,
+                workload_digest=records.digest(experiment.workload, experiment.seed),
+                source_digest=table_digest(evidence.truth.select(["id", "key", "checksum"])),
                 restarts={name: supervisor.restarts(name) for name in self.processes},
                 workload_seconds=round(outcome.seconds, 3) if outcome else 0.0,
                 drain_seconds=round(drain_seconds, 3),
             )
         write_junit(self.run_dir, result)
         write_html(self.run_dir, result, read_history(self.run_dir / "history.jsonl"))
-        print_verdicts(self.console, x.name, verdicts, self.run_dir)
+        print_verdicts(self.console, experiment.name, verdicts, self.run_dir)
         return RunResult(self.run_dir, result["status"], verdicts)
 
     @property
     def processes(self) -> list[str]:
-        return ["coordinator"] + [f"worker-{i}" for i in range(self.x.pipeline.workers)]
+        return pipeline_processes(self.experiment.pipeline)
 
     def _on_ready(self, name: str, event: dict) -> None:
         """A coordinator listens on a port of its own choosing: the workers' link goes there now."""
@@ -231,38 +225,41 @@ class Run:
                                      tail(self.env.state.logs / "server.log"))
 
     def _prepare(self) -> None:
-        x = self.x
+        experiment, pipeline = self.experiment, self.experiment.pipeline
         self.env.reset()
         self.source.prepare()
         # The coordinator binds a port of its own; until it says which (`_on_ready`), the link leads nowhere.
         link = self.env.create_link("worker-coordinator", NOWHERE, listen_port=self.env.reserve_port())
         store: dict[str, str] = {}
-        if x.pipeline.profile == "single-node-durable":
+        if pipeline.profile == "single-node-durable":
             store["sqlite_path"] = str(self.run_dir / "checkpoints.sqlite")
-        elif x.pipeline.profile == "distributed-durable":
+        elif pipeline.profile == "distributed-durable":
             store["postgres_dsn"] = self.env.postgres_dsn(via="coordinator-store")
+        sink_settings = self.sink.settings()
+        if pipeline.allowed_lateness is not None:  # a Parquet directory whatever the sink
+            sink_settings["late_output_dir"] = str(self.run_dir / "late")
         config = JobConfig(
-            job_id=self.run_id, run_dir=str(self.run_dir), workers=x.pipeline.workers,
-            checkpoint_interval=x.pipeline.checkpoint_interval, profile=x.pipeline.profile,
+            job_id=self.run_id, run_dir=str(self.run_dir), workers=pipeline.workers,
+            checkpoint_interval=pipeline.checkpoint_interval, profile=pipeline.profile,
             worker_coordinator_port=link.port,
-            source=x.pipeline.source, source_settings=self.source.settings(),
-            sink=x.pipeline.sink, sink_settings=prepare_sink(x, self.env, self.run_dir),
-            crash_points=x.crash_points(), max_rate=self.source.max_rate(),
-            allowed_lateness=x.pipeline.allowed_lateness, **store,
+            source=pipeline.source, source_settings=self.source.settings(),
+            sink=pipeline.sink, sink_settings=sink_settings, mutant=pipeline.mutant,
+            crash_points=experiment.crash_points(), max_rate=self.source.max_rate(),
+            allowed_lateness=pipeline.allowed_lateness, **store,
         )
         self.job.write_text(config.model_dump_json(indent=2))
-        (self.run_dir / "schedule.txt").write_text(describe(x.faults))
+        (self.run_dir / "schedule.txt").write_text(describe(experiment.faults))
         for log in self.env.log_files():
             target = self.run_dir / "logs" / log.name
             if not target.exists() and log.parent != self.run_dir / "logs":
                 target.symlink_to(log.resolve())
         (self.run_dir / "resolved.json").write_text(json.dumps({
-            "experiment": x.model_dump(mode="json"), "run_id": self.run_id,
+            "experiment": experiment.model_dump(mode="json"), "run_id": self.run_id,
             "job": json.loads(self.job.read_text()),
             "links": {name: proxy.listen for name, proxy in self.env.toxiproxy.proxies().items()},
-            "schedule": [f.model_dump(mode="json") for f in x.faults],
+            "schedule": [f.model_dump(mode="json") for f in experiment.faults],
         }, indent=2))
-        self.history.append("run.start", experiment=x.name, seed=x.seed, run_id=self.run_id)
+        self.history.append(Event.RUN_START, experiment=experiment.name, seed=experiment.seed, run_id=self.run_id)
 
     def _factory(self, name: str):
         repo_root = Path(__file__).resolve().parent.parent
@@ -301,7 +298,7 @@ class Run:
         schedule.start()
         producer.start()
         try:
-            with LiveProgress(self.console, self.x.workload.records) as live:
+            with LiveProgress(self.console, self.experiment.workload.records) as live:
                 while not self.progress.done.wait(0.5):
                     if self.supervisor.failed.is_set():
                         self._require_environment()
@@ -317,56 +314,27 @@ class Run:
     def _drain(self) -> tuple[bool, float]:
         """Wait until a committed checkpoint covers the whole input, within the bound."""
         start = time.monotonic()
-        deadline = start + self.x.expect.drain_timeout
+        deadline = start + self.experiment.expect.drain_timeout
         while time.monotonic() < deadline and not self.supervisor.failed.is_set():
             status = self._status()
             if status and self.source.caught_up(status):
-                self.history.append("run.drained", seconds=round(time.monotonic() - start, 3))
+                self.history.append(Event.RUN_DRAINED, seconds=round(time.monotonic() - start, 3))
                 return True, time.monotonic() - start
             time.sleep(0.25)
-        self.history.append("run.drain_timeout", seconds=self.x.expect.drain_timeout)
+        self.history.append(Event.RUN_DRAIN_TIMEOUT, seconds=self.experiment.expect.drain_timeout)
         return False, time.monotonic() - start
 
-    def _check(self, outcome: WorkloadOutcome | None, drained: bool, drain_seconds: float,
-               fault_errors: list[str]) -> list[Verdict]:
-        x = self.x
-        truth = self.source.truth()
-        self.source_digest = table_digest(truth.select(["id", "key", "checksum"]))
-        output = main_output = read_output(x, self.env, self.run_dir)
-        late_verdicts = []
-        if x.pipeline.allowed_lateness is not None:
-            late = read_parquet_output(self.run_dir / "late")
-            late_verdicts.append(check_late_events(truth, output, late, round(x.pipeline.allowed_lateness * 1000)))
-            output = pa.concat_tables([output, late], promote_options="permissive")  # every record, either side
-        verdicts = [
-            check_loss(truth, output, required=x.requires_no_loss),
-            check_duplicates(output, forbidden=x.forbids_duplicates),
-        ]
-        if x.expect.no_phantoms:
-            verdicts.append(check_phantoms(records.expected_table(x.workload, x.seed), output))
-        if outcome is not None:
-            verdicts.append(check_source_acks(outcome.outcomes, truth))
-        if x.pipeline.guarantee == Guarantee.EXACTLY_ONCE and "partition" in truth.column_names:
-            verdicts.append(check_prefix(output, truth))
-        if x.pipeline.sink == "kafka-transactional":
-            verdicts.append(check_key_order(main_output, required=True))  # the late side output has no order
-        verdicts += late_verdicts
-        if self.probe is not None and self.watch is not None:
-            verdicts.append(check_atomic_visibility(self.probe.observations, self.watch.units(),
-                                                    read_errors=self.probe.errors))
-        if x.workload.schema_change_at is not None:
-            verdicts.append(check_schema(records.expected_table(x.workload, x.seed), output))
-        verdicts.append(check_liveness(read_history(self.run_dir / "history.jsonl"), x.expect.recovery_bound))
-        verdicts.append(check_orphans([self.run_dir / "output", self.run_dir / "late", self.run_dir / "lake"]))
-        verdicts.append(Verdict(
-            "drained", "pass" if drained else "fail",
-            f"the pipeline caught up {drain_seconds:.1f}s after the workload" if drained
-            else f"the pipeline had not caught up after {x.expect.drain_timeout:.0f}s",
-            {"drain_ms": int(drain_seconds * 1000)}))
-        fault_errors = fault_errors + [
-            f"crash point {point} in {process} never fired (hit {hit} was not reached)"
-            for process, points in x.crash_points().items() for point, hit in points.items()
-            if not marker(self.run_dir / MARKER_DIR, process, point).exists()]
-        if fault_errors:
-            verdicts.append(Verdict("faults-applied", "fail", "; ".join(fault_errors), {"errors": len(fault_errors)}))
-        return verdicts
+    def _evidence(self, outcome: WorkloadOutcome | None, drained: bool, drain_seconds: float,
+                  fault_errors: list[str]) -> RunEvidence:
+        """Everything the checkers need, read back after the run: independently of the pipeline."""
+        watched = self.probe is not None and self.watch is not None
+        return RunEvidence(
+            truth=self.source.truth(), output=self.sink.read(),
+            late=(read_parquet_output(self.run_dir / "late")
+                  if self.experiment.pipeline.allowed_lateness is not None else None),
+            outcomes=outcome.outcomes if outcome is not None else None,
+            history=read_history(self.run_dir / "history.jsonl"),
+            observations=self.probe.observations if watched else None,
+            units=self.watch.units() if watched else None,
+            read_errors=self.probe.errors if self.probe is not None else 0,
+            drained=drained, drain_seconds=drain_seconds, fault_errors=tuple(fault_errors))

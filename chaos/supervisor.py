@@ -14,14 +14,17 @@ failure instead of judging a pipeline that never ran.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from chaos.env.processes import ManagedProcess
-from chaos.history import History, HistoryTail
-from drivers.runtime.crashpoints import CRASH_EXIT_CODE
+from drivers.sdk.history import History, HistoryTail
+from drivers.sdk.crashpoints import CRASH_EXIT_CODE
+from drivers.sdk.events import Event
+from faults.injector import Heal
 
 Factory = Callable[[int], ManagedProcess]
 """Starts incarnation N of a process."""
@@ -88,10 +91,10 @@ class Supervisor:
         with self._lock:
             self._held.add(name)
             proc = self._procs[name]
-        self.history.append("process.terminate" if graceful else "process.kill", process=name, pid=proc.pid)
+        self.history.append(Event.PROCESS_TERMINATE if graceful else Event.PROCESS_KILL, process=name, pid=proc.pid)
         proc.stop(grace=self.stop_grace) if graceful else proc.kill()
 
-    def signal(self, name: str, sig: int, event: str) -> None:
+    def signal(self, name: str, sig: int, event: Event) -> None:
         """Send a signal to the process's group, e.g. SIGSTOP and SIGCONT for a pause."""
         with self._lock:
             proc = self._procs[name]
@@ -104,6 +107,16 @@ class Supervisor:
             self._held.discard(name)
             if self._procs[name].poll() is not None:
                 self._restart_at[name] = 0.0
+
+    def stop_process(self, name: str, graceful: bool) -> Heal:
+        """A kill or terminate fault: the process stays down until the heal lets it restart."""
+        self.hold_down(name, graceful)
+        return lambda: self.release(name)
+
+    def pause_process(self, name: str) -> Heal:
+        """A pause fault: SIGSTOP the process's group; the heal sends SIGCONT."""
+        self.signal(name, signal.SIGSTOP, Event.PROCESS_PAUSE)
+        return lambda: self.signal(name, signal.SIGCONT, Event.PROCESS_RESUME)
 
     def restarts(self, name: str) -> int:
         return self._incarnations.get(name, 1) - 1
@@ -144,14 +157,14 @@ class Supervisor:
     def _exited(self, name: str, proc: ManagedProcess, now: float) -> None:
         """Record an exit, and restart the process after the delay unless it is in a crash loop."""
         code = proc.poll()
-        self.history.append("process.exit", process=name, pid=proc.pid, code=code)
+        self.history.append(Event.PROCESS_EXIT, process=name, pid=proc.pid, code=code)
         proc.stop(grace=0)
         if name in self.ready_events and name not in self._ready and code != CRASH_EXIT_CODE and not self.excused():
             self._unready_exits[name] = self._unready_exits.get(name, 0) + 1
             exits = self._unready_exits[name]
             if exits >= self.crash_loop_exits:
                 self._held.add(name)  # no more restarts: it cannot start
-                self.history.append("process.crash_loop", process=name, exits=exits, code=code)
+                self.history.append(Event.PROCESS_CRASH_LOOP, process=name, exits=exits, code=code)
                 self._fail(ProcessFailure(name, f"could not start: it exited {exits} times in a row (last exit "
                                                 f"code {code}) before it was ever ready, with no fault to explain it",
                                           proc.log_tail()))
@@ -169,7 +182,7 @@ class Supervisor:
         proc = self._factories[name](incarnation)
         self._procs[name] = proc
         self._ready.discard(name)
-        self.history.append("process.start", process=name, pid=proc.pid, incarnation=incarnation)
+        self.history.append(Event.PROCESS_START, process=name, pid=proc.pid, incarnation=incarnation)
 
     def stop_all(self) -> dict[str, int | None]:
         """Stop supervising, then stop every process gracefully; returns their exit codes."""
@@ -177,5 +190,5 @@ class Supervisor:
             self._stopping.set()
             self._thread.join(self.stop_grace + 10)
             for name, code in self._exit_codes.items():
-                self.history.append("process.stop", process=name, code=code)
+                self.history.append(Event.PROCESS_STOP, process=name, code=code)
         return self._exit_codes

@@ -29,7 +29,8 @@ from typing import Callable, TypeVar
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from drivers.contracts import CommitHandle, CrashHook, Positions
+from drivers.sdk.connector import Settings, WorkerContext
+from drivers.sdk.contracts import CommitHandle, CrashHook, Positions
 
 SINK = "kafka-transactional"
 TIMEOUT = 30.0
@@ -64,6 +65,13 @@ def within(seconds: float, what: str, call: Callable[[], T]) -> T:
 
 
 class KafkaTransactionalSink:
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "KafkaTransactionalSink":
+        """Consume-transform-produce: the worker's Kafka source's consumer and topic ride along, so
+        that its offsets commit inside this sink's transaction."""
+        return cls(settings["bootstrap"], settings["topic"], ctx.job_id, ctx.worker, ctx.crash,
+                   source_topic=getattr(ctx.source, "topic", ""), consumer=getattr(ctx.source, "consumer", None))
+
     def __init__(self, bootstrap: str, topic: str, job_id: str, worker: int, crash: CrashHook,
                  source_topic: str, consumer: Consumer | None = None):
         self.topic = topic

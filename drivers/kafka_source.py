@@ -19,8 +19,9 @@ import pyarrow as pa
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential
 
-from chaos.workload.records import SCHEMA, schema_for
-from drivers.contracts import SPLIT_COLUMN, CrashHook, Positions
+from drivers.sdk.connector import Settings, WorkerContext
+from drivers.sdk.contracts import SPLIT_COLUMN, CrashHook, Positions
+from drivers.sdk.records import SCHEMA, schema_for
 
 
 def _retriable(exc: BaseException) -> bool:
@@ -28,9 +29,14 @@ def _retriable(exc: BaseException) -> bool:
 
 
 class KafkaSource:
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "KafkaSource":
+        return cls(settings["bootstrap"], settings["topic"], settings["group_id"], int(settings["partitions"]),
+                   ctx.crash, transactional=bool(settings.get("transactional")),
+                   resume_from=settings.get("resume_from", "checkpoint"), with_split=ctx.with_split)
+
     def __init__(self, bootstrap: str, topic: str, group_id: str, partitions: int, crash: CrashHook,
-                 transactional: bool = False, mutant: str | None = None, resume_from: str = "checkpoint",
-                 with_split: bool = False):
+                 transactional: bool = False, resume_from: str = "checkpoint", with_split: bool = False):
         self.topic = topic
         self.partitions = partitions
         self.resume_from = resume_from if transactional else "group"
@@ -39,9 +45,7 @@ class KafkaSource:
         self.consumer = Consumer(self._consumer_config({
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
-            # The auto-commit mutant commits what it has polled, written or not: the classic loss bug.
-            "enable.auto.commit": mutant == "auto-commit",
-            "auto.commit.interval.ms": 200,
+            "enable.auto.commit": False,
             "isolation.level": "read_committed" if transactional else "read_uncommitted",
             "socket.timeout.ms": 10000,
             "session.timeout.ms": 10000,

@@ -21,10 +21,10 @@ from typing import Iterator
 
 import pyarrow as pa
 
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, Record, generate
-from drivers.contracts import CommitHandle, CrashHook, Positions
 from drivers.parquet_files import write_durably
+from drivers.sdk.connector import Settings, WorkerContext
+from drivers.sdk.contracts import CommitHandle, CrashHook, Positions
+from drivers.sdk.records import SCHEMA, Record, Workload, generate
 
 
 def _table(batch: list[Record]) -> pa.Table:
@@ -34,9 +34,15 @@ def _table(batch: list[Record]) -> pa.Table:
 class MemoryStreamSource:
     """A paced, non-replayable stream of this worker's share of the seeded workload."""
 
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "MemoryStreamSource":
+        return cls(int(settings["records"]), float(settings["rate"]), int(settings["keys"]),
+                   int(settings["payload_size"]), int(settings["seed"]), ctx.crash,
+                   started_at=float(settings["started_at"]))
+
     def __init__(self, records: int, rate: float, keys: int, payload_size: int, seed: int,
                  crash: CrashHook, started_at: float | None = None):
-        self.spec = WorkloadSpec(records=records, rate=rate, keys=keys, payload_size=payload_size)
+        self.spec = Workload(records=records, rate=rate, keys=keys, payload_size=payload_size)
         self.seed = seed
         self.crash = crash
         self.started_at = started_at
@@ -115,6 +121,10 @@ class MemorySink:
     """
 
     SINK = "memory"
+
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "MemorySink":
+        return cls(Path(settings["output_dir"]) / f"memory-sink-w{ctx.worker}.parquet", ctx.crash, ctx.job_id, ctx.worker)
 
     def __init__(self, dump_path: Path, crash: CrashHook, job_id: str = "memory", worker: int = 0):
         self.dump_path = Path(dump_path)

@@ -18,11 +18,11 @@ import pyarrow.compute as pc
 from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
 from deltalake import DeltaTable
 
-from drivers.contracts import CommitHandle
-from drivers.delta import DeltaTwoPhaseSink
-from drivers.hudi import HudiTwoPhaseSink
+from drivers.delta.sinks import DeltaTwoPhaseSink
+from drivers.hudi.sink import HudiTwoPhaseSink
 from drivers.kafka_source import KafkaSource
 from drivers.parquet_sinks import TwoPhaseParquetSink
+from drivers.sdk.contracts import CommitHandle
 
 CONNECTION_LOSS = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
 """librdkafka's error codes for a lost broker connection: one broker's socket failed or was
@@ -33,6 +33,15 @@ def is_connection_loss(error: KafkaError) -> bool:
     """Whether a librdkafka error says the client lost its connection to the brokers, as opposed to
     a failed request (a timeout, a fenced producer) or a fatal error."""
     return error.code() in CONNECTION_LOSS and not error.fatal()
+
+
+class AutoCommitKafkaSource(KafkaSource):
+    """Seeded bug: the consumer commits what it has polled every 200 ms, written or not (librdkafka's
+    `enable.auto.commit`): a crash between the poll and the sink's commit skips those records. The
+    classic loss bug of a pipeline that leaves offsets to the client."""
+
+    def _consumer_config(self, config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "enable.auto.commit": True, "auto.commit.interval.ms": 200}
 
 
 class ReconnectSkipKafkaSource(KafkaSource):

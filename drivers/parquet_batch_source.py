@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from chaos.workload.records import SCHEMA
-from drivers.contracts import CrashHook, Positions
 from drivers.row_groups import RowGroupSource, RowGroupSplits
+from drivers.sdk.connector import Settings, WorkerContext
+from drivers.sdk.contracts import CrashHook, Positions
+from drivers.sdk.records import SCHEMA
 
 
 def input_files(input_dir: Path) -> list[str]:
@@ -28,6 +29,10 @@ def input_files(input_dir: Path) -> list[str]:
 
 class ParquetBatchSource(RowGroupSource):
     """This worker reads the files whose index in the sorted list is `worker` modulo `workers`."""
+
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "ParquetBatchSource":
+        return cls(Path(settings["input_dir"]), ctx.crash)
 
     def __init__(self, input_dir: Path, crash: CrashHook):
         self.input_dir = Path(input_dir)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from drivers.diskfaults import check_disk
+from drivers.sdk.diskfaults import check_disk
 
 if TYPE_CHECKING:
-    from drivers.diskfaults import DiskFaults
+    from drivers.sdk.diskfaults import DiskFaults
 
 
 def write_durably(table: pa.Table, directory: Path, name: str, *,

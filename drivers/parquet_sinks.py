@@ -23,12 +23,13 @@ from typing import IO, TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from drivers.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError
-from drivers.diskfaults import check_disk
 from drivers.parquet_files import fsync_dir, write_durably
+from drivers.sdk.connector import Settings, WorkerContext
+from drivers.sdk.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError
+from drivers.sdk.diskfaults import check_disk
 
 if TYPE_CHECKING:
-    from drivers.diskfaults import DiskFaults
+    from drivers.sdk.diskfaults import DiskFaults
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
@@ -45,6 +46,10 @@ class ParquetSink:
 
     SINK = "parquet"
 
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "ParquetSink":
+        return cls(Path(settings["output_dir"]), ctx.job_id, ctx.worker, ctx.crash, disk=ctx.disk)
+
     def __init__(self, output_dir: Path, job_id: str, worker: int, crash: CrashHook, *,
                  disk: DiskFaults | None = None):
         self.output_dir = Path(output_dir)
@@ -52,7 +57,7 @@ class ParquetSink:
         self.worker = worker
         self.crash = crash
         self.disk = disk
-        """Disk-fault injection (drivers/diskfaults.py); None (the default) means no checks."""
+        """Disk-fault injection (drivers/sdk/diskfaults.py); None (the default) means no checks."""
         self._buffer: list[pa.Table] = []
 
     def write(self, records: pa.Table) -> None:
@@ -102,6 +107,10 @@ class TwoPhaseParquetSink:
 
     SINK = "parquet-2pc"
 
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "TwoPhaseParquetSink":
+        return cls(Path(settings["output_dir"]), ctx.job_id, ctx.worker, ctx.crash, disk=ctx.disk)
+
     def __init__(self, output_dir: Path, job_id: str, worker: int, crash: CrashHook,
                  max_file_rows: int = 1_000_000, *, disk: DiskFaults | None = None):
         self.output_dir = Path(output_dir)
@@ -110,7 +119,7 @@ class TwoPhaseParquetSink:
         self.crash = crash
         self.max_file_rows = max_file_rows
         self.disk = disk
-        """Disk-fault injection (drivers/diskfaults.py); None (the default) means no checks."""
+        """Disk-fault injection (drivers/sdk/diskfaults.py); None (the default) means no checks."""
         self.orphans_removed = 0
         self._staged: list[Path] = []
         """Closed and fsynced in-progress files, waiting for the next `prepare`."""

@@ -14,7 +14,7 @@ from typing import Callable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from drivers.contracts import CrashHook
+from drivers.sdk.contracts import CrashHook
 
 Opener = Callable[[str], pq.ParquetFile]
 

@@ -16,8 +16,9 @@ import lancedb
 import pyarrow as pa
 from lancedb.table import Table
 
-from chaos.workload.records import SCHEMA
-from drivers.contracts import CommitHandle, CrashHook
+from drivers.sdk.connector import Settings, WorkerContext
+from drivers.sdk.contracts import CommitHandle, CrashHook
+from drivers.sdk.records import SCHEMA
 
 DIM = 16
 
@@ -55,6 +56,10 @@ class VectorSink:
     """
 
     SINK = "vector"
+
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "VectorSink":
+        return cls(Path(settings["db_path"]), settings["table_name"], ctx.job_id, ctx.worker, ctx.crash)
 
     def __init__(self, db_path: Path, table_name: str, job_id: str, worker: int, crash: CrashHook,
                  dim: int = DIM):
@@ -105,20 +110,3 @@ class VectorSink:
         self._buffer = []
         self._table = None
 
-
-def read_vectors(db_path: Path, table_name: str) -> pa.Table:
-    """An independent read with LanceDB's own reader: workload columns plus `vector`.
-
-    An empty table with the workload's columns when the database or the table does not exist.
-    """
-    if not Path(db_path).is_dir():  # lancedb.connect would create it: a reader must not
-        return SCHEMA.empty_table()
-    db = lancedb.connect(str(db_path))
-    page = db.list_tables()
-    names = list(page.tables)
-    while page.page_token:  # the listing is paged
-        page = db.list_tables(page_token=page.page_token)
-        names += page.tables
-    if table_name not in names:
-        return SCHEMA.empty_table()
-    return db.open_table(table_name).to_arrow()

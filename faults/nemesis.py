@@ -2,7 +2,7 @@
 
 A `NemesisSpec` says which fault kinds to draw, on which targets, in which time window, how often
 and for how long. `generate` turns it into a concrete list of the ordinary fault models from
-`chaos.spec.faults`, each with `at`, a `target`, a `duration` and kind-specific parameters, so the
+`faults.catalog`, each with `at`, a `target`, a `duration` and kind-specific parameters, so the
 result runs through the same `FaultSchedule` as a hand-written schedule and can be written into the
 run directory (and replayed) as plain YAML.
 
@@ -25,13 +25,13 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import Field, field_validator, model_validator
 
-from chaos.spec.base import Duration, StrictModel
-from chaos.spec.faults import FAULT_KINDS, FAULT_MODELS, CrashFault, Fault, NetworkFault, ProcessFault, ToxicFault
-from chaos.spec.targets import NETWORK_LINKS, PROCESSES, known
+from faults.catalog import FAULT_KINDS, FAULT_MODELS, CrashFault, Fault, NetworkFault, ProcessFault, ToxicFault
+from faults.fields import Duration, StrictModel
+from faults.targets import NETWORK_LINKS, PROCESSES, known
 
 _MODELS: dict[str, type] = dict(zip(FAULT_KINDS, FAULT_MODELS))
 NETWORK_KINDS = tuple(k for k, m in _MODELS.items() if issubclass(m, NetworkFault))
@@ -102,35 +102,6 @@ class NemesisSpec(StrictModel):
         return self
 
 
-class _Pipeline(Protocol):
-    source: str
-    sink: str
-    profile: str
-    workers: int
-
-
-def available_targets(pipeline: _Pipeline) -> tuple[list[str], list[str]]:
-    """The links and processes a pipeline really has, as `(links, processes)` for `generate`.
-
-    Kafka links only where Kafka carries the data, the checkpoint-store link only for the
-    distributed-durable profile, the catalog link only for Iceberg on that profile (the same rules
-    as `Experiment`), and the coordinator plus each worker.
-    """
-    kafka_source = pipeline.source.startswith("kafka")
-    links = []
-    if kafka_source:
-        links.append("workload-kafka")
-    if kafka_source or pipeline.sink.startswith("kafka"):
-        links.append("worker-kafka")
-    links.append("worker-coordinator")
-    if pipeline.profile == "distributed-durable":
-        links.append("coordinator-store")
-        if "iceberg" in (pipeline.source.split("-")[0], pipeline.sink.split("-")[0]):
-            links.append("worker-catalog")
-    processes = ["coordinator"] + [f"worker-{i}" for i in range(pipeline.workers)]
-    return links, processes
-
-
 def resolved_seed(spec: NemesisSpec, seed: int) -> int:
     """The seed the schedule is drawn from: `spec.seed`, or one derived from the experiment's seed.
 
@@ -147,7 +118,7 @@ def generate(spec: NemesisSpec, seed: int, links: Sequence[str], processes: Sequ
     """A concrete fault schedule for `spec`, sorted by `at`; the same inputs always give the same list.
 
     `seed` is the experiment's seed (used only when `spec.seed` is None). `links` and `processes`
-    are the targets the experiment really has (see `available_targets`); `spec.targets`, when given,
+    are the targets the experiment really has (`chaos.experiment.topology`); `spec.targets`, when given,
     must be among them. Raises ValueError for an unknown kind, or a target that is not a link or
     process of the experiment that one of the kinds can hit.
     """
@@ -188,12 +159,6 @@ def generate(spec: NemesisSpec, seed: int, links: Sequence[str], processes: Sequ
         free_at[target] = at + duration + settle
     faults.sort(key=lambda f: f.at)
     return faults
-
-
-def expand(spec: NemesisSpec, seed: int, pipeline: _Pipeline) -> list[Fault]:
-    """`generate` on the targets the pipeline really has: what an experiment's `nemesis:` expands to."""
-    links, processes = available_targets(pipeline)
-    return generate(spec, seed, links, processes)
 
 
 def describe(faults: Sequence[Fault]) -> str:

@@ -1,20 +1,20 @@
-"""Network faults on a named link, through Toxiproxy. Each `inject` returns the matching heal."""
+"""Network faults on a named link, through Toxiproxy."""
 
 from __future__ import annotations
 
-from typing import Callable
+import uuid
 
-from chaos.spec.faults import DownFault, NetworkFault, PartitionFault, ToxicFault
-from faults.toxiproxy import Toxic, Toxiproxy
+from faults.catalog import DownFault, NetworkFault, PartitionFault, ToxicFault
+from faults.injector import FaultContext, Heal
+from faults.toxiproxy import Toxic
 
-Heal = Callable[[], None]
 
-
-def inject(toxiproxy: Toxiproxy, fault: NetworkFault, tag: str) -> Heal:
-    link = fault.target
+def inject(fault: NetworkFault, context: FaultContext) -> Heal:
+    toxiproxy, link = context.toxiproxy, fault.target
     if isinstance(fault, DownFault):
         toxiproxy.set_enabled(link, False)
         return lambda: toxiproxy.set_enabled(link, True)
+    tag = f"{fault.kind}-{uuid.uuid4().hex[:8]}"  # toxic names are unique per link
     if isinstance(fault, PartitionFault):
         # A zero timeout holds connections open and drops their bytes: a blackhole, not a refusal.
         streams = ("upstream", "downstream") if fault.direction == "both" else (fault.direction,)

@@ -1,22 +1,25 @@
-"""Process faults on a supervised process. Each `inject` returns the matching heal."""
+"""Process faults: kill, terminate or pause a pipeline process or one of the environment's services.
+
+A pipeline process is restarted by its supervisor when the fault heals; a service (the broker,
+PostgreSQL) is started again on its data by the environment. Either way the fault only names the
+target; what stopping and starting it means belongs to whoever owns it.
+"""
 
 from __future__ import annotations
 
-import signal
 from typing import Callable
 
-from chaos.spec.faults import KillFault, PauseFault, ProcessFault, TerminateFault
-from chaos.supervisor import Supervisor
+from faults.catalog import ProcessFault
+from faults.injector import FaultContext, Heal, ProcessControl
+from faults.targets import SERVICES
 
-Heal = Callable[[], None]
+ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
+    "kill": lambda control, name: control.stop_process(name, graceful=False),
+    "terminate": lambda control, name: control.stop_process(name, graceful=True),
+    "pause": lambda control, name: control.pause_process(name),
+}
 
 
-def inject(supervisor: Supervisor, fault: ProcessFault) -> Heal:
-    name = fault.target
-    if isinstance(fault, PauseFault):
-        supervisor.signal(name, signal.SIGSTOP, event="process.pause")
-        return lambda: supervisor.signal(name, signal.SIGCONT, event="process.resume")
-    if isinstance(fault, (KillFault, TerminateFault)):
-        supervisor.hold_down(name, graceful=isinstance(fault, TerminateFault))
-        return lambda: supervisor.release(name)
-    raise TypeError(f"{fault.kind} is not a process fault")
+def inject(fault: ProcessFault, context: FaultContext) -> Heal:
+    control = context.services if fault.target in SERVICES else context.processes
+    return ACTIONS[fault.kind](control, fault.target)

@@ -13,22 +13,45 @@ from __future__ import annotations
 
 import threading
 import time
-from pathlib import Path
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, Sequence
 
-from chaos.history import History, HistoryTail
-from chaos.spec.faults import CrashFault, DiskFault, Fault, ProcessFault
-from chaos.supervisor import Supervisor
-from chaos.workload.producer import WorkloadProgress
-from chaos.env.environment import Environment
-from faults import disk, network, process, services
-
-Heal = Callable[[], None]
+from drivers.sdk.events import Event
+from drivers.sdk.history import HistoryTail
+from faults import disk, network, process
+from faults.catalog import CrashFault, DiskFault, Fault, NetworkFault, ProcessFault
+from faults.injector import FaultContext, Heal, Injector
 
 SETTLE_SECONDS = 5.0
 """After a heal, how long a process exiting may still be the fault's doing (a restarted broker
 catching up, a worker whose coordinator was down)."""
+
+INJECTORS: dict[type, Injector] = {
+    NetworkFault: network.inject,
+    ProcessFault: process.inject,
+    DiskFault: disk.inject,
+}
+"""Which injector a fault's family goes to (a model's nearest base class listed here)."""
+
+
+def injector_for(fault: Fault) -> Injector:
+    for family in type(fault).__mro__:
+        if family in INJECTORS:
+            return INJECTORS[family]
+    raise TypeError(f"no injector for {fault.kind} faults")
+
+
+class HistoryWriter(Protocol):
+    path: Path
+
+    def append(self, event: Event, **fields: Any) -> None: ...
+
+
+class Progress(Protocol):
+    """The workload's counters: record-count triggers read `produced`."""
+
+    produced: int
 
 
 @dataclass
@@ -40,25 +63,12 @@ class _Active:
     healing: bool = False
 
 
-def inject(fault: Fault, tag: str, env: Environment, supervisor: Supervisor, disk_control: Path) -> Heal:
-    if isinstance(fault, ProcessFault):
-        if fault.target in services.SERVICES:
-            return services.inject(env, fault)
-        return process.inject(supervisor, fault)
-    if isinstance(fault, DiskFault):
-        return disk.inject(disk_control, fault.mode, fault.target, fault.stall_s)
-    return network.inject(env.toxiproxy, fault, tag)
-
-
 class FaultSchedule:
-    def __init__(self, faults: Sequence[Fault], env: Environment, supervisor: Supervisor,
-                 history: History, progress: WorkloadProgress, disk_control: Path):
+    def __init__(self, faults: Sequence[Fault], context: FaultContext, history: HistoryWriter, progress: Progress):
         self.faults = list(faults)
-        self.env = env
-        self.supervisor = supervisor
+        self.context = context
         self.history = history
         self.progress = progress
-        self.disk_control = disk_control
         self._tail = HistoryTail(history.path)
         self._commits = 0
         self._crashed: set[str] = set()
@@ -114,9 +124,9 @@ class FaultSchedule:
     def _follow_history(self) -> None:
         """Count commits and fired crash points from what the processes appended since the last look."""
         for event in self._tail.new_events():
-            if event.get("event") == "checkpoint.committed":
+            if event.get("event") == Event.CHECKPOINT_COMMITTED:
                 self._commits += 1
-            elif event.get("event") == "crash":
+            elif event.get("event") == Event.CRASH:
                 self._crashed.add(event.get("point"))
 
     def _run(self) -> None:
@@ -146,12 +156,12 @@ class FaultSchedule:
         fault = self.faults[index]
         fields = fault.model_dump(exclude_none=True)
         try:
-            heal = inject(fault, f"fault{index}", self.env, self.supervisor, self.disk_control)
+            heal = injector_for(fault)(fault, self.context)
         except Exception as e:  # noqa: BLE001 - a failed injection is recorded, and fails the run
             self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) could not be injected: {e}")
-            self.history.append("fault.error", index=index, error=str(e), **fields)
+            self.history.append(Event.FAULT_ERROR, index=index, error=str(e), **fields)
             return
-        self.history.append("fault.inject", index=index, produced=self.progress.produced, **fields)
+        self.history.append(Event.FAULT_INJECT, index=index, produced=self.progress.produced, **fields)
         with self._lock:
             self._active.append(_Active(index, fault, heal, time.monotonic() + fault.duration))
 
@@ -161,9 +171,9 @@ class FaultSchedule:
             active.heal()
         except Exception as e:  # noqa: BLE001
             self.errors.append(f"faults[{active.index}] could not be healed: {e}")
-            self.history.append("fault.error", index=active.index, error=str(e))
+            self.history.append(Event.FAULT_ERROR, index=active.index, error=str(e))
         else:
-            self.history.append("fault.heal", index=active.index, kind=active.fault.kind, target=active.fault.target)
+            self.history.append(Event.FAULT_HEAL, index=active.index, kind=active.fault.kind, target=active.fault.target)
         finally:
             with self._lock:
                 self._active.remove(active)
@@ -188,6 +198,6 @@ class FaultSchedule:
             pending, self._pending = self._pending, []
         for index in pending:
             fault = self.faults[index]
-            self.history.append("fault.skipped", index=index, kind=fault.kind)
+            self.history.append(Event.FAULT_SKIPPED, index=index, kind=fault.kind)
             self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) never fired: its trigger "
                                "was not reached before the run ended")

@@ -10,7 +10,7 @@ from chaos.certification.report import build_report, print_plan, print_summary, 
 from chaos.certification.scenarios import certification_rows, slug
 from chaos.certification.suite import run_suite
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_VIOLATION, SpecError
-from chaos.spec.targets import known
+from faults.targets import known
 
 
 def certify(row_names: list[str] | None, quick: bool, mutants: bool, runs_dir: Path, env_file: Path | None,

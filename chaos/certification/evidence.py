@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from chaos.certification.scenarios import Scenario
+from drivers.sdk.events import Event
 
 TWO_PHASE_POINTS = ("coordinator.persist.before", "coordinator.persist.after", "coordinator.commit.mid")
 
@@ -17,14 +18,14 @@ TWO_PHASE_POINTS = ("coordinator.persist.before", "coordinator.persist.after", "
 def missing_evidence(scenario: Scenario, result: dict[str, Any], history: list[dict[str, Any]]) -> list[str]:
     """What the run lacks to count as the scenario; empty when it shows everything."""
     events = [e["event"] for e in history]
-    crashes = [e for e in history if e["event"] == "crash"]
+    crashes = [e for e in history if e["event"] == Event.CRASH]
     verdicts = {v["invariant"]: v for v in result.get("verdicts", [])}
     restarts = sum(result.get("restarts", {}).values())
     problems = []
     if scenario.slug in ("source-reconnect", "sink-write-failure"):
-        if "fault.inject" not in events or "fault.heal" not in events:
+        if Event.FAULT_INJECT not in events or Event.FAULT_HEAL not in events:
             problems.append("the fault was never injected and healed")
-        disk = [e for e in history if e["event"] == "fault.inject" and e.get("kind") == "disk"]
+        disk = [e for e in history if e["event"] == Event.FAULT_INJECT and e.get("kind") == "disk"]
         if disk and restarts == 0:
             problems.append("the disk fault never failed a sink write (no worker failed over)")
     elif scenario.slug == "ack-after-commit":

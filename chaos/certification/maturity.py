@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from chaos.certification.scenarios import SCENARIOS, Status, applicability, certification_rows, slug
 from chaos.matrix import Row
-from drivers.registry import SINKS, SOURCES, ConnectorKind, Maturity
+from drivers.connectors import SINKS, SOURCES
+from drivers.sdk.capabilities import Maturity
+from drivers.sdk.connector import Connector
 
 
 @dataclass(frozen=True)
 class Label:
-    connector: ConnectorKind
+    connector: Connector
     declared: Maturity
     computed: Maturity | None
     """None when this certification did not run every row the connector is part of."""
@@ -40,7 +42,7 @@ def compute_labels(ran: list[Row], scenario_status: dict[tuple[str, str], str]) 
     return labels
 
 
-def _label(kind: ConnectorKind, mine: list[Row], ran: list[Row],
+def _label(kind: Connector, mine: list[Row], ran: list[Row],
            scenario_status: dict[tuple[str, str], str]) -> Label:
     if kind.maturity == Maturity.EXPERIMENTAL or not mine:
         return Label(kind, kind.maturity, Maturity.EXPERIMENTAL, "not in the certification suite")

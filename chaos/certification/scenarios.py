@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from chaos.matrix import ANY, ROWS, Row
-from chaos.spec.models import LATE_ROUTING_SOURCES, SCHEMA_CHANGE_SINKS, SCHEMA_CHANGE_SOURCES
-from drivers.registry import SINKS, SOURCES, Maturity
+from drivers.connectors import SINKS, SOURCES
+from drivers.sdk.capabilities import Maturity
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ def certification_rows() -> list[Row]:
 
 
 def applicability(row: Row, scenario: Scenario) -> Applicability:
-    source, sink = SOURCES[row.source].capabilities, SINKS[row.sink].capabilities
+    source_kind, sink_kind = SOURCES[row.source], SINKS[row.sink]
+    source, sink = source_kind.capabilities, sink_kind.capabilities
     applies, na, uncovered = Status.APPLIES, Status.NOT_APPLICABLE, Status.NOT_COVERED
     if scenario.number == 1:
         if source.networked:
@@ -89,19 +90,18 @@ def applicability(row: Row, scenario: Scenario) -> Applicability:
         return Applicability(na, "the sink is not two-phase: a checkpoint is visible at prepare, "
                                  "so there is no pending commit for a coordinator to resolve")
     if scenario.number == 5:
-        if row.source in SCHEMA_CHANGE_SOURCES and row.sink in SCHEMA_CHANGE_SINKS:
+        lacking = [k for k in (source_kind, sink_kind) if not k.capabilities.takes_every_schema_change]
+        if not lacking:
             return Applicability(applies, "the workload drops, widens and adds a column mid-stream")
-        if not source.replayable:
-            return Applicability(uncovered, "the in-memory stream generates its records under one schema: the "
-                                            "workload's schema change does not reach it yet")
-        if row.sink.startswith("delta"):
-            return Applicability(uncovered, "delta-rs has no type widening (int32 to int64), so the widened "
-                                            "column cannot be written; added and dropped columns have unit tests")
-        raise ValueError(f"no schema-change coverage decided for {slug(row)}")
+        kind = lacking[0]
+        takes = ", ".join(sorted(kind.capabilities.schema_changes)) or "none"
+        return Applicability(uncovered, f"the {kind.title} {kind.role} does not take every column change yet "
+                                        f"(it takes: {takes}); the workload drops, widens and adds a column")
     if scenario.number == 6:
         if not source.event_time:
             return Applicability(na, "the source carries no event time, so no record can be late")
-        if row.source in LATE_ROUTING_SOURCES:
+        if source.late_routing:
             return Applicability(applies, "records behind their partition's watermark go to the late output")
-        return Applicability(uncovered, "the in-memory stream has no per-split watermarks for late routing yet")
+        return Applicability(uncovered, f"the {source_kind.title} source has no per-split watermarks for late "
+                                        "routing yet")
     raise ValueError(f"no scenario {scenario.number}")

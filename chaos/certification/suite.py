@@ -22,7 +22,7 @@ from chaos.certification.evidence import missing_evidence
 from chaos.certification.mutants import MUTANTS, Mutant
 from chaos.certification.plan import REPO, Case, materialize, plan
 from chaos.errors import EXIT_ENVIRONMENT, ChaosError
-from chaos.history import read_history
+from drivers.sdk.history import read_history
 from chaos.matrix import Row
 from chaos.runner import acquire_environment, run_file
 

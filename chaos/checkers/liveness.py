@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chaos.checkers.verdict import Verdict, examples
+from drivers.sdk.events import Event
 
 PROGRESS = pa.decimal128(38, 0)
 """Progress sums: an Iceberg `snapshot_id` leaf alone is near 2**63, so two of them overflow int64."""
@@ -68,24 +69,24 @@ def check_liveness(history: list[dict[str, Any]], bound_s: float) -> Verdict:
     for e in sorted((e for e in history if isinstance(e.get("ts"), (int, float))), key=lambda e: e["ts"]):
         ts, kind = float(e["ts"]), e.get("event")
         last_ts = ts
-        if kind == "fault.inject":
+        if kind == Event.FAULT_INJECT:
             injects.setdefault(e.get("index"), ts)
-        elif kind == "fault.heal":
+        elif kind == Event.FAULT_HEAL:
             heals.setdefault(e.get("index"), ts)
-        elif kind == "crash":
+        elif kind == Event.CRASH:
             crashes.append(ts)
-        elif kind == "checkpoint.persisted":
+        elif kind == Event.CHECKPOINT_PERSISTED:
             value = progress_of(e.get("positions", {}))
             persisted.append((ts, value))
             latest_progress[e.get("checkpoint_id")] = value
-        elif kind == "checkpoint.committed":
+        elif kind == Event.CHECKPOINT_COMMITTED:
             cid = e.get("checkpoint_id")
             commits.append((ts, latest_progress.get(cid), cid in latest_progress))
-        elif kind == "workload.start" and workload_start is None:
+        elif kind == Event.WORKLOAD_START and workload_start is None:
             workload_start = ts
-        elif kind == "workload.end":
+        elif kind == Event.WORKLOAD_END:
             workload_end = ts
-        elif kind == "run.drained" and drained is None:
+        elif kind == Event.RUN_DRAINED and drained is None:
             drained = ts
 
     p_ts = pa.array([t for t, _ in persisted], pa.float64())

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chaos.checkers.verdict import Verdict, examples
-from chaos.workload.records import EVOLVING
+from drivers.sdk.records import EVOLVING
 
 
 def check_schema(expected: pa.Table, output: pa.Table) -> Verdict:

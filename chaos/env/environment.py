@@ -19,6 +19,7 @@ alive to PostgreSQL's lock file check, and to kill(pid, 0)).
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 import time
 from pathlib import Path
@@ -33,13 +34,14 @@ from chaos.env import postgres as pg
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
 from chaos.env.paths import default_env_file
 from chaos.env.ports import PortLeases, bind_failure
-from chaos.env.processes import ManagedProcess, ProcessRef, tail
+from chaos.env.processes import ManagedProcess, ProcessRef, signal_all, tail
 from chaos.env.keeper import Keeper
 from chaos.env.state_files import state_lock, write_atomically
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
-from chaos.kafka_clients import client_config
-from chaos.spec.targets import KAFKA_LINKS
+from chaos.env.kafka_clients import client_config
+from faults.targets import KAFKA_LINKS
+from faults.injector import Heal
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
 log = logging.getLogger("chaos.env")
@@ -350,6 +352,22 @@ class Environment:
             clean = False
         log.info("%s (pid %d) %s in %.1fs%s", name, ref.pid, "terminated" if graceful else "killed",
                  time.monotonic() - started, "" if clean or not graceful else " (SIGKILLed after the grace period)")
+
+    def stop_process(self, name: str, graceful: bool) -> Heal:
+        """A kill or terminate fault on a service: down now, started again on its data by the heal."""
+        self.stop_service(name, graceful)
+        return lambda: self.restart_service(name)
+
+    def pause_process(self, name: str) -> Heal:
+        """A pause fault on a service: SIGSTOP its whole process tree (PostgreSQL's backends lead
+        sessions of their own, so its group alone would leave them serving); the heal resumes it."""
+        self.reload_processes()  # a restart by an earlier fault or run changed the pid
+        if name not in self.state.processes:
+            raise EnvironmentFailure(f"this environment has no {name}")
+        pid = self.state.processes[name].pid
+        tree = [pid, *(child.pid for child in pg.children(pid))]
+        signal_all(tree, signal.SIGSTOP)
+        return lambda: signal_all(tree, signal.SIGCONT)
 
     def restart_service(self, name: str) -> None:
         """Start a stopped service again on the same data, ports and configuration; returns once it is

@@ -91,6 +91,15 @@ def pid_running(pid: int) -> bool:
     return not _is_zombie(pid)
 
 
+def signal_all(pids: list[int], sig: int) -> None:
+    """Signal each process, ignoring one that is gone."""
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
 def signal_group(pgid: int, sig: int) -> None:
     """Signal a process group, ignoring one that is gone."""
     _signal_group(pgid, sig)

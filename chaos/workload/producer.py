@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 from confluent_kafka import KafkaError, Message, Producer
 
-from chaos.history import History
-from chaos.kafka_clients import client_config
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import generate
+from drivers.sdk.history import History
+from chaos.env.kafka_clients import client_config
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import generate
+from drivers.sdk.events import Event
 
 ACKED, FAILED, INDETERMINATE = "acked", "failed", "indeterminate"
 
@@ -79,7 +80,7 @@ def run_workload(
         "reconnect.backoff.max.ms": 1000,
         "partitioner": "murmur2_random",
     }))
-    history.append("workload.start", records=spec.records, rate=spec.rate, topic=topic)
+    history.append(Event.WORKLOAD_START, records=spec.records, rate=spec.rate, topic=topic)
     start = time.monotonic()
     ids: list[int] = []
     for record in generate(spec, seed):
@@ -110,6 +111,6 @@ def run_workload(
         "offset": pa.array([r[2] for r in rows], pa.int64()),
         "error": pa.array([r[3] for r in rows], pa.string()),
     })
-    history.append("workload.end", produced=len(ids), acked=progress.acked, failed=progress.failed,
+    history.append(Event.WORKLOAD_END, produced=len(ids), acked=progress.acked, failed=progress.failed,
                    indeterminate=progress.indeterminate, unflushed=remaining, seconds=round(seconds, 3))
     return WorkloadOutcome(table, seconds)

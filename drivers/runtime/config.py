@@ -24,6 +24,8 @@ class JobConfig(BaseModel):
     source_settings: dict[str, Any] = {}
     sink: str
     sink_settings: dict[str, Any] = {}
+    mutant: str | None = None
+    """A seeded-bug variant of the source's or the sink's kind (`drivers.connectors`), or None."""
     sqlite_path: str | None = None
     postgres_dsn: str | None = None
     crash_points: dict[str, dict[str, int]] = {}

@@ -23,12 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chaos.history import History
-from drivers.contracts import CommitHandle
 from drivers.runtime.config import JobConfig
-from drivers.runtime.crashpoints import MARKER_DIR, CrashPoints
 from drivers.runtime.protocol import Connection, Message
 from drivers.runtime.stores import Checkpoint, open_store
+from drivers.sdk.contracts import CommitHandle
+from drivers.sdk.crashpoints import MARKER_DIR, CrashPoints
+from drivers.sdk.events import Event
+from drivers.sdk.history import History
 
 HEARTBEAT_SECONDS = 1.0
 
@@ -46,7 +47,7 @@ class Coordinator:
         self.history = History(config.history_path, source="coordinator")
         self.crash = CrashPoints(
             config.crash_points.get("coordinator", {}), Path(config.run_dir) / MARKER_DIR, "coordinator",
-            on_fire=lambda point, hit: self.history.append("crash", process="coordinator", point=point, hit=hit))
+            on_fire=lambda point, hit: self.history.append(Event.CRASH, process="coordinator", point=point, hit=hit))
         self.store = open_store(config.profile, sqlite_path=Path(config.sqlite_path) if config.sqlite_path else None,
                                 dsn=config.postgres_dsn)
         self.last = self.store.latest(config.job_id)
@@ -67,7 +68,7 @@ class Coordinator:
         # outgoing connection on the machine. The harness points the workers' link at this one.
         listener = socket.create_server(("127.0.0.1", 0))
         listener.setblocking(False)
-        self.history.append("coordinator.start", restored=self.last.checkpoint_id if self.last else None,
+        self.history.append(Event.COORDINATOR_START, restored=self.last.checkpoint_id if self.last else None,
                             port=listener.getsockname()[1], pid=os.getpid())
         while not self.stopping:
             readable, _, _ = select.select([listener], [], [], 0.02)
@@ -82,7 +83,7 @@ class Coordinator:
             self._advance_round(now)
         listener.close()
         self.store.close()
-        self.history.append("coordinator.stop")
+        self.history.append(Event.COORDINATOR_STOP)
 
     def _serve(self) -> None:
         for conn in list(self.unidentified):
@@ -118,11 +119,11 @@ class Coordinator:
         except OSError:
             return
         self.workers[worker] = conn
-        self.history.append("coordinator.worker_joined", worker=worker, restore=restore["checkpoint_id"])
+        self.history.append(Event.COORDINATOR_WORKER_JOINED, worker=worker, restore=restore["checkpoint_id"])
 
     def _lose(self, worker: int, why: str) -> None:
         self.workers.pop(worker).close()
-        self.history.append("coordinator.worker_lost", worker=worker, why=why)
+        self.history.append(Event.COORDINATOR_WORKER_LOST, worker=worker, why=why)
         if self.round is not None:
             self._abandon(f"worker {worker} lost")
 
@@ -151,7 +152,7 @@ class Coordinator:
 
     def _abandon(self, why: str) -> None:
         assert self.round is not None
-        self.history.append("checkpoint.abandoned", checkpoint_id=self.round.checkpoint_id, why=why)
+        self.history.append(Event.CHECKPOINT_ABANDONED, checkpoint_id=self.round.checkpoint_id, why=why)
         self.round = None
         self.last_round_end = time.monotonic()
 
@@ -170,7 +171,7 @@ class Coordinator:
         self.crash.hit("coordinator.persist.before")
         self.store.save(checkpoint)
         self.last = checkpoint
-        self.history.append("checkpoint.persisted", checkpoint_id=checkpoint.checkpoint_id,
+        self.history.append(Event.CHECKPOINT_PERSISTED, checkpoint_id=checkpoint.checkpoint_id,
                             handles=len(checkpoint.handles), positions=checkpoint.positions)
         self.crash.hit("coordinator.persist.after")
         self.round = None
@@ -187,7 +188,7 @@ class Coordinator:
         done.add(worker)
         if len(done) < self.config.workers or not self.last or self.last.checkpoint_id != checkpoint_id:
             return
-        self.history.append("checkpoint.committed", checkpoint_id=checkpoint_id)
+        self.history.append(Event.CHECKPOINT_COMMITTED, checkpoint_id=checkpoint_id)
         status = {"checkpoint_id": checkpoint_id, "positions": self.last.positions,
                   "exhausted": self.exhausted_at.get(checkpoint_id, False)}
         tmp = self.config.status_path.with_suffix(".tmp")

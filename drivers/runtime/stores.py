@@ -27,7 +27,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from drivers.contracts import CommitHandle
+from drivers.sdk.contracts import CommitHandle
 
 T = TypeVar("T")
 

@@ -22,12 +22,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from tenacity import retry, stop_after_delay, wait_exponential
 
-from chaos.history import History
-from drivers.contracts import SPLIT_COLUMN, CommitHandle, Positions
 from drivers.runtime.config import JobConfig
-from drivers.runtime.crashpoints import MARKER_DIR, CrashPoints
-from drivers.runtime.factory import create_sink, create_source
+from drivers.runtime.factory import create_late_sink, create_sink, create_source
 from drivers.runtime.protocol import Connection, Message
+from drivers.sdk.contracts import SPLIT_COLUMN, CommitHandle, Positions
+from drivers.sdk.crashpoints import MARKER_DIR, CrashPoints
+from drivers.sdk.events import Event
+from drivers.sdk.history import History
 
 COORDINATOR_LOST_EXIT = 75
 _EMPTY = pa.table({})
@@ -44,10 +45,10 @@ class Worker:
         self.history = History(config.history_path, source=f"worker-{index}")
         self.crash = CrashPoints(
             config.crash_points.get(f"worker-{index}", {}), Path(config.run_dir) / MARKER_DIR, f"worker-{index}",
-            on_fire=lambda point, hit: self.history.append("crash", process=f"worker-{index}", point=point, hit=hit))
+            on_fire=lambda point, hit: self.history.append(Event.CRASH, process=f"worker-{index}", point=point, hit=hit))
         self.source = create_source(config, index, self.crash)
         self.sink = create_sink(config, index, self.crash, self.source)
-        self.late_sink = (create_sink(config, index, self.crash, self.source, late=True)
+        self.late_sink = (create_late_sink(config, index, self.crash, self.source)
                           if config.allowed_lateness is not None else None)
         self.watermarks: dict[str, int] = {}  # split -> highest event time seen (ms): checkpointed state
         self.pending: list[tuple[CommitHandle, Positions]] = []
@@ -84,7 +85,7 @@ class Worker:
         # No ack here: a sink that commits offsets in its own transaction (Kafka to Kafka) may have had
         # that transaction aborted, and acking the checkpoint's positions would skip its records.
         self.source.open(self.index, self.config.workers, message["positions"])
-        self.history.append("worker.restored", worker=self.index, checkpoint_id=message["checkpoint_id"],
+        self.history.append(Event.WORKER_RESTORED, worker=self.index, checkpoint_id=message["checkpoint_id"],
                             recommitted=len(handles), pid=os.getpid())
         self.restored_checkpoint = message["checkpoint_id"]
 
@@ -106,13 +107,13 @@ class Worker:
                 self.last_seen = time.monotonic()
                 self._dispatch(message)
             if self.conn.closed or time.monotonic() - self.last_seen > self.config.heartbeat_timeout:
-                self.history.append("worker.coordinator_lost", worker=self.index)
+                self.history.append(Event.WORKER_COORDINATOR_LOST, worker=self.index)
                 return COORDINATOR_LOST_EXIT
         self.source.close()
         self.sink.close()
         if self.late_sink is not None:
             self.late_sink.close()
-        self.history.append("worker.stop", worker=self.index, records=self.records)
+        self.history.append(Event.WORKER_STOP, worker=self.index, records=self.records)
         return 0
 
     def _write(self, rows: pa.Table) -> None:

@@ -10,8 +10,8 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import NewTopic
 
 from chaos.env.environment import Environment
-from chaos.kafka_clients import client_config
-from chaos.spec.faults import LatencyFault, PartitionFault
+from chaos.env.kafka_clients import client_config
+from faults.catalog import LatencyFault, PartitionFault
 from faults import network
 
 pytestmark = pytest.mark.integration

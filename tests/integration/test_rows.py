@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from chaos.matrix import Guarantee
-from chaos.spec import load_experiment
-from drivers.runtime.crashpoints import POINTS
+from chaos.experiment import load_experiment
+from drivers.sdk.crashpoints import POINTS
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration

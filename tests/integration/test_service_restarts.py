@@ -24,7 +24,7 @@ from confluent_kafka.admin import NewTopic
 from chaos.env import postgres as pg
 from chaos.env.environment import Environment
 from chaos.env.processes import ProcessRef, process_start_time
-from chaos.kafka_clients import client_config
+from chaos.env.kafka_clients import client_config
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration

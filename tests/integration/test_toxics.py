@@ -15,8 +15,8 @@ from typing import Iterator
 
 import pytest
 
-from chaos.history import History, read_history
-from chaos.spec.faults import (BandwidthFault, DownFault, LatencyFault, LimitDataFault, PartitionFault,
+from drivers.sdk.history import History, read_history
+from faults.catalog import (BandwidthFault, DownFault, LatencyFault, LimitDataFault, PartitionFault,
                                ResetPeerFault, SlicerFault, SlowCloseFault, TimeoutFault)
 from chaos.workload.producer import WorkloadProgress
 from faults import network

@@ -15,8 +15,8 @@ from chaos.certification.plan import CERTIFICATION_DIR, REPO, materialize, plan
 from chaos.certification.report import build_report, markdown, to_html
 from chaos.certification.scenarios import BY_SLUG, SCENARIOS, Status, applicability, certification_rows, slug
 from chaos.certification.suite import Outcome, SuiteRun
-from chaos.spec import load_experiment
-from drivers.registry import Maturity
+from chaos.experiment import load_experiment
+from drivers.sdk.capabilities import Maturity
 
 ROWS = certification_rows()
 APPLICABLE = [(r, s) for r in ROWS for s in SCENARIOS if applicability(r, s).status == Status.APPLIES]

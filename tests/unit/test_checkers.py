@@ -11,8 +11,8 @@ from chaos.checkers.duplicates import check_duplicates
 from chaos.checkers.loss import check_loss
 from chaos.checkers.phantoms import check_phantoms
 from chaos.checkers.source_acks import check_source_acks
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import expected_table
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import expected_table
 
 OUTPUT_SCHEMA = pa.schema([("id", pa.int64()), ("payload", pa.string()), ("checksum", pa.int64())])
 OUTCOME_SCHEMA = pa.schema([("id", pa.int64()), ("status", pa.string()), ("partition", pa.int32()),

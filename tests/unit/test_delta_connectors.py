@@ -22,12 +22,14 @@ from deltalake import DeltaTable, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, CommitProperties, Transaction
 
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, expected_table
-from drivers.contracts import CommitHandle
-from drivers.delta import CommitError, DeltaBatchSink, DeltaBatchSource, DeltaTwoPhaseSink
-from drivers.diskfaults import DiskFaults
-from faults.disk import inject
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import SCHEMA, expected_table
+from drivers.sdk.contracts import CommitHandle
+from drivers.delta.sinks import DeltaBatchSink, DeltaTwoPhaseSink
+from drivers.delta.source import DeltaBatchSource
+from drivers.sdk.contracts import CommitError
+from drivers.sdk.diskfaults import DiskFaults
+from faults.disk import write_control as inject
 from tests.unit.test_disk_faults import FailAt
 from tests.unit.crashes import Crash, SimulatedCrash
 
@@ -377,7 +379,7 @@ def test_prepare_failure_poisons_until_recover(tmp_path: Path, monkeypatch: pyte
     uri = tmp_path / "out"
     sink = new_sink(uri)
     write_rows(sink)
-    import drivers.delta as delta
+    import drivers.delta.sinks as delta
 
     calls = {"n": 0}
     real = delta.write_durably

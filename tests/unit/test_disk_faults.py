@@ -22,12 +22,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import expected_table
-from drivers.contracts import CommitHandle
-from drivers.diskfaults import DiskFault, DiskFaults
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import expected_table
+from drivers.sdk.contracts import CommitHandle
+from drivers.sdk.diskfaults import DiskFaultControl, DiskFaults
 from drivers.parquet_sinks import CommitError, ParquetSink, TwoPhaseParquetSink
-from faults.disk import inject
+from faults.disk import write_control as inject
 from tests.unit.crashes import Crash
 
 ROWS = 100
@@ -181,7 +181,7 @@ def test_an_invalid_control_file_fails_loudly(ctl: Path, content: str) -> None:
 def test_inject_writes_the_control_file_atomically_and_heal_removes_it(ctl: Path) -> None:
     heal = inject(ctl, "stall", "worker-0", stall_s=2.5)
     assert json.loads(ctl.read_text()) == {"mode": "stall", "stall_s": 2.5, "target": "worker-0"}
-    assert DiskFault.from_json(ctl.read_text()) == DiskFault("stall", "worker-0", 2.5)
+    assert DiskFaultControl.from_json(ctl.read_text()) == DiskFaultControl("stall", "worker-0", 2.5)
     assert [p.name for p in ctl.parent.iterdir()] == ["disk-faults.json"]  # no temporary file left
     heal()
     assert not ctl.exists()

@@ -17,11 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, expected_table
-from drivers.contracts import CommitHandle
-from drivers.diskfaults import DiskFaults
-from drivers.hudi import HudiBatchSource, HudiTwoPhaseSink
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import SCHEMA, expected_table
+from drivers.sdk.contracts import CommitHandle
+from drivers.sdk.diskfaults import DiskFaults
+from drivers.hudi.sink import HudiTwoPhaseSink
+from drivers.hudi.source import HudiBatchSource
 from drivers.mutants import LeakyRollbackHudiSink
 from drivers.parquet_sinks import CommitError
 from tests.unit.test_disk_faults import FailAt
@@ -350,7 +351,7 @@ def test_abort_rolls_back_and_a_committed_instant_cannot_be_aborted(tmp_path: Pa
 
 
 def test_a_failed_write_is_retried_without_duplicates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import drivers.hudi as module
+    import drivers.hudi.sink as module
 
     real = module.pq.write_table
     calls = {"n": 0}

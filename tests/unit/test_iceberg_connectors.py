@@ -21,19 +21,15 @@ from pyiceberg.catalog.sql import SqlCatalog
 from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
 
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, expected_table
-from drivers.contracts import CommitHandle
-from drivers.diskfaults import DiskFaults
-from drivers.iceberg import (
-    MAX_COMMITTED_PROP,
-    CommitError,
-    IcebergBatchSink,
-    IcebergBatchSource,
-    IcebergTwoPhaseSink,
-    catalog_url,
-)
-from faults.disk import inject
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import SCHEMA, expected_table
+from drivers.sdk.contracts import CommitHandle
+from drivers.sdk.diskfaults import DiskFaults
+from drivers.iceberg.catalog import MAX_COMMITTED_PROP, catalog_url
+from drivers.iceberg.sinks import IcebergBatchSink, IcebergTwoPhaseSink
+from drivers.iceberg.source import IcebergBatchSource
+from drivers.sdk.contracts import CommitError
+from faults.disk import write_control as inject
 from tests.unit.test_disk_faults import FailAt
 from tests.unit.crashes import Crash, SimulatedCrash
 

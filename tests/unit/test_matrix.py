@@ -10,9 +10,9 @@ import pytest
 
 from chaos import matrix
 from chaos.matrix import Guarantee
-from chaos.spec.loader import parse_experiment
+from chaos.experiment.loader import parse_experiment
 from chaos.errors import SpecError
-from drivers.registry import SINKS, SOURCES
+from drivers.connectors import SINKS, SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 

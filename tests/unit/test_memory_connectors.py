@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, expected_table
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import SCHEMA, expected_table
 from drivers.memory import MemorySink, MemoryStreamSource
 from tests.unit.crashes import Crash
 

@@ -8,12 +8,12 @@ from types import SimpleNamespace
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from chaos.spec.faults import (FAULT_MODELS, CrashFault, Fault, KillFault, LatencyFault, NetworkFault,
+from faults.catalog import (FAULT_MODELS, CrashFault, Fault, KillFault, LatencyFault, NetworkFault,
                                PartitionFault, ProcessFault)
-from chaos.spec.targets import NETWORK_LINKS, PROCESSES
+from faults.targets import NETWORK_LINKS, PROCESSES
 from faults.nemesis import (DEFAULT_KINDS, PROCESS_KINDS, SCHEDULABLE_KINDS, SETTLE,
-                            NemesisSpec, available_targets, describe, expand, generate, minimise,
-                            resolved_seed, shrink)
+                            NemesisSpec, describe, generate, minimise, resolved_seed, shrink)
+from chaos.experiment.topology import available_targets
 
 LINKS = ["workload-kafka", "worker-kafka", "worker-coordinator"]
 PROCS = ["coordinator", "worker-0", "worker-1"]
@@ -214,21 +214,32 @@ def test_available_targets_follow_the_pipeline():
                               workers=1)
     assert available_targets(iceberg)[0] == ["workload-kafka", "worker-kafka", "worker-coordinator",
                                              "coordinator-store", "worker-catalog"]
-    batch = SimpleNamespace(source="parquet", sink="parquet", profile="in-memory", workers=1)
+    batch = SimpleNamespace(source="parquet-batch", sink="parquet", profile="in-memory", workers=1)
     assert available_targets(batch) == (["worker-coordinator"], ["coordinator", "worker-0"])
     links, procs = available_targets(iceberg)
     assert set(links) <= set(NETWORK_LINKS) and set(procs) <= set(PROCESSES)
-    spec = NemesisSpec(until=60, interval=1)
-    assert dumps(expand(spec, 3, iceberg)) == dumps(generate(spec, 3, links, procs))
+
+
+def test_the_loader_draws_the_nemesis_on_the_pipeline_s_own_targets():
+    from chaos.experiment.loader import expand_nemesis
+    from chaos.experiment.models import Experiment
+
+    spec = {"until": 60, "interval": 1}
+    x = Experiment.model_validate({
+        "name": "n", "seed": 3, "workload": {"records": 1000, "rate": 100}, "nemesis": spec,
+        "pipeline": {"source": "kafka-transactional", "sink": "iceberg-2pc", "profile": "distributed-durable"}})
+    expanded = expand_nemesis(x)
+    assert expanded.nemesis is None
+    assert dumps(expanded.faults) == dumps(generate(NemesisSpec(**spec), 3, *available_targets(x.pipeline)))
 
 
 def test_expanded_schedule_is_a_valid_experiment():
-    from chaos.spec.models import Experiment
+    from chaos.experiment.models import Experiment
 
     base = {"name": "nemesis", "seed": 11, "workload": {"records": 1000, "rate": 100},
             "pipeline": {"source": "kafka", "sink": "parquet", "profile": "single-node-durable", "workers": 2}}
     x = Experiment.model_validate(base)
-    faults = expand(NemesisSpec(until=60, kinds=list(SCHEDULABLE_KINDS)), x.seed, x.pipeline)
+    faults = generate(NemesisSpec(until=60, kinds=list(SCHEDULABLE_KINDS)), x.seed, *available_targets(x.pipeline))
     assert faults
     y = Experiment.model_validate({**base, "faults": [f.model_dump(exclude_none=True) for f in faults]})
     assert dumps(y.faults) == dumps(faults)

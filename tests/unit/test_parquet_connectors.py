@@ -16,9 +16,9 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import expected_table
-from drivers.contracts import CommitHandle
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import expected_table
+from drivers.sdk.contracts import CommitHandle
 from drivers.parquet_batch_source import ParquetBatchSource
 from drivers.parquet_sinks import CommitError, ParquetSink, TwoPhaseParquetSink
 from tests.unit.crashes import Crash, SimulatedCrash

@@ -16,14 +16,14 @@ import pytest
 from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
 from pydantic import ValidationError
 
-from chaos.spec.models import PipelineSpec, WorkloadSpec
-from chaos.workload.records import generate
+from chaos.experiment.models import PipelineSpec, WorkloadSpec
+from drivers.sdk.records import generate
 from drivers import kafka_source
 from drivers.kafka_source import KafkaSource
 from drivers.mutants import ReconnectSkipKafkaSource, is_connection_loss
 from drivers.runtime.config import JobConfig
 from drivers.runtime.factory import create_source
-from drivers.runtime.crashpoints import NoCrashes
+from drivers.sdk.crashpoints import NoCrashes
 
 TOPIC = "input"
 RECORDS = list(generate(WorkloadSpec(records=40, rate=50, keys=5, payload_size=16), seed=5))
@@ -180,8 +180,7 @@ def test_the_factory_builds_the_mutant_only_when_selected(source: Build, mutant:
                                                          kind: type[KafkaSource]) -> None:
     config = JobConfig(job_id="job", run_dir="/nonexistent", workers=1, checkpoint_interval=1.0,
                        profile="distributed-durable", worker_coordinator_port=1,
-                       source="kafka-transactional", sink="parquet-2pc", source_settings={
-                           "bootstrap": "127.0.0.1:9", "topic": TOPIC, "group_id": "group", "partitions": 2,
-                           "mutant": mutant})
+                       source="kafka-transactional", sink="parquet-2pc", mutant=mutant, source_settings={
+                           "bootstrap": "127.0.0.1:9", "topic": TOPIC, "group_id": "group", "partitions": 2})
     built = create_source(config, 0, NoCrashes())  # over the fixture's fake consumer: no broker needed
     assert type(built) is kind

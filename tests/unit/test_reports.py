@@ -9,11 +9,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from chaos.history import read_history
-from chaos.html_charts import checkpoint_series
-from chaos.html_report import write_html
-from chaos.html_timeline import Timeline
-from chaos.junit import write_junit
+from drivers.sdk.history import read_history
+from chaos.report.charts import checkpoint_series
+from chaos.report.html import write_html
+from chaos.report.timeline import Timeline
+from chaos.report.junit import write_junit
 
 T0 = 1_795_943_484.0
 LOGS = ["coordinator-1.log", "harness.log", "worker-0-1.log", "worker-0-2.log", "worker-1-1.log", "worker-1-2.log"]

@@ -6,8 +6,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chaos.checkers.schema import check_schema
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import expected_table
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import expected_table
 
 SPEC = WorkloadSpec(records=200, rate=100, schema_change_at=120)
 

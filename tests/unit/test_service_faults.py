@@ -19,10 +19,11 @@ from chaos.env import postgres as pg
 from chaos.env.environment import Environment, EnvState, LinkPorts, ProcessState
 from chaos.env.kafka import KafkaPorts, server_properties
 from chaos.env.processes import ManagedProcess, ProcessRef, process_start_time
-from chaos.history import History, read_history
-from chaos.spec.faults import KillFault, PauseFault, TerminateFault
+from drivers.sdk.history import History, read_history
+from faults.catalog import KillFault, PauseFault, TerminateFault
 from chaos.workload.producer import WorkloadProgress
-from faults import services
+from faults import process
+from faults.injector import FaultContext
 from faults.schedule import FaultSchedule
 
 
@@ -207,30 +208,59 @@ def test_a_service_restarted_by_an_attached_harness_outlives_it(tmp_path: Path, 
 # --- fault dispatch and the schedule ------------------------------------------------------------
 
 
-class _FakeEnv:
+class _FakeControl:
+    """Records what a fault asks of a process owner (the supervisor, or the environment)."""
+
     def __init__(self) -> None:
         self.calls: list[tuple] = []
 
-    def stop_service(self, name: str, graceful: bool) -> None:
+    def stop_process(self, name: str, graceful: bool):
         self.calls.append(("stop", name, graceful))
+        return lambda: self.calls.append(("restart", name))
 
-    def restart_service(self, name: str) -> None:
-        self.calls.append(("restart", name))
+    def pause_process(self, name: str):
+        self.calls.append(("pause", name))
+        return lambda: self.calls.append(("resume", name))
+
+
+def _fault(model, target: str):
+    return model.model_validate({"kind": model.model_fields["kind"].annotation.__args__[0],
+                                 "target": target, "at": 1, "duration": 2})
 
 
 @pytest.mark.parametrize("model, graceful", [(KillFault, False), (TerminateFault, True)])
-def test_kill_and_terminate_of_a_service_stop_it_and_the_heal_restarts_it(model, graceful):
-    env = _FakeEnv()
-    fault = model.model_validate({"kind": model.model_fields["kind"].annotation.__args__[0],
-                                  "target": "postgres", "at": 1, "duration": 2})
-    heal = services.inject(env, fault)  # type: ignore[arg-type]
-    assert env.calls == [("stop", "postgres", graceful)]
+def test_kill_and_terminate_of_a_service_go_to_the_environment_and_the_heal_restarts_it(model, graceful):
+    services, pipeline = _FakeControl(), _FakeControl()
+    heal = process.inject(_fault(model, "postgres"), FaultContext(None, pipeline, services, Path("-")))  # type: ignore[arg-type]
+    assert services.calls == [("stop", "postgres", graceful)] and pipeline.calls == []
     heal()
-    assert env.calls[-1] == ("restart", "postgres")
+    assert services.calls[-1] == ("restart", "postgres")
 
 
-def test_pausing_a_service_needs_no_restart():
-    assert PauseFault.model_validate({"kind": "pause", "target": "kafka", "at": 1, "duration": 1}).target == "kafka"
+def test_a_pipeline_process_fault_goes_to_the_supervisor():
+    services, pipeline = _FakeControl(), _FakeControl()
+    heal = process.inject(_fault(KillFault, "worker-1"), FaultContext(None, pipeline, services, Path("-")))  # type: ignore[arg-type]
+    heal()
+    assert pipeline.calls == [("stop", "worker-1", False), ("restart", "worker-1")] and services.calls == []
+
+
+def test_pausing_a_service_resumes_it_and_never_restarts_it():
+    services = _FakeControl()
+    heal = process.inject(_fault(PauseFault, "kafka"), FaultContext(None, _FakeControl(), services, Path("-")))  # type: ignore[arg-type]
+    heal()
+    assert services.calls == [("pause", "kafka"), ("resume", "kafka")]
+
+
+@pytest.mark.parametrize("graceful", [False, True])
+def test_the_environment_stops_a_service_and_its_heal_restarts_it_on_its_data(graceful):
+    env = object.__new__(Environment)
+    calls: list[tuple] = []
+    env.stop_service = lambda name, graceful: calls.append(("stop", name, graceful))  # type: ignore[method-assign]
+    env.restart_service = lambda name: calls.append(("restart", name))  # type: ignore[method-assign]
+    heal = env.stop_process("kafka", graceful)
+    assert calls == [("stop", "kafka", graceful)]
+    heal()
+    assert calls[-1] == ("restart", "kafka")
 
 
 class _SlowSupervisor:
@@ -239,11 +269,12 @@ class _SlowSupervisor:
     def __init__(self) -> None:
         self.held: dict[str, float] = {}
 
-    def hold_down(self, name: str, graceful: bool = False) -> None:
+    def stop_process(self, name: str, graceful: bool):
         self.held[name] = time.monotonic()
+        return lambda: time.sleep(1.5)
 
-    def release(self, name: str) -> None:
-        time.sleep(1.5)
+    def pause_process(self, name: str):
+        raise AssertionError("not paused in this test")
 
 
 def test_a_slow_heal_delays_neither_other_faults_nor_the_display(tmp_path: Path):
@@ -251,8 +282,8 @@ def test_a_slow_heal_delays_neither_other_faults_nor_the_display(tmp_path: Path)
               KillFault.model_validate({"kind": "kill", "target": "worker-1", "at": 0.6, "duration": 0.1})]
     supervisor = _SlowSupervisor()
     history = History(tmp_path / "history.jsonl", source="harness")
-    schedule = FaultSchedule(faults, None, supervisor, history, WorkloadProgress(),  # type: ignore[arg-type]
-                             disk_control=tmp_path / "disk.json")
+    context = FaultContext(None, supervisor, _FakeControl(), tmp_path / "disk.json")  # type: ignore[arg-type]
+    schedule = FaultSchedule(faults, context, history, WorkloadProgress())
     schedule.start()
     started = time.monotonic()
     try:

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from chaos.errors import SpecError
-from chaos.spec.loader import load_experiment, parse_experiment
-from chaos.spec.base import parse_duration
-from chaos.spec.faults import FAULT_KINDS, KillFault, LatencyFault, PartitionFault
-from chaos.spec.models import Experiment
-from chaos.spec.targets import NETWORK_LINKS, PROCESSES, suggest
+from chaos.experiment.loader import load_experiment, parse_experiment
+from faults.fields import parse_duration
+from faults.catalog import FAULT_KINDS, KillFault, LatencyFault, PartitionFault
+from chaos.experiment.models import Experiment
+from faults.targets import NETWORK_LINKS, PROCESSES, suggest
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.contracts import CommitHandle
+from drivers.sdk.contracts import CommitHandle
 from drivers.runtime.stores import Checkpoint, InMemoryStore, SqliteStore, open_store
 
 REPO = Path(__file__).resolve().parents[2]

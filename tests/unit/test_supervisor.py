@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from chaos.env.processes import ManagedProcess
-from chaos.history import History, HistoryTail, read_history
+from drivers.sdk.history import History, HistoryTail, read_history
 from chaos.supervisor import Supervisor
 from drivers.runtime.config import JobConfig
 from drivers.runtime.protocol import Connection

@@ -2,10 +2,10 @@
 
 Small real tables are written in tmp_path by the real Delta, Iceberg (SQLite catalog) and Hudi
 sinks, driven through prepare and commit with a crash hook that never fires. Then:
-* the committed units derived from each table's own metadata (`chaos/table_units.py`) must be
+* the committed units derived from each table's own metadata (the sinks' harness sides in `chaos/sides/`) must be
   exactly what each worker's commit of each checkpoint wrote, and a prepared but uncommitted
   checkpoint must be in none of them;
-* the visible-ids readers (`chaos/table_snapshots.py`) must see exactly the committed ids, and
+* the visible-ids readers (the same sides) must see exactly the committed ids, and
   nothing while the table does not exist;
 * the `non-atomic-delta-commit` mutant must be caught: an observation taken between its two Delta
   commits holds part of one unit.
@@ -21,19 +21,20 @@ import pytest
 from pydantic import ValidationError
 
 from chaos.checkers.visibility import check_atomic_visibility
-from chaos.spec.models import PipelineSpec, WorkloadSpec
-from chaos.table_snapshots import DeltaSnapshotIds, HudiSnapshotIds, IcebergSnapshotIds
-from chaos.table_units import delta_committed_units, hudi_committed_units, iceberg_committed_units
-from chaos.visibility_probe import VisibilityProbe, unit_id
-from chaos.workload.records import expected_table
+from chaos.experiment.models import PipelineSpec, WorkloadSpec
+from chaos.sides.delta import DeltaSnapshotIds, delta_committed_units
+from chaos.sides.hudi import HudiSnapshotIds, hudi_committed_units
+from chaos.sides.iceberg import IcebergSnapshotIds, iceberg_committed_units
+from chaos.sides.visibility import VisibilityProbe, unit_id
+from drivers.sdk.records import expected_table
 from drivers import mutants
-from drivers.delta import DeltaTwoPhaseSink
-from drivers.hudi import HudiTwoPhaseSink
-from drivers.iceberg import IcebergTwoPhaseSink
+from drivers.delta.sinks import DeltaTwoPhaseSink
+from drivers.hudi.sink import HudiTwoPhaseSink
+from drivers.iceberg.sinks import IcebergTwoPhaseSink
 from drivers.mutants import NonAtomicDeltaSink
 from drivers.runtime.config import JobConfig
 from drivers.runtime.factory import create_sink
-from drivers.runtime.crashpoints import NoCrashes
+from drivers.sdk.crashpoints import NoCrashes
 
 ROWS = 120
 TABLE = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=11)
@@ -174,8 +175,8 @@ def test_the_mutant_is_a_delta_2pc_variant_built_by_the_factory(tmp_path: Path) 
     def sink(mutant: str | None) -> object:
         config = JobConfig(job_id=JOB, run_dir=str(tmp_path), workers=1, checkpoint_interval=1.0,
                            profile="distributed-durable", worker_coordinator_port=1,
-                           source="delta-batch", sink="delta-2pc",
-                           sink_settings={"table": str(tmp_path / "t"), "mutant": mutant})
+                           source="delta-batch", sink="delta-2pc", mutant=mutant,
+                           sink_settings={"table": str(tmp_path / "t")})
         return create_sink(config, 0, NoCrashes(), source=None)  # type: ignore[arg-type]
 
     built = sink("non-atomic-delta-commit")

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pytest
 
 from chaos.checkers.duplicates import check_duplicates
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, expected_table
-from drivers.vector import DIM, VectorSink, embed, read_vectors
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import SCHEMA, expected_table
+from chaos.sides.vector import read_vectors
+from drivers.vector import DIM, VectorSink, embed
 from tests.unit.crashes import Crash
 
 TABLE = "vectors"

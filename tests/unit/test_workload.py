@@ -7,8 +7,8 @@ import zlib
 import pyarrow as pa
 import pytest
 
-from chaos.spec.models import WorkloadSpec
-from chaos.workload.records import SCHEMA, Record, digest, expected_table, generate, versioned_tables
+from chaos.experiment.models import WorkloadSpec
+from drivers.sdk.records import SCHEMA, Record, digest, expected_table, generate, versioned_tables
 
 SPEC = WorkloadSpec(records=300, rate=70, keys=7, payload_size=33)
 

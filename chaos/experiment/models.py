@@ -1,0 +1,161 @@
+"""Experiment spec v1: the YAML a user writes, as strict pydantic models.
+
+Unknown keys are errors (the loader adds a did-you-mean), durations accept `5`, `5s`, `500ms`
+or `2m`, and each fault kind is its own model so an error names the exact field that is wrong.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from chaos import matrix
+from chaos.experiment.topology import pipeline_links
+from drivers.connectors import SINKS, SOURCES
+from faults.catalog import CrashFault, Fault
+from faults.fields import Duration, StrictModel
+from faults.nemesis import NemesisSpec
+from faults.targets import MAX_WORKERS, NETWORK_LINKS, PROCESSES, known, suggest
+
+
+class PipelineSpec(StrictModel):
+    source: str = "kafka"
+    sink: str = "parquet"
+    profile: Literal["in-memory", "single-node-durable", "distributed-durable"] = "single-node-durable"
+    checkpoint_interval: Duration = 1.0
+    workers: int = Field(1, ge=1, le=MAX_WORKERS)
+    restart_delay: Duration = Field(1.0, description="how long the supervisor waits before restarting a crashed process")
+    allowed_lateness: Duration | None = Field(
+        None, description="route records further behind their split's event-time watermark to the late output")
+    mutant: str | None = Field(
+        None, description="a deliberately buggy variant of the source's or the sink's kind, to prove the checkers catch it")
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, name: str) -> str:
+        return known(name, list(SOURCES), "source")
+
+    @field_validator("sink")
+    @classmethod
+    def _known_sink(cls, name: str) -> str:
+        return known(name, list(SINKS), "sink")
+
+    @model_validator(mode="after")
+    def _supported(self) -> "PipelineSpec":
+        if self.checkpoint_interval <= 0:
+            raise ValueError("checkpoint_interval must be greater than zero")
+        if self.mutant is not None:
+            source, sink = SOURCES[self.source], SINKS[self.sink]
+            if source.mutant(self.mutant) is None and sink.mutant(self.mutant) is None:
+                owners = [k for k in [*SOURCES.values(), *SINKS.values()] if k.mutant(self.mutant) is not None]
+                if not owners:
+                    known_mutants = sorted({m.name for k in [*SOURCES.values(), *SINKS.values()] for m in k.mutants})
+                    raise ValueError(f"unknown mutant {self.mutant!r} (mutants: {', '.join(known_mutants)})"
+                                     f"{suggest(self.mutant, known_mutants)}")
+                raise ValueError(f"mutant {self.mutant} is a variant of the "
+                                 f"{' or '.join(k.name for k in owners)} {owners[0].role}")
+        try:
+            matrix.resolve(self.source, self.sink, self.profile)
+        except matrix.Unsupported as e:
+            raise ValueError(str(e)) from None
+        return self
+
+    @property
+    def row(self) -> "matrix.Row":
+        return matrix.resolve(self.source, self.sink, self.profile)[0]
+
+    @property
+    def guarantee(self) -> "matrix.Guarantee":
+        """The effective guarantee: the weakest of the source, the sink and the profile."""
+        return matrix.resolve(self.source, self.sink, self.profile)[1]
+
+
+class WorkloadSpec(StrictModel):
+    records: int = Field(gt=0, le=50_000_000)
+    rate: float = Field(gt=0, description="records per second")
+    keys: int = Field(100, gt=0)
+    payload_size: int = Field(64, ge=8, le=1_000_000, description="payload bytes per record")
+    partitions: int = Field(3, ge=1, le=64)
+    schema_change_at: int | None = Field(
+        None, ge=1, description="from this record on: `tag` dropped, `score` widened to int64, `region` added")
+    late_every: int | None = Field(None, ge=2, description="every Nth record's event time lags by `lateness`")
+    lateness: Duration = Field(0.0, description="how far behind the stream a late record's event time is")
+
+
+class ExpectSpec(StrictModel):
+    """What the checkers hold the run to. Left out, `no_loss` and `duplicates` follow the pipeline's
+    effective guarantee: at least once requires no loss, effectively and exactly once forbid duplicates."""
+
+    no_loss: bool | None = None
+    duplicates: Literal["allow", "forbid"] | None = None
+    no_phantoms: bool = True
+    drain_timeout: Duration = 60.0
+    recovery_bound: Duration = Field(30.0, description="progress must resume within this long after each heal")
+
+
+class Experiment(StrictModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=80)
+    description: str = ""
+    seed: int = Field(ge=0, lt=2**63)
+    pipeline: PipelineSpec = PipelineSpec()
+    workload: WorkloadSpec
+    faults: list[Fault] = []
+    nemesis: NemesisSpec | None = Field(
+        None, description="a randomized schedule drawn from the seed, added to `faults` when the file is loaded")
+    expect: ExpectSpec = ExpectSpec()
+
+    @property
+    def requires_no_loss(self) -> bool:
+        if self.expect.no_loss is not None:
+            return self.expect.no_loss
+        return self.pipeline.guarantee >= matrix.Guarantee.AT_LEAST_ONCE
+
+    @property
+    def forbids_duplicates(self) -> bool:
+        if self.expect.duplicates is not None:
+            return self.expect.duplicates == "forbid"
+        return self.pipeline.guarantee >= matrix.Guarantee.EFFECTIVELY_ONCE
+
+    @model_validator(mode="after")
+    def _faults_fit(self) -> "Experiment":
+        pipeline = self.pipeline
+        source, sink = SOURCES[pipeline.source], SINKS[pipeline.sink]
+        if pipeline.allowed_lateness is not None and not source.capabilities.late_routing:
+            routing = [k.name for k in SOURCES.values() if k.capabilities.late_routing]
+            raise ValueError("event-time late routing needs a source whose splits carry watermarks ("
+                             f"{', '.join(routing)}), not {pipeline.source}")
+        change = self.workload.schema_change_at
+        if change is not None:
+            if change >= self.workload.records:
+                raise ValueError(f"workload.schema_change_at={change} never happens: the workload produces "
+                                 f"{self.workload.records} records")
+            for kind in (source, sink):
+                if not kind.capabilities.takes_every_schema_change:
+                    takes = ", ".join(sorted(kind.capabilities.schema_changes)) or "no column change"
+                    raise ValueError(f"the workload's schema change drops, widens and adds a column, but the "
+                                     f"{kind.name} {kind.role} takes {takes}")
+        processes = {"coordinator"} | {f"worker-{i}" for i in range(pipeline.workers)}
+        links = pipeline_links(pipeline)
+        for i, fault in enumerate(self.faults):
+            target = fault.process if isinstance(fault, CrashFault) else fault.target
+            if not isinstance(fault, CrashFault) and fault.at_records is not None \
+                    and fault.at_records >= self.workload.records:
+                raise ValueError(f"faults[{i}].at_records={fault.at_records} never fires: the workload "
+                                 f"produces {self.workload.records} records")
+            if target in PROCESSES and target not in processes:
+                raise ValueError(f"faults[{i}] targets {target}, but the pipeline has {pipeline.workers} worker(s)")
+            if target == "postgres" and pipeline.profile != "distributed-durable":
+                raise ValueError(f"faults[{i}] targets postgres, which only the distributed-durable profile uses")
+            if target in NETWORK_LINKS and target not in links:
+                raise ValueError(f"faults[{i}] targets {target}, a link this pipeline does not have "
+                                 f"(its links: {', '.join(links)})")
+        return self
+
+    def crash_points(self) -> dict[str, dict[str, int]]:
+        """The armed crash points by process, as the runtime's job configuration wants them."""
+        armed: dict[str, dict[str, int]] = {}
+        for fault in self.faults:
+            if isinstance(fault, CrashFault):
+                armed.setdefault(fault.process, {})[fault.point] = fault.hit
+        return armed

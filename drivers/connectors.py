@@ -1,0 +1,117 @@
+"""The connector table: every connector kind the testbed knows, each as one `Connector` object.
+
+The guarantee matrix (`chaos/matrix.py`), the experiment's checks, the runtime's factory and the
+runner all read this table, so a kind's guarantee follows from what it can do and nothing about a
+kind is kept anywhere else. Maturity labels are declared here and earned in `chaos certify`, which
+fails when a connector declared Certified falls short (docs/certification.md).
+
+Adding a connector: a driver module in `drivers/`, a harness side in `chaos/sides/`, and one entry
+here (docs/connectors.md walks through it).
+"""
+
+from __future__ import annotations
+
+from drivers.sdk.capabilities import SCHEMA_CHANGES, Capabilities, Maturity
+from drivers.sdk.connector import Connector, Mutant
+
+MUTANTS_DIR = "experiments/mutants"
+
+_RECONNECT_SKIP = Mutant(
+    "reconnect-skip", "a reconnect that skips the records produced during the outage",
+    "drivers.mutants:ReconnectSkipKafkaSource", "source-reconnect", f"{MUTANTS_DIR}/reconnect-skip.yaml", "no-loss")
+_AUTO_COMMIT = Mutant(
+    "auto-commit", "offsets committed before the sink has the batch",
+    "drivers.mutants:AutoCommitKafkaSource", "ack-after-commit", f"{MUTANTS_DIR}/auto-commit-kill.yaml", "no-loss")
+_KAFKA_SOURCE_MUTANTS = (_RECONNECT_SKIP, _AUTO_COMMIT)
+_KAFKA_SOURCE_LINKS = ("workload-kafka", "worker-kafka")
+_CATALOG_LINKS = ("worker-catalog",)
+
+_KINDS = (
+    # --- sources ---
+    Connector("kafka", "source", "Kafka",
+              Capabilities(replayable=True, event_time=True, networked=True, schema_changes=SCHEMA_CHANGES,
+                           late_routing=True),
+              Maturity.CERTIFIED, "drivers.kafka_source:KafkaSource", "chaos.sides.kafka:KafkaSourceSide",
+              _KAFKA_SOURCE_MUTANTS, _KAFKA_SOURCE_LINKS),
+    Connector("kafka-transactional", "source", "Kafka (transactional)",
+              Capabilities(replayable=True, transactional=True, event_time=True, networked=True,
+                           schema_changes=SCHEMA_CHANGES, late_routing=True),
+              Maturity.CERTIFIED, "drivers.kafka_source:KafkaSource", "chaos.sides.kafka:KafkaSourceSide",
+              _KAFKA_SOURCE_MUTANTS, _KAFKA_SOURCE_LINKS),
+    Connector("parquet-batch", "source", "Parquet (batch)",
+              Capabilities(replayable=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
+              Maturity.CERTIFIED, "drivers.parquet_batch_source:ParquetBatchSource",
+              "chaos.sides.parquet:ParquetBatchSourceSide"),
+    Connector("iceberg-batch", "source", "Iceberg (batch)",
+              Capabilities(replayable=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
+              Maturity.CERTIFIED, "drivers.iceberg.source:IcebergBatchSource", "chaos.sides.iceberg:IcebergSourceSide",
+              links=_CATALOG_LINKS),
+    Connector("delta-batch", "source", "Delta (batch, local)",
+              Capabilities(replayable=True, idempotent_commit=True, schema_changes=frozenset({"add", "drop"})),
+              Maturity.PREVIEW, "drivers.delta.source:DeltaBatchSource", "chaos.sides.delta:DeltaSourceSide"),
+    Connector("hudi-batch", "source", "Hudi (batch, local)",
+              Capabilities(replayable=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
+              Maturity.CERTIFIED, "drivers.hudi.source:HudiBatchSource", "chaos.sides.hudi:HudiSourceSide"),
+    Connector("memory-stream", "source", "In-memory stream", Capabilities(event_time=True, durable=False),
+              Maturity.PREVIEW, "drivers.memory:MemoryStreamSource", "chaos.sides.memory:MemorySourceSide"),
+    # --- sinks ---
+    Connector("parquet", "sink", "Parquet", Capabilities(schema_changes=SCHEMA_CHANGES), Maturity.CERTIFIED,
+              "drivers.parquet_sinks:ParquetSink", "chaos.sides.parquet:ParquetSinkSide"),
+    Connector("parquet-2pc", "sink", "Parquet (two-phase)",
+              Capabilities(two_phase=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
+              Maturity.CERTIFIED, "drivers.parquet_sinks:TwoPhaseParquetSink",
+              "chaos.sides.parquet:TwoPhaseParquetSinkSide", (
+                  Mutant("non-atomic-commit", "staged files visible before the commit",
+                         "drivers.mutants:NonAtomicCommitSink", "sink-write-failure",
+                         f"{MUTANTS_DIR}/non-atomic-commit.yaml", "atomic-visibility"),
+                  Mutant("non-idempotent-commit", "a commit that is not idempotent on recovery",
+                         "drivers.mutants:NonIdempotentCommitSink", "two-phase-commit",
+                         f"{MUTANTS_DIR}/non-idempotent-commit.yaml", "duplicates"),
+                  Mutant("truncating-widen", "schema widening that truncates values",
+                         "drivers.mutants:TruncatingWidenSink", "schema-evolution",
+                         f"{MUTANTS_DIR}/truncating-widen.yaml", "schema-compatibility"),
+                  Mutant("drop-late", "late events dropped silently", "drivers.mutants:DropLateSink",
+                         "late-events", f"{MUTANTS_DIR}/drop-late.yaml", "late-events", late_output=True),
+              )),
+    Connector("kafka-transactional", "sink", "Kafka (transactional)",
+              Capabilities(transactional=True, two_phase=True, idempotent_commit=True, networked=True,
+                           schema_changes=SCHEMA_CHANGES, key_order=True),
+              Maturity.CERTIFIED, "drivers.kafka_sink:KafkaTransactionalSink", "chaos.sides.kafka:KafkaSinkSide",
+              links=("worker-kafka",)),
+    Connector("iceberg-batch", "sink", "Iceberg (batch)", Capabilities(schema_changes=SCHEMA_CHANGES),
+              Maturity.CERTIFIED, "drivers.iceberg.sinks:IcebergBatchSink", "chaos.sides.iceberg:IcebergSinkSide",
+              links=_CATALOG_LINKS),
+    Connector("iceberg-2pc", "sink", "Iceberg (two-phase)",
+              Capabilities(two_phase=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
+              Maturity.CERTIFIED, "drivers.iceberg.sinks:IcebergTwoPhaseSink",
+              "chaos.sides.iceberg:IcebergTwoPhaseSinkSide", links=_CATALOG_LINKS),
+    Connector("delta-batch", "sink", "Delta (batch)", Capabilities(schema_changes=frozenset({"add", "drop"})),
+              Maturity.PREVIEW, "drivers.delta.sinks:DeltaBatchSink", "chaos.sides.delta:DeltaSinkSide"),
+    Connector("delta-2pc", "sink", "Delta (two-phase)",
+              Capabilities(two_phase=True, idempotent_commit=True, schema_changes=frozenset({"add", "drop"})),
+              Maturity.PREVIEW, "drivers.delta.sinks:DeltaTwoPhaseSink", "chaos.sides.delta:DeltaTwoPhaseSinkSide", (
+                  Mutant("non-atomic-delta-commit",
+                         "a Delta checkpoint committed in two table commits, half visible in between",
+                         "drivers.mutants:NonAtomicDeltaSink", "sink-write-failure",
+                         f"{MUTANTS_DIR}/non-atomic-delta-commit.yaml", "atomic-visibility"),
+              )),
+    Connector("hudi-2pc", "sink", "Hudi (two-phase)",
+              Capabilities(two_phase=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
+              Maturity.CERTIFIED, "drivers.hudi.sink:HudiTwoPhaseSink", "chaos.sides.hudi:HudiTwoPhaseSinkSide"),
+    Connector("memory", "sink", "In-memory sink", Capabilities(durable=False), Maturity.PREVIEW,
+              "drivers.memory:MemorySink", "chaos.sides.memory:MemorySinkSide"),
+    Connector("vector", "sink", "Vector sink (lancedb)", Capabilities(durable=False), Maturity.EXPERIMENTAL,
+              "drivers.vector:VectorSink", "chaos.sides.vector:VectorSinkSide"),
+)
+
+SOURCES: dict[str, Connector] = {k.name: k for k in _KINDS if k.role == "source"}
+SINKS: dict[str, Connector] = {k.name: k for k in _KINDS if k.role == "sink"}
+
+
+def all_mutants() -> list[Mutant]:
+    """Every seeded-bug variant, once each (the Kafka source mutants belong to both Kafka kinds)."""
+    seen: dict[str, Mutant] = {}
+    for kind in _KINDS:
+        for mutant in kind.mutants:
+            seen.setdefault(mutant.name, mutant)
+    return list(seen.values())

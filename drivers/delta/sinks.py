@@ -1,0 +1,376 @@
+"""The Delta sinks: plain appends, and two-phase commits made idempotent by Delta's `txn` action."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from deltalake import DeltaTable, Schema, write_deltalake
+from deltalake.exceptions import CommitFailedError
+from deltalake.transaction import AddAction, CommitProperties, Transaction
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from drivers.delta.table import (
+    arrow_schema,
+    concat,
+    file_stats,
+    file_tag,
+    load_table,
+    local_path,
+    relative_files,
+    table_exists,
+)
+from drivers.parquet_files import fsync_dir, write_durably
+from drivers.sdk.connector import Settings, WorkerContext
+from drivers.sdk.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError
+from drivers.sdk.diskfaults import check_disk
+
+if TYPE_CHECKING:
+    from drivers.sdk.diskfaults import DiskFaults
+
+
+class DeltaBatchSink:
+    """Plain appends: `prepare` commits the checkpoint's rows at once, so commit has nothing to do.
+
+    Disk faults (`disk`): `write_deltalake` does its file I/O in Rust, out of reach of a Python
+    check, so the one injection point is a `write` check on the table directory right before each
+    append. An injected fault therefore lands before delta-rs touches the disk, never in the middle
+    of its write: the append fails before any data file or log entry exists, nothing becomes
+    visible, and the replayed checkpoint appends the rows once. A failure half-way through delta-rs'
+    own writes (an unreferenced data file, invisible to readers) is not simulated.
+    """
+
+    SINK = "delta-batch"
+
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "DeltaBatchSink":
+        return cls(settings["table"], ctx.job_id, ctx.worker, ctx.crash, disk=ctx.disk)
+
+    def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
+                 max_commit_attempts: int = 5, *, disk: DiskFaults | None = None):
+        self.table_uri = str(table_uri)
+        self.table_dir = local_path(table_uri)
+        self.job_id = job_id
+        self.worker = worker
+        self.crash = crash
+        self.max_commit_attempts = max_commit_attempts
+        self.disk = disk
+        """Disk-fault injection (drivers/sdk/diskfaults.py); None (the default) means no checks."""
+        self._buffer: list[pa.Table] = []
+
+    def write(self, records: pa.Table) -> None:
+        if records.num_rows:
+            self._buffer.append(records)
+
+    def prepare(self, checkpoint_id: int) -> CommitHandle:
+        self.crash.hit("sink.prepare.before")
+        rows = 0
+        if self._buffer:
+            table = concat(self._buffer)
+            check_disk(self.disk, f"worker-{self.worker}", "write", self.table_dir)  # before delta-rs writes
+            # A failed commit (a creation race) made nothing visible, so retrying cannot duplicate.
+            for attempt in Retrying(retry=retry_if_exception_type(CommitFailedError),
+                                    stop=stop_after_attempt(self.max_commit_attempts),
+                                    wait=wait_random_exponential(multiplier=0.05, max=1), reraise=True):
+                with attempt:
+                    write_deltalake(self.table_uri, table, mode="append", schema_mode="merge")
+            rows = table.num_rows
+            self._buffer = []
+        self.crash.hit("sink.prepare.after")
+        return CommitHandle(sink=self.SINK, job_id=self.job_id, checkpoint_id=checkpoint_id,
+                            worker=self.worker, payload={"rows": rows})
+
+    def commit(self, handle: CommitHandle) -> None:
+        """Nothing to do: the rows became visible in `prepare`."""
+
+    def abort(self, handle: CommitHandle) -> None:
+        """Nothing can be undone: committed Delta versions stay (the guarantee is not two-phase)."""
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        """Drop unprepared rows; data files of a write that crashed before its commit are
+        unreferenced, so no reader sees them (a Delta vacuum removes them)."""
+        self._buffer = []
+
+    def close(self) -> None:
+        self._buffer = []
+
+
+# -- two-phase sink ----------------------------------------------------------------------------
+class DeltaTwoPhaseSink:
+    """Two-phase Delta writes, idempotent per (app_id, checkpoint id) through Delta's `txn` action.
+
+    `max_file_rows` splits a checkpoint into several data files (a schema change mid-checkpoint
+    also starts a new file), so a crash can land between them (`sink.write.mid`).
+
+    Disk faults (`disk`) strike the staging of data files in `prepare` (the write, the fsync, the
+    rename and the directory fsync of `write_durably`), where a failing disk can leave a hidden or
+    unreferenced file behind: the prepare fails, the sink is poisoned, and `recover` removes it.
+    """
+
+    SINK = "delta-2pc"
+
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "DeltaTwoPhaseSink":
+        return cls(settings["table"], ctx.job_id, ctx.worker, ctx.crash, disk=ctx.disk)
+
+    def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
+                 max_file_rows: int = 1_000_000, max_commit_attempts: int = 8, *,
+                 disk: DiskFaults | None = None):
+        self.table_uri = str(table_uri)
+        self.table_dir = local_path(table_uri)
+        self.job_id = job_id
+        self.worker = worker
+        self.crash = crash
+        self.max_file_rows = max_file_rows
+        self.max_commit_attempts = max_commit_attempts
+        self.disk = disk
+        """Disk-fault injection (drivers/sdk/diskfaults.py); None (the default) means no checks."""
+        self.orphans_removed = 0
+        self._buffer: list[pa.Table] = []
+        self._poison = PoisonOnError()
+
+    # -- names ---------------------------------------------------------------------------------
+    @property
+    def app_id(self) -> str:
+        return f"{self.job_id}-w{self.worker}"
+
+    def file_name(self, checkpoint_id: int, n: int) -> str:
+        return f"part-{file_tag(self.job_id, self.worker)}-c{checkpoint_id}-{n}.parquet"
+
+    def _staged_pattern(self) -> re.Pattern[str]:
+        """This worker's data files (group 2: the checkpoint id) and their in-progress temporaries
+        (group 1: the leading dot), as `write_durably` names them."""
+        tag = re.escape(file_tag(self.job_id, self.worker))
+        return re.compile(rf"(\.)?part-{tag}-c(\d+)-\d+\.parquet(?(1)\.inprogress)")
+
+    def transaction_version(self) -> int | None:
+        """The last checkpoint of this app_id in the Delta log (a fresh snapshot), None if none."""
+        dt = load_table(self.table_uri)
+        return None if dt is None else dt.transaction_version(self.app_id)
+
+    # -- writing -------------------------------------------------------------------------------
+    def write(self, records: pa.Table) -> None:
+        """Buffer the rows in memory; nothing is on disk, let alone visible, before `prepare`."""
+        with self._poison.guard():
+            if records.num_rows:
+                self._buffer.append(records)
+
+    def _file_tables(self, table_schema: pa.Schema | None) -> list[pa.Table]:
+        """The buffered batches as data files: one per run of equal schemas, split at max_file_rows,
+        each cast to the table's types where they differ (only if lossless)."""
+        groups: list[list[pa.Table]] = []
+        for batch in self._buffer:
+            if groups and groups[-1][0].schema.equals(batch.schema):
+                groups[-1].append(batch)
+            else:
+                groups.append([batch])
+        files: list[pa.Table] = []
+        for group in groups:
+            table = pa.concat_tables(group)
+            if table_schema is not None:
+                table = self._cast_to_table_types(table, table_schema)
+            for offset in range(0, table.num_rows, self.max_file_rows):
+                files.append(table.slice(offset, self.max_file_rows))
+        return files
+
+    @staticmethod
+    def _cast_to_table_types(table: pa.Table, table_schema: pa.Schema) -> pa.Table:
+        for i, field in enumerate(table.schema):
+            if field.name not in table_schema.names:
+                continue
+            target = table_schema.field(field.name).type
+            if field.type == target:
+                continue
+            column = table.column(i)
+            try:
+                cast = column.cast(target, safe=True)
+                lossless = cast.cast(field.type, safe=True).equals(column)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                lossless = False
+            if not lossless:
+                raise CommitError(f"column {field.name!r} is {field.type} but the table has {target}; "
+                                  "the cast is not lossless and Delta type widening is not supported")
+            table = table.set_column(i, field.with_type(target), cast)
+        return table
+
+    def prepare(self, checkpoint_id: int) -> CommitHandle:
+        """Write the buffered rows as durable data files in the table directory, unreferenced by
+        the Delta log and so invisible to every Delta reader until `commit`."""
+        self.crash.hit("sink.prepare.before")
+        dt = load_table(self.table_uri)
+        committed = None if dt is None else dt.transaction_version(self.app_id)
+        if committed is not None and committed >= checkpoint_id:
+            # commit would skip this checkpoint as done and silently drop its rows
+            raise CommitError(f"checkpoint {checkpoint_id} of {self.app_id} is not after the last "
+                              f"committed one ({committed}) in {self.table_uri}")
+        with self._poison.guard():
+            tables = self._file_tables(None if dt is None else arrow_schema(dt))
+            for n in range(len(tables)):
+                if (self.table_dir / self.file_name(checkpoint_id, n)).exists():
+                    # a pending handle's file, or an orphan that recover() should have removed:
+                    # overwriting it could change rows under a handle that is still to be committed
+                    raise CommitError(f"staged file {self.file_name(checkpoint_id, n)} already exists")
+            adds: list[dict[str, Any]] = []
+            schemas: list[pa.Schema] = []
+            for n, table in enumerate(tables):
+                name = self.file_name(checkpoint_id, n)
+                # fsync file, rename, fsync dir; disk: fault injection before each step
+                path = write_durably(table, self.table_dir, name, disk=self.disk, who=f"worker-{self.worker}")
+                stat = path.stat()
+                adds.append({"path": name, "size": stat.st_size,
+                             "modification_time": int(stat.st_mtime * 1000), "stats": file_stats(table)})
+                schemas.append(table.schema)
+                if n + 1 < len(tables):
+                    self.crash.hit("sink.write.mid")
+            self._buffer = []
+        self.crash.hit("sink.prepare.after")
+        schema = pa.unify_schemas(schemas, promote_options="permissive") if schemas else None
+        return CommitHandle(sink=self.SINK, job_id=self.job_id, checkpoint_id=checkpoint_id,
+                            worker=self.worker, payload={
+                                "app_id": self.app_id,
+                                "files": [add["path"] for add in adds],
+                                "adds": adds,
+                                "schema": None if schema is None else Schema.from_arrow(schema).to_json(),
+                            })
+
+    # -- committing ----------------------------------------------------------------------------
+    def _check_handle(self, handle: CommitHandle) -> None:
+        if handle.sink != self.SINK:
+            raise ValueError(f"not a {self.SINK} handle: {handle.sink}")
+        if (handle.job_id, handle.worker) != (self.job_id, self.worker):
+            raise ValueError(f"handle of {handle.job_id}-w{handle.worker} given to {self.app_id}")
+
+    def commit(self, handle: CommitHandle) -> None:
+        """Add the handle's files to the table with txn(app_id, checkpoint id), unless the log
+        already holds that checkpoint. Safe to repeat after any crash."""
+        self._check_handle(handle)
+        if not handle.payload.get("adds"):
+            return  # an empty checkpoint: nothing to make visible, no empty Delta version
+        state = {"announced": False}
+        for attempt in Retrying(retry=retry_if_exception_type(CommitFailedError),
+                                stop=stop_after_attempt(self.max_commit_attempts),
+                                wait=wait_random_exponential(multiplier=0.02, max=0.5), reraise=True):
+            with attempt:
+                self._commit_once(handle, state)
+
+    def _ensure_table(self, schema: pa.Schema) -> DeltaTable:
+        dt = load_table(self.table_uri)
+        if dt is not None:
+            return dt
+        try:
+            DeltaTable.create(self.table_uri, schema, mode="ignore")
+        except Exception:
+            if not table_exists(self.table_uri):
+                raise
+            # another worker created it at the same moment
+        dt = load_table(self.table_uri)
+        if dt is None:
+            raise CommitError(f"could not create the Delta table at {self.table_uri}")
+        return dt
+
+    def _commit_once(self, handle: CommitHandle, state: dict[str, bool]) -> None:
+        schema = pa.schema(Schema.from_json(handle.payload["schema"]).to_arrow())
+        dt = self._ensure_table(schema)
+        committed = dt.transaction_version(self.app_id)
+        if committed is not None and committed >= handle.checkpoint_id:
+            return  # already in the log: the commit landed earlier (maybe its response was lost)
+        if not state["announced"]:
+            state["announced"] = True
+            self.crash.hit("sink.commit.before")
+        adds = handle.payload["adds"]
+        for add in adds:
+            path = self.table_dir / add["path"]
+            if not path.is_file():
+                raise CommitError(f"checkpoint {handle.checkpoint_id} of {self.app_id} is not in the "
+                                  f"Delta log and its staged file {add['path']} is gone: the prepared "
+                                  "data is lost")
+            if path.stat().st_size != add["size"]:
+                raise CommitError(f"staged file {add['path']} has changed size since prepare")
+        if self._evolve_schema(dt, schema):
+            self.crash.hit("sink.commit.mid")
+            dt = DeltaTable(self.table_uri)
+            committed = dt.transaction_version(self.app_id)
+            if committed is not None and committed >= handle.checkpoint_id:
+                return
+        self._add_files(dt, handle, adds)
+        self.crash.hit("sink.commit.after")
+
+    def _add_files(self, dt: DeltaTable, handle: CommitHandle, adds: list[dict[str, Any]]) -> None:
+        """One Delta commit: the `add` actions of `adds` with txn(app_id, checkpoint id)."""
+        actions = [AddAction(path=add["path"], size=add["size"], partition_values={},
+                             modification_time=add["modification_time"], data_change=True,
+                             stats=add["stats"]) for add in adds]
+        properties = CommitProperties(
+            app_transactions=[Transaction(app_id=self.app_id, version=handle.checkpoint_id)],
+            custom_metadata={"chaos.job_id": self.job_id, "chaos.worker": self.worker,
+                             "chaos.checkpoint_id": handle.checkpoint_id},
+        )
+        # The table's own schema: passing a wider one would not change the table's metadata
+        # (delta-rs ignores it on append), which is why new columns are added just above.
+        dt.create_write_transaction(actions, mode="append", schema=dt.schema(),
+                                    commit_properties=properties)
+
+    def _evolve_schema(self, dt: DeltaTable, schema: pa.Schema) -> bool:
+        """Add the handle's new columns to the table (nullable); refuse an incompatible type."""
+        current = arrow_schema(dt)
+        new_fields = []
+        for field in schema:
+            if field.name not in current.names:
+                new_fields.append(field.with_nullable(True))
+            elif current.field(field.name).type != field.type:
+                raise CommitError(f"column {field.name!r} is {field.type} in the staged files but "
+                                  f"{current.field(field.name).type} in the table")
+        for field in current:
+            if not field.nullable and field.name not in schema.names:
+                raise CommitError(f"the staged files lack the non-nullable column {field.name!r}")
+        if not new_fields:
+            return False
+        dt.alter.add_columns(list(Schema.from_arrow(pa.schema(new_fields)).fields))
+        return True
+
+    def abort(self, handle: CommitHandle) -> None:
+        """Delete the handle's staged files; a committed checkpoint cannot be aborted."""
+        self._check_handle(handle)
+        dt = load_table(self.table_uri)
+        live = set() if dt is None else set(relative_files(dt, self.table_dir))
+        files = handle.payload.get("files", [])
+        if any(name in live for name in files):
+            raise CommitError(f"checkpoint {handle.checkpoint_id} of {self.app_id} is committed "
+                              "and cannot be aborted")
+        for name in files:
+            (self.table_dir / name).unlink(missing_ok=True)
+        if self.table_dir.is_dir():
+            fsync_dir(self.table_dir)
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        """Commit the restored checkpoint's handles (in checkpoint order), then delete this
+        worker's staged files that neither they nor the Delta log reference."""
+        self._buffer = []
+        self._poison.clear()
+        for handle in sorted(committed, key=lambda h: h.checkpoint_id):
+            self.commit(handle)
+        keep = {name for h in committed for name in h.payload.get("files", [])}
+        dt = load_table(self.table_uri)
+        live = set() if dt is None else set(relative_files(dt, self.table_dir))
+        last = None if dt is None else dt.transaction_version(self.app_id)
+        pattern = self._staged_pattern()
+        removed = 0
+        if self.table_dir.is_dir():
+            for path in self.table_dir.iterdir():
+                match = pattern.fullmatch(path.name)
+                if match is None or path.name in keep or path.name in live:
+                    continue
+                in_progress = match.group(1) is not None
+                if not in_progress and last is not None and int(match.group(2)) <= last:
+                    # Its checkpoint is in the log, so the file was committed and later removed
+                    # from the table (compaction): only a vacuum may delete it (time travel).
+                    continue
+                path.unlink(missing_ok=True)
+                removed += 1
+            fsync_dir(self.table_dir)
+        self.orphans_removed = removed
+
+    def close(self) -> None:
+        """Unprepared rows are dropped: only prepare + commit makes data durable and visible."""
+        self._buffer = []

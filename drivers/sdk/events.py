@@ -1,0 +1,47 @@
+"""The names of the run history's events: one list, shared by every writer and every reader.
+
+The pipeline's processes, the fault schedule and the harness append these to `history.jsonl`; the
+checkers, the timeline and the certification evidence read them. A `StrEnum` member is its own
+string, so it is written and compared as one.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Event(StrEnum):
+    # the run, written by the harness
+    RUN_START = "run.start"
+    RUN_DRAINED = "run.drained"
+    RUN_DRAIN_TIMEOUT = "run.drain_timeout"
+    RUN_CHECKING = "run.checking"
+    # the workload's producer
+    WORKLOAD_START = "workload.start"
+    WORKLOAD_END = "workload.end"
+    # the fault schedule
+    FAULT_INJECT = "fault.inject"
+    FAULT_HEAL = "fault.heal"
+    FAULT_ERROR = "fault.error"
+    FAULT_SKIPPED = "fault.skipped"
+    # the supervisor, about the pipeline's processes
+    PROCESS_START = "process.start"
+    PROCESS_EXIT = "process.exit"
+    PROCESS_KILL = "process.kill"
+    PROCESS_TERMINATE = "process.terminate"
+    PROCESS_PAUSE = "process.pause"
+    PROCESS_RESUME = "process.resume"
+    PROCESS_STOP = "process.stop"
+    PROCESS_CRASH_LOOP = "process.crash_loop"
+    # the runtime: a crash point firing, the coordinator and its checkpoints, the workers
+    CRASH = "crash"
+    COORDINATOR_START = "coordinator.start"
+    COORDINATOR_STOP = "coordinator.stop"
+    COORDINATOR_WORKER_JOINED = "coordinator.worker_joined"
+    COORDINATOR_WORKER_LOST = "coordinator.worker_lost"
+    CHECKPOINT_PERSISTED = "checkpoint.persisted"
+    CHECKPOINT_COMMITTED = "checkpoint.committed"
+    CHECKPOINT_ABANDONED = "checkpoint.abandoned"
+    WORKER_RESTORED = "worker.restored"
+    WORKER_COORDINATOR_LOST = "worker.coordinator_lost"
+    WORKER_STOP = "worker.stop"

@@ -1,0 +1,224 @@
+"""Fault entries of an experiment: one model per kind, so an error names the exact field.
+
+Every scheduled fault has one trigger (`at` a time, or `at_records` a record count), a `target`
+and a `duration`, after which it is healed. Network faults target a link and map onto Toxiproxy
+toxics; process faults target a supervised process or one of the environment's services (`kafka`,
+`postgres`). A `crash` fault is armed from the start instead: it fires when its process passes the
+named point for the `hit`-th time.
+"""
+
+from __future__ import annotations
+
+import typing
+from typing import Annotated, Any, ClassVar, Literal, Union
+
+from pydantic import Field, field_validator, model_validator
+
+from drivers.sdk.crashpoints import POINTS, role_of
+from faults.fields import Duration, StrictModel
+from faults.targets import NETWORK_LINKS, PROCESSES, SERVICES, known
+
+Direction = Literal["upstream", "downstream"]
+
+
+class FaultBase(StrictModel):
+    at: Duration | None = Field(None, description="seconds after the workload starts")
+    at_records: int | None = Field(None, ge=0, description="once this many records were produced")
+    at_commits: int | None = Field(None, ge=1, description="once this many checkpoints were committed")
+    after_crash: str | None = Field(None, description="once this crash point has fired")
+    target: str
+    duration: Duration
+
+    @field_validator("after_crash")
+    @classmethod
+    def _known_point(cls, point: str | None) -> str | None:
+        return None if point is None else known(point, POINTS, "crash point")
+
+    @model_validator(mode="after")
+    def _one_trigger(self) -> "FaultBase":
+        triggers = [self.at, self.at_records, self.at_commits, self.after_crash]
+        if sum(t is not None for t in triggers) != 1:
+            raise ValueError("give exactly one trigger: `at` (a time), `at_records` (a record count), "
+                             "`at_commits` (a commit count) or `after_crash` (a crash point)")
+        return self
+
+
+class NetworkFault(FaultBase):
+    @field_validator("target")
+    @classmethod
+    def _known_link(cls, target: str) -> str:
+        return known(target, NETWORK_LINKS, "link")
+
+
+class DownFault(NetworkFault):
+    """The link's proxy is disabled: connections are cut and new ones refused."""
+
+    kind: Literal["down"]
+
+
+class PartitionFault(NetworkFault):
+    """Traffic is silently dropped (a blackhole), in both directions or one."""
+
+    kind: Literal["partition"]
+    direction: Literal["both", "upstream", "downstream"] = "both"
+
+
+class ToxicFault(NetworkFault):
+    """A Toxiproxy toxic on one direction of a link, applied to a `toxicity` share of connections."""
+
+    toxic_type: ClassVar[str]
+    direction: Direction = "downstream"
+    toxicity: float = Field(1.0, ge=0, le=1)
+
+    def toxic_attributes(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class LatencyFault(ToxicFault):
+    toxic_type = "latency"
+    kind: Literal["latency"]
+    latency_ms: int = Field(ge=0, le=600_000)
+    jitter_ms: int = Field(0, ge=0, le=600_000)
+
+    def toxic_attributes(self) -> dict[str, Any]:
+        return {"latency": self.latency_ms, "jitter": self.jitter_ms}
+
+
+class BandwidthFault(ToxicFault):
+    toxic_type = "bandwidth"
+    kind: Literal["bandwidth"]
+    rate_kbps: int = Field(ge=0, description="kilobytes per second")
+
+    def toxic_attributes(self) -> dict[str, Any]:
+        return {"rate": self.rate_kbps}
+
+
+class SlowCloseFault(ToxicFault):
+    toxic_type = "slow_close"
+    kind: Literal["slow_close"]
+    delay_ms: int = Field(ge=0)
+
+    def toxic_attributes(self) -> dict[str, Any]:
+        return {"delay": self.delay_ms}
+
+
+class TimeoutFault(ToxicFault):
+    """Data stops, and the connection is closed after `timeout_ms` (0: held open forever)."""
+
+    toxic_type = "timeout"
+    kind: Literal["timeout"]
+    timeout_ms: int = Field(ge=0)
+
+    def toxic_attributes(self) -> dict[str, Any]:
+        return {"timeout": self.timeout_ms}
+
+
+class ResetPeerFault(ToxicFault):
+    """The connection is reset (TCP RST) after `timeout_ms`."""
+
+    toxic_type = "reset_peer"
+    kind: Literal["reset_peer"]
+    timeout_ms: int = Field(0, ge=0)
+
+    def toxic_attributes(self) -> dict[str, Any]:
+        return {"timeout": self.timeout_ms}
+
+
+class SlicerFault(ToxicFault):
+    """Data is cut into small pieces, with an optional delay between them."""
+
+    toxic_type = "slicer"
+    kind: Literal["slicer"]
+    average_size: int = Field(64, ge=1)
+    size_variation: int = Field(32, ge=0)
+    delay_us: int = Field(0, ge=0)
+
+    def toxic_attributes(self) -> dict[str, Any]:
+        return {"average_size": self.average_size, "size_variation": self.size_variation, "delay": self.delay_us}
+
+
+class LimitDataFault(ToxicFault):
+    """The connection is closed once `bytes` have passed."""
+
+    toxic_type = "limit_data"
+    kind: Literal["limit_data"]
+    bytes: int = Field(ge=0)
+
+    def toxic_attributes(self) -> dict[str, Any]:
+        return {"bytes": self.bytes}
+
+
+class ProcessFault(FaultBase):
+    @field_validator("target")
+    @classmethod
+    def _known_process(cls, target: str) -> str:
+        return known(target, PROCESSES + SERVICES, "process")
+
+
+class KillFault(ProcessFault):
+    """SIGKILL the process (a service: its whole process tree); it is restarted after `duration`
+    (a pipeline process by the supervisor, a service on its data by the harness)."""
+
+    kind: Literal["kill"]
+
+
+class TerminateFault(ProcessFault):
+    """SIGTERM the process (a graceful stop; PostgreSQL gets its fast shutdown); it is restarted
+    after `duration`, as for `kill`."""
+
+    kind: Literal["terminate"]
+
+
+class PauseFault(ProcessFault):
+    """SIGSTOP the process group, and SIGCONT it after `duration`: a long GC pause or a frozen VM."""
+
+    kind: Literal["pause"]
+
+
+class DiskFault(FaultBase):
+    """The sink's file writes on `target` (a worker, or `*` for all) fail with EIO or ENOSPC, or stall."""
+
+    kind: Literal["disk"]
+    mode: Literal["eio", "enospc", "stall"]
+    stall_s: float = Field(5.0, ge=0, le=30)
+
+    @field_validator("target")
+    @classmethod
+    def _known_worker(cls, target: str) -> str:
+        return target if target == "*" else known(target, PROCESSES, "process")
+
+
+class CrashFault(StrictModel):
+    """Arm a named crash point: the process exits at once on the `hit`-th time it passes the point,
+    and its supervisor restarts it after the pipeline's `restart_delay`."""
+
+    kind: Literal["crash"]
+    point: str
+    hit: int = Field(1, ge=1)
+    target: str | None = Field(None, description="default: the coordinator for coordinator.* points, else worker-0")
+
+    @field_validator("point")
+    @classmethod
+    def _known_point(cls, point: str) -> str:
+        return known(point, POINTS, "crash point")
+
+    @field_validator("target")
+    @classmethod
+    def _known_process(cls, target: str | None) -> str | None:
+        return None if target is None else known(target, PROCESSES, "process")
+
+    @model_validator(mode="after")
+    def _role_matches(self) -> "CrashFault":
+        if (role_of(self.point) == "coordinator") != (self.process == "coordinator"):
+            raise ValueError(f"crash point {self.point} runs in the {role_of(self.point)}, not in {self.process}")
+        return self
+
+    @property
+    def process(self) -> str:
+        return self.target or ("coordinator" if role_of(self.point) == "coordinator" else "worker-0")
+
+
+FAULT_MODELS = (DownFault, PartitionFault, LatencyFault, BandwidthFault, SlowCloseFault, TimeoutFault,
+                ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, DiskFault, CrashFault)
+Fault = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # type: ignore[valid-type]
+FAULT_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in FAULT_MODELS)

@@ -1,0 +1,43 @@
+"""What every fault injector shares: the heal it returns, and what it is handed to act on.
+
+An injector is `inject(fault, context) -> Heal`: it turns the fault on and returns the function that
+turns it off again. The context carries what the faults act on through small protocols, so that
+`faults/` depends on nothing of the harness: the Toxiproxy client, the pipeline's processes (the
+supervisor), the environment's services, and the control file of the sinks' disk faults.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from faults.toxiproxy import Toxiproxy
+
+Heal = Callable[[], None]
+"""Undoes one injected fault; healing twice is harmless."""
+
+
+class ProcessControl(Protocol):
+    """Stops and pauses named processes: the supervisor for the pipeline's, the environment for its services."""
+
+    def stop_process(self, name: str, graceful: bool) -> Heal:
+        """SIGKILL it (or stop it cleanly); the heal starts it again."""
+
+    def pause_process(self, name: str) -> Heal:
+        """SIGSTOP it; the heal resumes it."""
+
+
+@dataclass(frozen=True)
+class FaultContext:
+    toxiproxy: Toxiproxy
+    processes: ProcessControl
+    """The pipeline's processes: the coordinator and the workers."""
+    services: ProcessControl
+    """The environment's services: `kafka`, `postgres`."""
+    disk_control: Path
+    """The control file through which the sinks' file writes are faulted."""
+
+
+class Injector(Protocol):
+    def __call__(self, fault: Any, context: FaultContext) -> Heal: ...
