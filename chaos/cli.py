@@ -1,6 +1,6 @@
 """`python -m chaos`: run, replay, validate, certify, and the environment commands.
 
-Expected failures end with a message and the exit code SPEC.md assigns (2 invalid experiment,
+Expected failures end with a message and their documented exit code (2 invalid experiment,
 3 environment), never with a traceback.
 """
 

@@ -1,4 +1,4 @@
-"""Errors that end a command with the exit code SPEC.md assigns to them."""
+"""Errors that end a command with their documented exit code (the README's CLI section)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The delivery-guarantee matrix, derived from capability profiles and durability profiles.
 
 A pipeline's effective guarantee is the weakest of what its source gives, what its sink gives,
-and what its durability profile gives. The supported combinations are SPEC.md's rows; a row's
+and what its durability profile gives. The supported combinations are the rows below; a row's
 listed guarantee is the effective one under the weakest profile the row allows.
 """
 

@@ -16,6 +16,10 @@ from drivers.sdk.connector import Connector, Mutant
 
 MUTANTS_DIR = "experiments/mutants"
 
+SOURCE_POINTS = ("source.poll.after", "source.ack.before")
+PREPARE_POINTS = ("sink.prepare.before", "sink.prepare.after")
+COMMIT_POINTS = ("sink.commit.before", "sink.commit.after")
+
 _RECONNECT_SKIP = Mutant(
     "reconnect-skip", "a reconnect that skips the records produced during the outage",
     "drivers.mutants:ReconnectSkipKafkaSource", "source-reconnect", f"{MUTANTS_DIR}/reconnect-skip.yaml", "no-loss")
@@ -32,35 +36,42 @@ _KINDS = (
               Capabilities(replayable=True, event_time=True, networked=True, schema_changes=SCHEMA_CHANGES,
                            late_routing=True),
               Maturity.CERTIFIED, "drivers.kafka_source:KafkaSource", "chaos.sides.kafka:KafkaSourceSide",
-              _KAFKA_SOURCE_MUTANTS, _KAFKA_SOURCE_LINKS),
+              crash_points=SOURCE_POINTS, mutants=_KAFKA_SOURCE_MUTANTS, links=_KAFKA_SOURCE_LINKS),
     Connector("kafka-transactional", "source", "Kafka (transactional)",
               Capabilities(replayable=True, transactional=True, event_time=True, networked=True,
                            schema_changes=SCHEMA_CHANGES, late_routing=True),
               Maturity.CERTIFIED, "drivers.kafka_source:KafkaSource", "chaos.sides.kafka:KafkaSourceSide",
-              _KAFKA_SOURCE_MUTANTS, _KAFKA_SOURCE_LINKS),
+              crash_points=SOURCE_POINTS, mutants=_KAFKA_SOURCE_MUTANTS, links=_KAFKA_SOURCE_LINKS),
     Connector("parquet-batch", "source", "Parquet (batch)",
               Capabilities(replayable=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.parquet_batch_source:ParquetBatchSource",
-              "chaos.sides.parquet:ParquetBatchSourceSide"),
+              "chaos.sides.parquet:ParquetBatchSourceSide",
+              crash_points=SOURCE_POINTS),
     Connector("iceberg-batch", "source", "Iceberg (batch)",
               Capabilities(replayable=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.iceberg.source:IcebergBatchSource", "chaos.sides.iceberg:IcebergSourceSide",
+              crash_points=SOURCE_POINTS,
               links=_CATALOG_LINKS),
     Connector("delta-batch", "source", "Delta (batch, local)",
               Capabilities(replayable=True, idempotent_commit=True, schema_changes=frozenset({"add", "drop"})),
-              Maturity.PREVIEW, "drivers.delta.source:DeltaBatchSource", "chaos.sides.delta:DeltaSourceSide"),
+              Maturity.PREVIEW, "drivers.delta.source:DeltaBatchSource", "chaos.sides.delta:DeltaSourceSide",
+              crash_points=SOURCE_POINTS),
     Connector("hudi-batch", "source", "Hudi (batch, local)",
               Capabilities(replayable=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
-              Maturity.CERTIFIED, "drivers.hudi.source:HudiBatchSource", "chaos.sides.hudi:HudiSourceSide"),
+              Maturity.CERTIFIED, "drivers.hudi.source:HudiBatchSource", "chaos.sides.hudi:HudiSourceSide",
+              crash_points=SOURCE_POINTS),
     Connector("memory-stream", "source", "In-memory stream", Capabilities(event_time=True, durable=False),
-              Maturity.PREVIEW, "drivers.memory:MemoryStreamSource", "chaos.sides.memory:MemorySourceSide"),
+              Maturity.PREVIEW, "drivers.memory:MemoryStreamSource", "chaos.sides.memory:MemorySourceSide",
+              crash_points=SOURCE_POINTS),
     # --- sinks ---
     Connector("parquet", "sink", "Parquet", Capabilities(schema_changes=SCHEMA_CHANGES), Maturity.CERTIFIED,
-              "drivers.parquet_sinks:ParquetSink", "chaos.sides.parquet:ParquetSinkSide"),
+              "drivers.parquet_sinks:ParquetSink", "chaos.sides.parquet:ParquetSinkSide",
+              crash_points=(*PREPARE_POINTS, "sink.write.mid")),
     Connector("parquet-2pc", "sink", "Parquet (two-phase)",
               Capabilities(two_phase=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.parquet_sinks:TwoPhaseParquetSink",
-              "chaos.sides.parquet:TwoPhaseParquetSinkSide", (
+              "chaos.sides.parquet:TwoPhaseParquetSinkSide",
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid", "sink.commit.mid"), mutants=(
                   Mutant("non-atomic-commit", "staged files visible before the commit",
                          "drivers.mutants:NonAtomicCommitSink", "sink-write-failure",
                          f"{MUTANTS_DIR}/non-atomic-commit.yaml", "atomic-visibility"),
@@ -77,19 +88,24 @@ _KINDS = (
               Capabilities(transactional=True, two_phase=True, idempotent_commit=True, networked=True,
                            schema_changes=SCHEMA_CHANGES, key_order=True),
               Maturity.CERTIFIED, "drivers.kafka_sink:KafkaTransactionalSink", "chaos.sides.kafka:KafkaSinkSide",
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"),
               links=("worker-kafka",)),
     Connector("iceberg-batch", "sink", "Iceberg (batch)", Capabilities(schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.iceberg.sinks:IcebergBatchSink", "chaos.sides.iceberg:IcebergSinkSide",
+              crash_points=PREPARE_POINTS,
               links=_CATALOG_LINKS),
     Connector("iceberg-2pc", "sink", "Iceberg (two-phase)",
               Capabilities(two_phase=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.iceberg.sinks:IcebergTwoPhaseSink",
-              "chaos.sides.iceberg:IcebergTwoPhaseSinkSide", links=_CATALOG_LINKS),
+              "chaos.sides.iceberg:IcebergTwoPhaseSinkSide",
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"), links=_CATALOG_LINKS),
     Connector("delta-batch", "sink", "Delta (batch)", Capabilities(schema_changes=frozenset({"add", "drop"})),
-              Maturity.PREVIEW, "drivers.delta.sinks:DeltaBatchSink", "chaos.sides.delta:DeltaSinkSide"),
+              Maturity.PREVIEW, "drivers.delta.sinks:DeltaBatchSink", "chaos.sides.delta:DeltaSinkSide",
+              crash_points=PREPARE_POINTS),
     Connector("delta-2pc", "sink", "Delta (two-phase)",
               Capabilities(two_phase=True, idempotent_commit=True, schema_changes=frozenset({"add", "drop"})),
-              Maturity.PREVIEW, "drivers.delta.sinks:DeltaTwoPhaseSink", "chaos.sides.delta:DeltaTwoPhaseSinkSide", (
+              Maturity.PREVIEW, "drivers.delta.sinks:DeltaTwoPhaseSink", "chaos.sides.delta:DeltaTwoPhaseSinkSide",
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid", "sink.commit.mid"), mutants=(
                   Mutant("non-atomic-delta-commit",
                          "a Delta checkpoint committed in two table commits, half visible in between",
                          "drivers.mutants:NonAtomicDeltaSink", "sink-write-failure",
@@ -97,11 +113,14 @@ _KINDS = (
               )),
     Connector("hudi-2pc", "sink", "Hudi (two-phase)",
               Capabilities(two_phase=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
-              Maturity.CERTIFIED, "drivers.hudi.sink:HudiTwoPhaseSink", "chaos.sides.hudi:HudiTwoPhaseSinkSide"),
+              Maturity.CERTIFIED, "drivers.hudi.sink:HudiTwoPhaseSink", "chaos.sides.hudi:HudiTwoPhaseSinkSide",
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid")),
     Connector("memory", "sink", "In-memory sink", Capabilities(durable=False), Maturity.PREVIEW,
-              "drivers.memory:MemorySink", "chaos.sides.memory:MemorySinkSide"),
+              "drivers.memory:MemorySink", "chaos.sides.memory:MemorySinkSide",
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS)),
     Connector("vector", "sink", "Vector sink (lancedb)", Capabilities(durable=False), Maturity.EXPERIMENTAL,
-              "drivers.vector:VectorSink", "chaos.sides.vector:VectorSinkSide"),
+              "drivers.vector:VectorSink", "chaos.sides.vector:VectorSinkSide",
+              crash_points=PREPARE_POINTS),
 )
 
 SOURCES: dict[str, Connector] = {k.name: k for k in _KINDS if k.role == "source"}

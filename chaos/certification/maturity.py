@@ -2,7 +2,7 @@
 
 A connector is Certified when every row it is part of ran in this certification, every scenario
 that applies to those rows passed, and none of them is left uncovered. A connector the registry
-labels Certified that falls short of that is an error, not a warning (SPEC.md).
+labels Certified that falls short of that is an error, not a warning (docs/certification.md).
 """
 
 from __future__ import annotations

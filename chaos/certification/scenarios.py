@@ -1,4 +1,4 @@
-"""The six certification scenarios of SPEC.md, and which of them apply to which matrix row, and why.
+"""The six certification scenarios, and which of them apply to which matrix row, and why.
 
 Applicability follows from the row's connectors, so the table cannot drift from the registry:
 a scenario either applies, does not apply by the nature of the row (n/a), or applies but is not

@@ -26,22 +26,21 @@ from pathlib import Path
 from typing import Callable
 
 from confluent_kafka.admin import AdminClient
-from pydantic import BaseModel
 
 from chaos.env import install as installer
 from chaos.env import kafka
 from chaos.env import postgres as pg
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
+from chaos.env.kafka_clients import client_config
+from chaos.env.keeper import Keeper
 from chaos.env.paths import default_env_file
 from chaos.env.ports import PortLeases, bind_failure
 from chaos.env.processes import ManagedProcess, ProcessRef, signal_all, tail
-from chaos.env.keeper import Keeper
-from chaos.env.state_files import state_lock, write_atomically
+from chaos.env.state import EnvState, LinkPorts, ProcessState, read_state, state_files, state_lock, write_atomically
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
-from chaos.env.kafka_clients import client_config
-from faults.targets import KAFKA_LINKS
 from faults.injector import Heal
+from faults.targets import KAFKA_LINKS
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
 log = logging.getLogger("chaos.env")
@@ -50,44 +49,6 @@ RESTARTABLE = ("kafka", "postgres")
 START_ATTEMPTS = 3
 """A start whose port was taken after all (by a program that ignores the leases) is tried again on
 fresh ports, this many times in all."""
-
-
-class LinkPorts(BaseModel):
-    broker: int
-    proxy: int
-
-
-class ProcessState(BaseModel):
-    pid: int
-    start_time: int
-
-    def ref(self) -> ProcessRef:
-        return ProcessRef(self.pid, self.start_time)
-
-
-class EnvState(BaseModel):
-    """What a later harness process needs to attach: ports, processes and log locations."""
-
-    workdir: str
-    kafka_direct: int
-    kafka_controller: int
-    kafka_links: dict[str, LinkPorts]
-    toxiproxy_api: int
-    processes: dict[str, ProcessState]
-    detached: bool
-    postgres: int | None = None
-    """PostgreSQL's direct port on 127.0.0.1, when the environment has one."""
-
-    @property
-    def logs(self) -> Path:
-        return Path(self.workdir) / "logs"
-
-    @property
-    def ports(self) -> list[int]:
-        """Every port the services listen on: what the environment leases."""
-        links = [port for link in self.kafka_links.values() for port in (link.broker, link.proxy)]
-        return [self.kafka_direct, self.kafka_controller, *links, self.toxiproxy_api,
-                *([self.postgres] if self.postgres is not None else [])]
 
 
 class Environment:
@@ -208,26 +169,13 @@ class Environment:
     def _state_files(self) -> list[tuple[Path, EnvState]]:
         """Every state file that describes this environment, with its content: the one it was loaded
         from, its own `workdir/state.json`, and the shared one (`chaos env up` writes both of those)."""
-        found: list[tuple[Path, EnvState]] = []
-        for path in (self.state_file, Path(self.state.workdir) / "state.json", default_env_file()):
-            if path is None or any(path.resolve() == p.resolve() for p, _ in found):
-                continue
-            if (state := self._read_state(path)) is not None:
-                found.append((path, state))
-        return found
-
-    def _read_state(self, path: Path) -> EnvState | None:
-        """The state in `path` if it describes this environment (the same work directory)."""
-        try:
-            state = EnvState.model_validate_json(path.read_text())
-        except (OSError, ValueError):
-            return None
-        return state if state.workdir == self.state.workdir else None
+        return state_files(self.state.workdir, [self.state_file, Path(self.state.workdir) / "state.json",
+                                                default_env_file()])
 
     def reload_processes(self) -> None:
         """Take the process records from the state file: a harness may have restarted a service."""
         for path in (self.state_file, Path(self.state.workdir) / "state.json"):
-            if path is not None and (state := self._read_state(path)) is not None:
+            if path is not None and (state := read_state(path, self.state.workdir)) is not None:
                 self.state.processes.update(state.processes)
                 return
 

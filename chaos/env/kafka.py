@@ -22,9 +22,9 @@ from typing import Callable
 from confluent_kafka.admin import AdminClient
 
 from chaos.env.install import Tools
+from chaos.env.kafka_clients import client_config
 from chaos.env.processes import ManagedProcess, ProcessRef, signal_group, tail
 from chaos.errors import EnvironmentFailure
-from chaos.env.kafka_clients import client_config
 
 HEAP = "-Xmx768m"
 RESTART_TIMEOUT = 120.0

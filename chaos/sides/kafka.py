@@ -21,7 +21,7 @@ from chaos.env.kafka_clients import client_config
 from chaos.errors import EnvironmentFailure
 from chaos.sides.base import OutputWatch, RunContext
 from chaos.workload.producer import WorkloadOutcome, WorkloadProgress, run_workload
-from drivers.connectors import SINKS
+from drivers.connectors import SINKS, SOURCES
 from drivers.sdk.connector import Settings
 from drivers.sdk.records import EVOLVING
 
@@ -117,7 +117,7 @@ class KafkaSourceSide:
         resume_from = "group" if SINKS[pipeline.sink].capabilities.transactional else "checkpoint"
         return {"bootstrap": self.context.env.bootstrap("worker-kafka"), "topic": self.topic, "group_id": self.group,
                 "partitions": self.context.experiment.workload.partitions, "resume_from": resume_from,
-                "transactional": pipeline.source == "kafka-transactional"}
+                "transactional": SOURCES[pipeline.source].capabilities.transactional}
 
     def drive(self, progress: WorkloadProgress, stop: threading.Event) -> WorkloadOutcome | None:
         experiment = self.context.experiment

@@ -1,4 +1,4 @@
-"""Checkpoint stores, one per durability profile (SPEC.md, "Durability profiles").
+"""Checkpoint stores, one per durability profile (docs/guarantees.md, "Durability profiles").
 
 - `in-memory`: a dict in the coordinator. A crash loses every checkpoint, which is the point: it
   is the profile whose guarantee is only best effort.

@@ -85,6 +85,9 @@ class Connector:
     harness: str
     """Its harness side (setup, ground truth, the official reader), as an import path."""
     mutants: tuple[Mutant, ...] = field(default=())
+    crash_points: tuple[str, ...] = ()
+    """The crash points (`drivers.sdk.crashpoints.POINTS`) its driver passes: an experiment can arm
+    only these (and the coordinator's), since a point never passed would never fire."""
     links: tuple[str, ...] = ()
     """The testbed's network links this kind's processes use, so that faults can target them:
     `workload-kafka` (the producer feeding a source), `worker-kafka`, and `worker-catalog` (a

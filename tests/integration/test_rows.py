@@ -1,7 +1,7 @@
 """Every runnable matrix row, end to end from YAML, keeping its guarantee through crashes.
 
 Each row's experiment arms a crash point, and every row is also run with a worker killed mid-run.
-The certification suite crashes each two-phase row's coordinator at the three points SPEC.md names;
+The certification suite crashes each two-phase row's coordinator at the three points of scenario 4;
 here one row per checkpoint store (PostgreSQL, SQLite, in-memory) crashes its coordinator at every
 coordinator point, and must restore exactly the last checkpoint persisted before the crash.
 """

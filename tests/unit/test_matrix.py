@@ -1,4 +1,4 @@
-"""The guarantee matrix is derived from capability profiles, and reproduces SPEC.md's table."""
+"""The guarantee matrix is derived from capability profiles, and reproduces the documented table (docs/guarantees.md)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from drivers.connectors import SINKS, SOURCES
 
 REPO = Path(__file__).resolve().parents[2]
 
-# SPEC.md's matrix, as (source, sink, weakest allowed profile, guarantee).
+# The documented matrix, as (source, sink, weakest allowed profile, guarantee).
 SPEC_TABLE = [
     ("parquet-batch", "parquet", "in-memory", "best effort"),
     ("parquet-batch", "parquet-2pc", "distributed-durable", "effectively once"),

@@ -16,13 +16,14 @@ from typing import Iterator
 import pytest
 
 from chaos.env import postgres as pg
-from chaos.env.environment import Environment, EnvState, LinkPorts, ProcessState
+from chaos.env.environment import Environment
 from chaos.env.kafka import KafkaPorts, server_properties
 from chaos.env.processes import ManagedProcess, ProcessRef, process_start_time
-from drivers.sdk.history import History, read_history
-from faults.catalog import KillFault, PauseFault, TerminateFault
+from chaos.env.state import EnvState, LinkPorts, ProcessState
 from chaos.workload.producer import WorkloadProgress
+from drivers.sdk.history import History, read_history
 from faults import process
+from faults.catalog import KillFault, PauseFault, TerminateFault
 from faults.injector import FaultContext
 from faults.schedule import FaultSchedule
 

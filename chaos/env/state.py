@@ -1,0 +1,107 @@
+"""An environment's state: what a later harness needs to attach to it, and writing it safely.
+
+A state file is written atomically and updated one writer at a time (a restarted service's new pid
+goes into every state file of its environment at once).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from chaos.env.processes import ProcessRef
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write via a temporary file of this process and a rename: a reader sees the old or the new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+class FileLock:
+    """An exclusive lock (flock) on a lock file, across processes; its directory is created if needed."""
+
+    def __init__(self, path: Path):
+        self._path = path
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+
+
+def state_lock(workdir: Path) -> FileLock:
+    """One update of an environment's state files at a time: `workdir/state.lock`."""
+    return FileLock(workdir / "state.lock")
+
+
+class LinkPorts(BaseModel):
+    broker: int
+    proxy: int
+
+
+class ProcessState(BaseModel):
+    pid: int
+    start_time: int
+
+    def ref(self) -> ProcessRef:
+        return ProcessRef(self.pid, self.start_time)
+
+
+class EnvState(BaseModel):
+    """What a later harness process needs to attach: ports, processes and log locations."""
+
+    workdir: str
+    kafka_direct: int
+    kafka_controller: int
+    kafka_links: dict[str, LinkPorts]
+    toxiproxy_api: int
+    processes: dict[str, ProcessState]
+    detached: bool
+    postgres: int | None = None
+    """PostgreSQL's direct port on 127.0.0.1, when the environment has one."""
+
+    @property
+    def logs(self) -> Path:
+        return Path(self.workdir) / "logs"
+
+    @property
+    def ports(self) -> list[int]:
+        """Every port the services listen on: what the environment leases."""
+        links = [port for link in self.kafka_links.values() for port in (link.broker, link.proxy)]
+        return [self.kafka_direct, self.kafka_controller, *links, self.toxiproxy_api,
+                *([self.postgres] if self.postgres is not None else [])]
+
+
+def read_state(path: Path, workdir: str) -> EnvState | None:
+    """The state in `path` if it describes the environment in `workdir`, else None."""
+    try:
+        state = EnvState.model_validate_json(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if state.workdir == workdir else None
+
+
+def state_files(workdir: str, candidates: list[Path | None]) -> list[tuple[Path, EnvState]]:
+    """Each distinct candidate file that describes the environment in `workdir`, with its content."""
+    found: list[tuple[Path, EnvState]] = []
+    for path in candidates:
+        if path is None or any(path.resolve() == p.resolve() for p, _ in found):
+            continue
+        if (state := read_state(path, workdir)) is not None:
+            found.append((path, state))
+    return found
