@@ -22,6 +22,7 @@ from chaos.checkers.orphans import check_orphans
 from chaos.checkers.phantoms import check_phantoms
 from chaos.checkers.schema import check_schema
 from chaos.checkers.source_acks import check_source_acks
+from chaos.checkers.traffic import check_fault_traffic
 from chaos.checkers.verdict import Verdict
 from chaos.checkers.visibility import check_atomic_visibility, check_prefix
 from chaos.experiment import Experiment
@@ -81,6 +82,7 @@ def check_run(experiment: Experiment, run_dir: Path, evidence: RunEvidence) -> l
     if workload.schema_change_at is not None:
         verdicts.append(check_schema(records.expected_table(workload, experiment.seed), output))
     verdicts.append(check_liveness(evidence.history, experiment.expect.recovery_bound))
+    verdicts.append(check_fault_traffic(evidence.history))
     verdicts.append(check_orphans([run_dir / "output", run_dir / "late", run_dir / "lake"]))
     verdicts.append(Verdict(
         "drained", "pass" if evidence.drained else "fail",
@@ -92,5 +94,6 @@ def check_run(experiment: Experiment, run_dir: Path, evidence: RunEvidence) -> l
         for process, points in experiment.crash_points().items() for point, hit in points.items()
         if not marker(run_dir / MARKER_DIR, process, point).exists())]
     if fault_errors:
-        verdicts.append(Verdict("faults-applied", "fail", "; ".join(fault_errors), {"errors": len(fault_errors)}))
+        # The experiment did not do what it said: that is no verdict on the connector either way.
+        verdicts.append(Verdict("faults-applied", "inconclusive", "; ".join(fault_errors), {"errors": len(fault_errors)}))
     return verdicts

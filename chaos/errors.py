@@ -6,6 +6,9 @@ EXIT_OK = 0
 EXIT_VIOLATION = 1
 EXIT_INVALID = 2
 EXIT_ENVIRONMENT = 3
+EXIT_INCONCLUSIVE = 4
+"""The experiment did not do what it said (a fault never fired, a crash point was never reached, or
+the faults met no pipeline traffic): no verdict on the connector either way."""
 
 
 class ChaosError(Exception):

@@ -30,13 +30,13 @@ from chaos.checks import RunEvidence, check_run
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, tail
-from chaos.errors import EXIT_OK, EXIT_VIOLATION, EnvironmentFailure, SpecError
+from chaos.errors import EnvironmentFailure, SpecError
 from chaos.experiment import Experiment, load_experiment
 from chaos.experiment.topology import pipeline_processes
 from chaos.report.html import write_html
 from chaos.report.junit import write_junit
 from chaos.report.live import LiveProgress
-from chaos.report.result import print_verdicts, table_digest, write_result
+from chaos.report.result import Outcome, print_verdicts, table_digest, write_result
 from chaos.sides.base import OutputWatch, RunContext, sink_side, source_side
 from chaos.sides.parquet import read_parquet_output
 from chaos.sides.visibility import VisibilityProbe
@@ -63,12 +63,12 @@ def ready_events(workers: int) -> dict[str, str]:
 @dataclass(frozen=True)
 class RunResult:
     run_dir: Path
-    status: str
+    status: Outcome
     verdicts: list[Verdict]
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.status == "pass" else EXIT_VIOLATION
+        return self.status.exit_code
 
 
 def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
@@ -202,7 +202,7 @@ class Run:
         write_junit(self.run_dir, result)
         write_html(self.run_dir, result, read_history(self.run_dir / "history.jsonl"))
         print_verdicts(self.console, experiment.name, verdicts, self.run_dir)
-        return RunResult(self.run_dir, result["status"], verdicts)
+        return RunResult(self.run_dir, Outcome(result["status"]), verdicts)
 
     @property
     def processes(self) -> list[str]:

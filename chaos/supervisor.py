@@ -68,6 +68,8 @@ class Supervisor:
         self._procs: dict[str, ManagedProcess] = {}
         self._incarnations: dict[str, int] = {}
         self._ready: set[str] = set()
+        self.ready_at: float | None = None
+        """When the whole pipeline was first ready (wall clock), once it has been."""
         self._unready_exits: dict[str, int] = {}
         self._held: set[str] = set()
         self._restart_at: dict[str, float] = {}
@@ -148,6 +150,10 @@ class Supervisor:
                     continue  # an earlier incarnation's word
                 self._ready.add(name)
                 self._unready_exits[name] = 0
+                everyone = self.ready_at is None and self._ready >= set(self.ready_events)
+            if everyone:
+                self.ready_at = float(event.get("ts", time.time()))
+                self.history.append(Event.PIPELINE_READY, processes=sorted(self.ready_events))
             if self.on_ready is not None:
                 try:
                     self.on_ready(name, event)

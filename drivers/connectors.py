@@ -5,8 +5,8 @@ runner all read this table, so a kind's guarantee follows from what it can do an
 kind is kept anywhere else. Maturity labels are declared here and earned in `chaos certify`, which
 fails when a connector declared Certified falls short (docs/certification.md).
 
-Adding a connector: a driver module in `drivers/`, a harness side in `chaos/sides/`, and one entry
-here (docs/connectors.md walks through it).
+Adding a connector: a driver module in `drivers/`, a harness side in `chaos/sides/`, one entry here,
+and the matrix rows it joins (`chaos/matrix.py`); docs/connectors.md walks through it.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@
 whether or not anyone is reading, and nothing can be read twice. Its positions are reported so a
 checkpoint can carry them, but `open` cannot rewind to them. After a restart the source resumes
 with the record that is due *now* on the stream's clock; what came due while the worker was down
-is lost. The stream's clock starts at `started_at` (wall-clock seconds), which the runner should
-set to the run's start so a restarted process knows what "now" means on the stream.
+is lost. The stream's clock starts at `started_at` (wall-clock seconds), which the job's settings
+carry (the run's start), so that a restarted process knows what "now" means on the stream.
 
 `MemorySink` keeps committed rows in process memory and writes them out only at a graceful
 `close`: a crash loses them. That is exactly the best-effort promise, and the checker counts it.

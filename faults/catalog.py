@@ -1,7 +1,8 @@
 """Fault entries of an experiment: one model per kind, so an error names the exact field.
 
-Every scheduled fault has one trigger (`at` a time, or `at_records` a record count), a `target`
-and a `duration`, after which it is healed. Network faults target a link and map onto Toxiproxy
+Every scheduled fault has one trigger (`at` a time after the workload starts, `after_ready` a time
+after the pipeline is ready, `at_records` a record count, `at_commits` a commit count, or
+`after_crash` a crash point), a `target` and a `duration`, after which it is healed. Network faults target a link and map onto Toxiproxy
 toxics; process faults target a supervised process or one of the environment's services (`kafka`,
 `postgres`). A `crash` fault is armed from the start instead: it fires when its process passes the
 named point for the `hit`-th time.
@@ -26,6 +27,8 @@ class FaultBase(StrictModel):
     at_records: int | None = Field(None, ge=0, description="once this many records were produced")
     at_commits: int | None = Field(None, ge=1, description="once this many checkpoints were committed")
     after_crash: str | None = Field(None, description="once this crash point has fired")
+    after_ready: Duration | None = Field(
+        None, description="this long after the pipeline is ready: every process joined, the workers consuming")
     target: str
     duration: Duration
 
@@ -36,10 +39,11 @@ class FaultBase(StrictModel):
 
     @model_validator(mode="after")
     def _one_trigger(self) -> "FaultBase":
-        triggers = [self.at, self.at_records, self.at_commits, self.after_crash]
+        triggers = [self.at, self.at_records, self.at_commits, self.after_crash, self.after_ready]
         if sum(t is not None for t in triggers) != 1:
             raise ValueError("give exactly one trigger: `at` (a time), `at_records` (a record count), "
-                             "`at_commits` (a commit count) or `after_crash` (a crash point)")
+                             "`at_commits` (a commit count), `after_crash` (a crash point) or `after_ready` "
+                             "(a time after the pipeline is ready)")
         return self
 
 

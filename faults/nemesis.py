@@ -73,6 +73,9 @@ class NemesisSpec(StrictModel):
             if kind == "crash":
                 raise ValueError("crash faults are armed at a named point, not scheduled by time: list them "
                                  "under `faults` instead")
+            if kind in FAULT_KINDS and kind not in SCHEDULABLE_KINDS:
+                raise ValueError(f"the nemesis does not draw {kind!r} faults: they need parameters it cannot "
+                                 f"choose for you; list them under `faults`. It draws: {', '.join(SCHEDULABLE_KINDS)}")
             known(kind, SCHEDULABLE_KINDS, "fault kind")
         if len(set(kinds)) != len(kinds):
             raise ValueError(f"kinds lists a kind twice: {kinds}")
@@ -168,11 +171,11 @@ def describe(faults: Sequence[Fault]) -> str:
     rows = [("#", "at", "heal", "kind", "target", "parameters")]
     for i, fault in enumerate(faults):
         if isinstance(fault, CrashFault):
-            at, heal = "armed", "-"
+            at, heal = f"armed, hit {fault.hit}", "-"
         elif fault.at is not None:
             at, heal = f"{fault.at:.3f}s", f"{fault.at + fault.duration:.3f}s"
         else:
-            at, heal = f"@{fault.at_records}rec", f"+{fault.duration:.3f}s"
+            at, heal = trigger_text(fault), f"+{fault.duration:.3f}s"
         target = fault.process if isinstance(fault, CrashFault) else fault.target
         rows.append((str(i), at, heal, fault.kind, target, _parameter_text(fault)))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]) - 1)]
@@ -182,6 +185,19 @@ def describe(faults: Sequence[Fault]) -> str:
         cells += [cell.ljust(width) for cell, width in zip(row[3:5], widths[3:5])]
         lines.append("  ".join(cells + [row[5]]).rstrip())
     return "\n".join(lines) + "\n"
+
+
+def trigger_text(fault: Fault) -> str:
+    """When a scheduled fault fires, in a few words, whichever trigger it has."""
+    if fault.at is not None:
+        return f"{fault.at:.3f}s"
+    if fault.after_ready is not None:
+        return f"ready+{fault.after_ready:.3f}s"
+    if fault.at_records is not None:
+        return f"at record {fault.at_records}"
+    if fault.at_commits is not None:
+        return f"at commit {fault.at_commits}"
+    return f"after crash {fault.after_crash}"
 
 
 def shrink(faults: Sequence[Fault], min_duration: float = MIN_SHRINK_DURATION) -> list[list[Fault]]:
@@ -308,7 +324,8 @@ def _halved(fault: Fault, min_duration: float) -> Fault | None:
     return fault.model_copy(update={"duration": half})
 
 
-_BASE_FIELDS = {"kind", "at", "at_records", "target", "duration", "toxicity"}
+_BASE_FIELDS = {"kind", "at", "at_records", "at_commits", "after_crash", "after_ready", "target", "duration",
+                "toxicity", "hit"}
 
 
 def _parameter_text(fault: Fault) -> str:

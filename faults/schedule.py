@@ -71,6 +71,7 @@ class FaultSchedule:
         self.progress = progress
         self._tail = HistoryTail(history.path)
         self._commits = 0
+        self._ready_at: float | None = None
         self._crashed: set[str] = set()
         # Crash faults are armed inside the processes; indices stay those of the experiment file.
         self._pending = [i for i, f in enumerate(self.faults) if not isinstance(f, CrashFault)]
@@ -115,6 +116,8 @@ class FaultSchedule:
     def _due(self, fault: Fault, elapsed: float) -> bool:
         if fault.at is not None:
             return elapsed >= fault.at
+        if fault.after_ready is not None:
+            return self._ready_at is not None and time.time() >= self._ready_at + fault.after_ready
         if fault.at_commits is not None:
             return self._commits >= fault.at_commits
         if fault.after_crash is not None:
@@ -122,12 +125,15 @@ class FaultSchedule:
         return self.progress.produced >= (fault.at_records or 0)
 
     def _follow_history(self) -> None:
-        """Count commits and fired crash points from what the processes appended since the last look."""
+        """Count commits, fired crash points and the pipeline's ready moment from what the processes
+        and the supervisor appended since the last look."""
         for event in self._tail.new_events():
             if event.get("event") == Event.CHECKPOINT_COMMITTED:
                 self._commits += 1
             elif event.get("event") == Event.CRASH:
                 self._crashed.add(event.get("point"))
+            elif event.get("event") == Event.PIPELINE_READY:
+                self._ready_at = float(event["ts"])
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):

@@ -9,7 +9,7 @@ from rich.console import Console
 from chaos.certification.report import build_report, print_plan, print_summary, write_reports
 from chaos.certification.scenarios import certification_rows, slug
 from chaos.certification.suite import run_suite
-from chaos.errors import EXIT_ENVIRONMENT, EXIT_OK, EXIT_VIOLATION, SpecError
+from chaos.errors import EXIT_ENVIRONMENT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_VIOLATION, SpecError
 from faults.targets import known
 
 
@@ -17,7 +17,7 @@ def certify(row_names: list[str] | None, quick: bool, mutants: bool, runs_dir: P
             private: bool, console: Console, only_plan: bool = False) -> int:
     """Exit 1 when a connector labelled Certified fails the suite or a mutant survives; else 3 when a
     case or mutant ended in an environment failure (twice: it is retried once on a fresh environment);
-    else 0."""
+    else 4 when one was inconclusive; else 0."""
     if only_plan:
         print_plan(console)
         return EXIT_OK
@@ -32,4 +32,5 @@ def certify(row_names: list[str] | None, quick: bool, mutants: bool, runs_dir: P
     report = build_report(suite)
     write_reports(suite.directory, report)
     print_summary(console, report, suite.directory)
-    return {"pass": EXIT_OK, "fail": EXIT_VIOLATION, "error": EXIT_ENVIRONMENT}[report["status"]]
+    return {"pass": EXIT_OK, "fail": EXIT_VIOLATION, "error": EXIT_ENVIRONMENT,
+            "inconclusive": EXIT_INCONCLUSIVE}[report["status"]]

@@ -1,7 +1,7 @@
-"""Maturity labels computed from the suite's results, against the labels the registry declares.
+"""Maturity labels computed from the suite's results, against the labels the connector table declares.
 
 A connector is Certified when every row it is part of ran in this certification, every scenario
-that applies to those rows passed, and none of them is left uncovered. A connector the registry
+that applies to those rows passed, and none of them is left uncovered. A connector the table
 labels Certified that falls short of that is an error, not a warning (docs/certification.md).
 """
 
@@ -55,12 +55,13 @@ def _label(kind: Connector, mine: list[Row], ran: list[Row],
             outcome = scenario_status.get((slug(row), scenario.slug))
             if status.status == Status.NOT_COVERED:
                 shortfalls.append(f"{slug(row)}: {scenario.slug} not covered ({status.reason})")
-            elif status.status == Status.APPLIES and outcome == "error":
+            elif status.status == Status.APPLIES and outcome in ("error", "inconclusive"):
                 undecided.append(f"{slug(row)}: {scenario.slug}")
             elif status.status == Status.APPLIES and outcome != "pass":
                 shortfalls.append(f"{slug(row)}: {scenario.slug} failed")
     if shortfalls:
         return Label(kind, kind.maturity, Maturity.PREVIEW, "; ".join(shortfalls))
     if undecided:  # the testbed failed, not the connector: no verdict, and no label lowered
-        return Label(kind, kind.maturity, None, "ended in an environment error: " + "; ".join(undecided))
+        return Label(kind, kind.maturity, None, "undecided (an environment error or an inconclusive run): "
+                     + "; ".join(undecided))
     return Label(kind, kind.maturity, Maturity.CERTIFIED, f"passed every applicable scenario in {len(mine)} row(s)")

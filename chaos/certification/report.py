@@ -67,19 +67,22 @@ def build_report(suite: SuiteRun) -> dict[str, Any]:
                              for m in mutants if m["status"] == "survived"]
     outcomes = [*suite.cases.values(), *(suite.mutants or {}).values()]
     report["environment_errors"] = [f"{o.name}: {o.message}" for o in outcomes if o.status == "error"]
-    report["status"] = ("fail" if report["errors"] else "error" if report["environment_errors"] else "pass")
+    report["inconclusive"] = [f"{o.name}: {o.message}" for o in outcomes if o.status == "inconclusive"]
+    report["status"] = ("fail" if report["errors"] else "error" if report["environment_errors"]
+                        else "inconclusive" if report["inconclusive"] else "pass")
     return report
 
 
-CASE_STATUSES = ("pass", "fail", "error")
+CASE_STATUSES = ("pass", "fail", "error", "inconclusive")
 
 
 def case_status(statuses: list[str]) -> str:
     """A scenario's (or a row's) status from its runs': one real failure fails it; otherwise a run
-    that ended in an environment error leaves it undecided (`error`), which never lowers a label."""
+    that ended in an environment error (`error`) or did not do what it said (`inconclusive`) leaves
+    it undecided, which never lowers a label."""
     if not statuses or "fail" in statuses:
         return "fail"
-    return "error" if "error" in statuses else "pass"
+    return next((s for s in ("error", "inconclusive") if s in statuses), "pass")
 
 
 def write_reports(directory: Path, report: dict[str, Any]) -> None:
@@ -89,7 +92,7 @@ def write_reports(directory: Path, report: dict[str, Any]) -> None:
 
 
 def _cell(scenario: dict[str, Any]) -> str:
-    return {"pass": "pass", "fail": "**FAIL**", "error": "*error*", "n/a": "n/a",
+    return {"pass": "pass", "fail": "**FAIL**", "error": "*error*", "inconclusive": "*inconclusive*", "n/a": "n/a",
             "not covered": "not covered"}[scenario["status"]]
 
 
@@ -121,6 +124,9 @@ def markdown(report: dict[str, Any]) -> str:
     if report["environment_errors"]:
         lines += ["", "## Environment errors (not the connectors' fault; no label lowered)", ""]
         lines += [f"- {e}" for e in report["environment_errors"]]
+    if report["inconclusive"]:
+        lines += ["", "## Inconclusive runs (the experiment did not do what it said; no label lowered)", ""]
+        lines += [f"- {e}" for e in report["inconclusive"]]
     return "\n".join(lines) + "\n"
 
 
@@ -165,6 +171,9 @@ def to_html(report: dict[str, Any]) -> str:
     if report["environment_errors"]:
         parts += ["<h2>Environment errors (not the connectors' fault; no label lowered)</h2><ul>"]
         parts += [f"<li>{e(x)}</li>" for x in report["environment_errors"]] + ["</ul>"]
+    if report["inconclusive"]:
+        parts += ["<h2>Inconclusive runs (the experiment did not do what it said; no label lowered)</h2><ul>"]
+        parts += [f"<li>{e(x)}</li>" for x in report["inconclusive"]] + ["</ul>"]
     parts.append("</body></html>")
     return "\n".join(parts)
 
@@ -197,7 +206,8 @@ def print_summary(console: Console, report: dict[str, Any], directory: Path) -> 
     table.add_column("row")
     for s in SCENARIOS:
         table.add_column(str(s.number))
-    style = {"pass": "green", "fail": "bold red", "error": "magenta", "n/a": "dim", "not covered": "yellow"}
+    style = {"pass": "green", "fail": "bold red", "error": "magenta", "inconclusive": "magenta", "n/a": "dim",
+             "not covered": "yellow"}
     for row in report["rows"]:
         table.add_row(row["row"], *[f"[{style[s['status']]}]{s['status']}[/]" for s in row["scenarios"]])
     console.print(table)
@@ -211,4 +221,6 @@ def print_summary(console: Console, report: dict[str, Any], directory: Path) -> 
         console.print(f"[bold red]error:[/] {error}", highlight=False)
     for error in report["environment_errors"]:
         console.print(f"[magenta]environment error (no label lowered):[/] {error}", highlight=False)
+    for error in report["inconclusive"]:
+        console.print(f"[magenta]inconclusive (no label lowered):[/] {error}", highlight=False)
     console.print(f"report: {directory / 'certification.html'}")

@@ -1,6 +1,6 @@
 """The six certification scenarios, and which of them apply to which matrix row, and why.
 
-Applicability follows from the row's connectors, so the table cannot drift from the registry:
+Applicability follows from the row's connectors, so the table cannot drift from the connector table:
 a scenario either applies, does not apply by the nature of the row (n/a), or applies but is not
 covered yet. A row with an uncovered scenario cannot make its connectors Certified.
 """

@@ -22,9 +22,10 @@ from chaos.certification.evidence import missing_evidence
 from chaos.certification.mutants import MUTANTS, Mutant
 from chaos.certification.plan import REPO, Case, materialize, plan
 from chaos.errors import EXIT_ENVIRONMENT, ChaosError
-from drivers.sdk.history import read_history
 from chaos.matrix import Row
+from chaos.report.result import Outcome as RunOutcome
 from chaos.runner import acquire_environment, run_file
+from drivers.sdk.history import read_history
 
 
 @dataclass
@@ -33,14 +34,19 @@ class Outcome:
 
     name: str
     status: str
-    """pass or fail for a case; killed or survived for a mutant; error when the run did not complete
-    (the environment failed, or the experiment was invalid): no verdict on the connector."""
+    """pass or fail for a case; killed or survived for a mutant. `error` when the run did not complete
+    (the environment failed, or the experiment was invalid) and `inconclusive` when it did not do
+    what it said (a fault never fired, or met no traffic): no verdict on the connector either way."""
     run_dir: Path | None = None
     failed: list[str] = field(default_factory=list)
     """The failing invariants, and any missing evidence that the scenario happened."""
     message: str = ""
     seconds: float = 0.0
     exit_code: int = 0
+
+
+UNDECIDED = ("error", "inconclusive")
+"""Outcomes that say nothing about the connector: never a failure, never a lowered label."""
 
 
 @dataclass
@@ -105,7 +111,7 @@ class _Runner:
     def case(self, case: Case, quick: bool) -> Outcome:
         experiment = materialize(case, quick, self.directory / "experiments")
         outcome = self._run(case.id, experiment, self.directory / "runs" / case.row.sink)
-        if outcome.status != "error":
+        if outcome.status not in UNDECIDED:
             result = json.loads((outcome.run_dir / "result.json").read_text())
             history = read_history(outcome.run_dir / "history.jsonl")
             outcome.failed += missing_evidence(case.scenario, result, history)
@@ -114,7 +120,7 @@ class _Runner:
 
     def mutant(self, mutant: Mutant) -> Outcome:
         outcome = self._run(mutant.name, REPO / mutant.path, self.directory / "runs" / "mutants")
-        if outcome.status != "error":
+        if outcome.status not in UNDECIDED:
             outcome.status = "killed" if mutant.caught_by in outcome.failed else "survived"
             if outcome.status == "survived":
                 outcome.message = f"{mutant.caught_by} did not fail"
@@ -145,5 +151,9 @@ class _Runner:
             except ChaosError as e:
                 quiet.print(f"error: {e}", markup=False)
                 return Outcome(name, "error", None, [], str(e), time.monotonic() - started, e.exit_code)
+        seconds = time.monotonic() - started
+        if result.status == RunOutcome.INCONCLUSIVE:
+            why = "; ".join(f"{v.invariant}: {v.summary}" for v in result.verdicts if v.inconclusive)
+            return Outcome(name, "inconclusive", result.run_dir, [], why, seconds, result.exit_code)
         failed = [v.invariant for v in result.verdicts if v.failed]
-        return Outcome(name, result.status, result.run_dir, failed, "", time.monotonic() - started)
+        return Outcome(name, "fail" if failed else "pass", result.run_dir, failed, "", seconds, result.exit_code)

@@ -1,4 +1,9 @@
-"""The result of one invariant check: a status, counts and a few example record ids."""
+"""The result of one invariant check: a status, counts and a few example record ids.
+
+A verdict is `pass`, `fail` (the system under test broke the invariant), `info` (counted and
+reported, not required: duplicates under at least once), or `inconclusive` (the run could not tell:
+a fault never fired, or met no pipeline traffic). An inconclusive verdict is never a violation.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,7 @@ from typing import Literal
 
 import pyarrow as pa
 
-Status = Literal["pass", "fail", "info"]
+Status = Literal["pass", "fail", "info", "inconclusive"]
 EXAMPLES = 5
 
 
@@ -22,6 +27,10 @@ class Verdict:
     @property
     def failed(self) -> bool:
         return self.status == "fail"
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.status == "inconclusive"
 
 
 def examples(ids: pa.Array | pa.ChunkedArray) -> list[int]:

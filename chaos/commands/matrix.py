@@ -1,4 +1,4 @@
-"""`chaos matrix`: the guarantee matrix as a table, with each row's maturity and whether it runs yet."""
+"""`chaos matrix`: the guarantee matrix as a table, with each row's guarantee and maturity."""
 
 from __future__ import annotations
 

@@ -8,14 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chaos.errors import SpecError
-from chaos.experiment.models import Experiment
+from chaos.experiment.consistency import describe, inconsistencies
+from chaos.experiment.models import Experiment, PipelineSpec, WorkloadSpec
 from chaos.experiment.topology import available_targets
-from faults.catalog import FAULT_KINDS
+from faults.catalog import FAULT_KINDS, Fault
 from faults.nemesis import generate
 from faults.targets import suggest
+
+FAULT: TypeAdapter[Any] = TypeAdapter(Fault)
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -39,11 +42,39 @@ def parse_experiment(text: str, source: str) -> Experiment:
         raise SpecError(source, [f"{where}invalid YAML: {problem}"]) from None
     if not isinstance(data, dict):
         raise SpecError(source, ["the file must hold a mapping with at least `name`, `seed` and `workload`"])
+    problems: list[tuple[int | None, str]] = []
+    experiment = None
     try:
-        experiment = Experiment.model_validate(data)
+        experiment = Experiment.model_validate(data, context={"consistency_checked_by_caller": True})
     except ValidationError as e:
-        raise SpecError(source, [_describe(err, node) for err in e.errors()]) from None
+        problems += [_describe(err, node) for err in e.errors()]
+    pipeline, workload, faults = _sections(experiment, data)
+    for where, message in inconsistencies(pipeline, workload, faults):
+        problems.append((_line_of(node, list(where)), f"{describe(where)}: {message}"))
+    if problems:  # every problem at once, in the order of the file
+        ordered = sorted(problems, key=lambda p: (p[0] is None, p[0] or 0))
+        raise SpecError(source, [f"line {line}: {text}" if line else text for line, text in ordered])
+    assert experiment is not None
     return expand_nemesis(experiment)
+
+
+def _sections(experiment: Experiment | None, data: dict[str, Any]) -> tuple[Any, Any, list[tuple[int, Fault]]]:
+    """The pipeline, the workload and the faults, each where it is valid on its own: the cross-section
+    checks run on those even when other fields are wrong."""
+    if experiment is not None:
+        return experiment.pipeline, experiment.workload, list(enumerate(experiment.faults))
+
+    def valid(validate: Any, value: Any) -> Any:
+        try:
+            return validate(value)
+        except (ValidationError, TypeError, ValueError):
+            return None
+
+    faults = data.get("faults") if isinstance(data.get("faults"), list) else []
+    checked = [(i, valid(FAULT.validate_python, f)) for i, f in enumerate(faults)]
+    return (valid(PipelineSpec.model_validate, data.get("pipeline") or {}),
+            valid(WorkloadSpec.model_validate, data.get("workload")),
+            [(i, f) for i, f in checked if f is not None])
 
 
 def expand_nemesis(experiment: Experiment) -> Experiment:
@@ -55,15 +86,12 @@ def expand_nemesis(experiment: Experiment) -> Experiment:
     return experiment.model_copy(update={"faults": [*experiment.faults, *drawn], "nemesis": None})
 
 
-def _describe(err: Any, root: yaml.Node | None) -> str:
-    """One error, with the field path in the user's terms (no union tags) and a line number."""
-    field_path, keys = _user_path(tuple(err["loc"]))
+def _describe(err: Any, root: yaml.Node | None) -> tuple[int | None, str]:
+    """One error, with the field path in the user's terms (no union tags) and its line number."""
+    field_path, keys, parent = _user_path(tuple(err["loc"]))
     line = _line_of(root, keys)
-    prefix = f"line {line}: " if line else ""
     if err["type"] == "extra_forbidden":
-        allowed = _fields_at(keys[:-1])
-        suggestion = suggest(str(keys[-1]), allowed) or f"; allowed here: {', '.join(allowed)}"
-        return f"{prefix}{field_path}: unknown key{suggestion}"
+        return line, f"{field_path}: {_unknown_key(str(keys[-1]), parent, keys[:-1])}"
     message = err["msg"]
     for noise in ("Value error, ", "Assertion failed, "):
         message = message.replace(noise, "")
@@ -72,14 +100,31 @@ def _describe(err: Any, root: yaml.Node | None) -> str:
         message = f"unknown fault kind {kind!r}; kinds: {', '.join(FAULT_KINDS)}{suggest(kind, FAULT_KINDS)}"
     elif err["type"] == "union_tag_not_found":
         message = f"missing `kind` (one of {', '.join(FAULT_KINDS)})"
-    return f"{prefix}{field_path or '(top level)'}: {message}"
+    return line, f"{field_path or '(top level)'}: {message}"
 
 
-def _user_path(loc: tuple[Any, ...]) -> tuple[str, list[Any]]:
-    """Drop pydantic's union tags (e.g. `latency` in faults.0.latency.jitter_ms) from a location."""
+def _unknown_key(key: str, parent: Any, keys: list[Any]) -> str:
+    """What to say of a key the model at its place does not have: a close match among the keys it
+    does have, or, for a fault, which kinds of fault do have that key."""
+    is_model = isinstance(parent, type) and issubclass(parent, BaseModel)
+    allowed = list(parent.model_fields) if is_model else _fields_at(keys)
+    members = _union_members(Fault)
+    kind = next((k for k, model in members.items() if model is parent), None)
+    owners = sorted(k for k, model in members.items() if key in model.model_fields)
+    if kind is not None and owners:
+        return (f"a `{kind}` fault has no `{key}` (only {', '.join(f'`{o}`' for o in owners)} faults do); "
+                f"its keys: {', '.join(allowed)}")
+    return "unknown key" + (suggest(key, allowed) or f"; allowed here: {', '.join(allowed)}")
+
+
+def _user_path(loc: tuple[Any, ...]) -> tuple[str, list[Any], Any]:
+    """Drop pydantic's union tags (e.g. `latency` in faults.0.latency.jitter_ms) from a location;
+    also the model that holds the last key (a union member where the tag chose one)."""
     keys: list[Any] = []
     model: Any = Experiment
+    parent: Any = None
     for part in loc:
+        parent = model
         if isinstance(part, int):
             keys.append(part)
             model = _item_type(model)
@@ -90,10 +135,7 @@ def _user_path(loc: tuple[Any, ...]) -> tuple[str, list[Any]]:
             continue
         keys.append(part)
         model = _field_type(model, part)
-    text = ""
-    for key in keys:
-        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
-    return text, keys
+    return describe(tuple(keys)), keys, parent
 
 
 def _fields_at(keys: list[Any]) -> list[str]:

@@ -6,17 +6,18 @@ or `2m`, and each fault kind is its own model so an error names the exact field 
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from chaos import matrix
-from chaos.experiment.topology import pipeline_links
+from chaos.experiment.consistency import describe, inconsistencies
 from drivers.connectors import SINKS, SOURCES
 from faults.catalog import CrashFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
-from faults.targets import MAX_WORKERS, NETWORK_LINKS, PROCESSES, known, suggest
+from faults.targets import MAX_WORKERS, known, suggest
 
 
 class PipelineSpec(StrictModel):
@@ -94,8 +95,11 @@ class ExpectSpec(StrictModel):
     recovery_bound: Duration = Field(30.0, description="progress must resume within this long after each heal")
 
 
+NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")
+
+
 class Experiment(StrictModel):
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=80)
+    name: str = Field(description="names the run directory: lower-case letters, digits, '.', '_' and '-'")
     description: str = ""
     seed: int = Field(ge=0, lt=2**63)
     pipeline: PipelineSpec = PipelineSpec()
@@ -104,6 +108,15 @@ class Experiment(StrictModel):
     nemesis: NemesisSpec | None = Field(
         None, description="a randomized schedule drawn from the seed, added to `faults` when the file is loaded")
     expect: ExpectSpec = ExpectSpec()
+
+    @field_validator("name")
+    @classmethod
+    def _name_rule(cls, name: str) -> str:
+        if not NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a name this testbed takes: it names a directory, so it must be "
+                             "1 to 80 lower-case letters, digits, '.', '_' or '-', starting with a letter or a digit"
+                             + (f" (did you mean {name.lower()!r}?)" if NAME.fullmatch(name.lower()) else ""))
+        return name
 
     @property
     def requires_no_loss(self) -> bool:
@@ -118,38 +131,12 @@ class Experiment(StrictModel):
         return self.pipeline.guarantee >= matrix.Guarantee.EFFECTIVELY_ONCE
 
     @model_validator(mode="after")
-    def _faults_fit(self) -> "Experiment":
-        pipeline = self.pipeline
-        source, sink = SOURCES[pipeline.source], SINKS[pipeline.sink]
-        if pipeline.allowed_lateness is not None and not source.capabilities.late_routing:
-            routing = [k.name for k in SOURCES.values() if k.capabilities.late_routing]
-            raise ValueError("event-time late routing needs a source whose splits carry watermarks ("
-                             f"{', '.join(routing)}), not {pipeline.source}")
-        change = self.workload.schema_change_at
-        if change is not None:
-            if change >= self.workload.records:
-                raise ValueError(f"workload.schema_change_at={change} never happens: the workload produces "
-                                 f"{self.workload.records} records")
-            for kind in (source, sink):
-                if not kind.capabilities.takes_every_schema_change:
-                    takes = ", ".join(sorted(kind.capabilities.schema_changes)) or "no column change"
-                    raise ValueError(f"the workload's schema change drops, widens and adds a column, but the "
-                                     f"{kind.name} {kind.role} takes {takes}")
-        processes = {"coordinator"} | {f"worker-{i}" for i in range(pipeline.workers)}
-        links = pipeline_links(pipeline)
-        for i, fault in enumerate(self.faults):
-            target = fault.process if isinstance(fault, CrashFault) else fault.target
-            if not isinstance(fault, CrashFault) and fault.at_records is not None \
-                    and fault.at_records >= self.workload.records:
-                raise ValueError(f"faults[{i}].at_records={fault.at_records} never fires: the workload "
-                                 f"produces {self.workload.records} records")
-            if target in PROCESSES and target not in processes:
-                raise ValueError(f"faults[{i}] targets {target}, but the pipeline has {pipeline.workers} worker(s)")
-            if target == "postgres" and pipeline.profile != "distributed-durable":
-                raise ValueError(f"faults[{i}] targets postgres, which only the distributed-durable profile uses")
-            if target in NETWORK_LINKS and target not in links:
-                raise ValueError(f"faults[{i}] targets {target}, a link this pipeline does not have "
-                                 f"(its links: {', '.join(links)})")
+    def _consistent(self, info: ValidationInfo) -> "Experiment":
+        """The checks across sections; the loader runs them itself, to place each at its line."""
+        if not (info.context or {}).get("consistency_checked_by_caller"):
+            problems = inconsistencies(self.pipeline, self.workload, enumerate(self.faults))
+            if problems:
+                raise ValueError("; ".join(f"{describe(where)}: {message}" for where, message in problems))
         return self
 
     def crash_points(self) -> dict[str, dict[str, int]]:
@@ -159,3 +146,4 @@ class Experiment(StrictModel):
             if isinstance(fault, CrashFault):
                 armed.setdefault(fault.process, {})[fault.point] = fault.hit
         return armed
+

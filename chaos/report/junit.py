@@ -2,8 +2,9 @@
 
 One `<testsuite name=EXPERIMENT>` (inside a `<testsuites>` root) holds one
 `<testcase classname="chaos.EXPERIMENT" name=INVARIANT>` per verdict. A `fail` verdict gets a
-`<failure message=SUMMARY>` whose body lists the counts and examples; an `info` verdict passes,
-with its summary in `<system-out>`. The suite's time is the run's span in `history.jsonl`, or
+`<failure message=SUMMARY type="InvariantViolation">` whose body lists the counts and examples; an
+`inconclusive` one gets an `<error type="Inconclusive">` instead, so that CI shows the experiment,
+not the connector, as what went wrong; an `info` verdict passes, with its summary in `<system-out>`. The suite's time is the run's span in `history.jsonl`, or
 the workload plus drain seconds of `result.json` when there is no history.
 """
 
@@ -47,8 +48,9 @@ def build_junit(run_dir: Path, result: dict[str, Any]) -> ET.ElementTree:
     experiment = str(result.get("experiment") or run_dir.name)
     verdicts = list(result.get("verdicts") or [])
     failures = sum(1 for v in verdicts if v.get("status") == "fail")
+    errors = sum(1 for v in verdicts if v.get("status") == "inconclusive")
     seconds, started = _timing(run_dir, result)
-    counts = {"tests": str(len(verdicts)), "failures": str(failures), "errors": "0", "skipped": "0",
+    counts = {"tests": str(len(verdicts)), "failures": str(failures), "errors": str(errors), "skipped": "0",
               "time": f"{seconds:.3f}"}
 
     root = ET.Element("testsuites", {"name": "chaos", **counts})
@@ -69,6 +71,9 @@ def build_junit(run_dir: Path, result: dict[str, Any]) -> ET.ElementTree:
             failure = ET.SubElement(case, "failure", {"message": str(verdict.get("summary", "")),
                                                       "type": "InvariantViolation"})
             failure.text = _details(verdict)
+        elif status == "inconclusive":
+            error = ET.SubElement(case, "error", {"message": str(verdict.get("summary", "")), "type": "Inconclusive"})
+            error.text = _details(verdict)
         elif status == "info":
             ET.SubElement(case, "system-out").text = _details(verdict)
     ET.indent(root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,11 @@ from rich.console import Console
 from rich.table import Table
 
 from chaos.checkers.verdict import Verdict
+from chaos.errors import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_VIOLATION
 
-RESULT_SCHEMA_VERSION = 1
-_STYLE = {"pass": "green", "fail": "bold red", "info": "yellow"}
+RESULT_SCHEMA_VERSION = 2
+"""2: `status` is pass, violation or inconclusive (1 had pass or fail)."""
+_STYLE = {"pass": "green", "fail": "bold red", "info": "yellow", "inconclusive": "magenta", "violation": "bold red"}
 
 
 def table_digest(table: pa.Table) -> str:
@@ -27,8 +30,26 @@ def table_digest(table: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
-def overall_status(verdicts: list[Verdict]) -> str:
-    return "fail" if any(v.failed for v in verdicts) else "pass"
+class Outcome(StrEnum):
+    """How a run ends, besides an invalid experiment (exit 2) and a failed environment (exit 3)."""
+
+    PASS = "pass"
+    VIOLATION = "violation"
+    INCONCLUSIVE = "inconclusive"
+
+    @property
+    def exit_code(self) -> int:
+        return {Outcome.PASS: EXIT_OK, Outcome.VIOLATION: EXIT_VIOLATION,
+                Outcome.INCONCLUSIVE: EXIT_INCONCLUSIVE}[self]
+
+
+def overall_status(verdicts: list[Verdict]) -> Outcome:
+    """A violation if an invariant failed; else inconclusive if the run could not tell; else a pass."""
+    if any(v.failed for v in verdicts):
+        return Outcome.VIOLATION
+    if any(v.inconclusive for v in verdicts):
+        return Outcome.INCONCLUSIVE
+    return Outcome.PASS
 
 
 def write_result(run_dir: Path, verdicts: list[Verdict], **details: Any) -> dict[str, Any]:
@@ -45,7 +66,8 @@ def write_result(run_dir: Path, verdicts: list[Verdict], **details: Any) -> dict
 
 
 def print_verdicts(console: Console, name: str, verdicts: list[Verdict], run_dir: Path) -> None:
-    table = Table(title=f"{name}: {overall_status(verdicts).upper()}", title_justify="left")
+    outcome = overall_status(verdicts)
+    table = Table(title=f"{name}: [{_STYLE.get(outcome, 'green')}]{outcome.upper()}[/]", title_justify="left")
     table.add_column("invariant")
     table.add_column("verdict")
     table.add_column("details")

@@ -1,4 +1,4 @@
-"""The timeline plot of `report.html` as inline SVG, and the x axis shared with `html_charts`.
+"""The timeline plot of `report.html` as inline SVG, and the x axis shared with the charts (`charts.py`).
 
 `timeline_svg` draws the faults as shaded, labelled bands (from `fault.inject` to the `fault.heal`
 with the same `index`; a fault never healed runs to the end), the workload, and one lane per
@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field
 from html import escape
 from typing import Any
+
 from drivers.sdk.events import Event
 
 WIDTH, LEFT, RIGHT = 1180, 120, 24

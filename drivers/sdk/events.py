@@ -33,6 +33,9 @@ class Event(StrEnum):
     PROCESS_RESUME = "process.resume"
     PROCESS_STOP = "process.stop"
     PROCESS_CRASH_LOOP = "process.crash_loop"
+    PIPELINE_READY = "pipeline.ready"
+    """Every pipeline process is ready at once (the coordinator listening, each worker restored): the
+    moment from which the pipeline consumes. Written once, the first time."""
     # the runtime: a crash point firing, the coordinator and its checkpoints, the workers
     CRASH = "crash"
     COORDINATOR_START = "coordinator.start"

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from chaos.env.environment import Environment
+from faults.injector import FaultContext
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -28,6 +29,12 @@ def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environmen
         yield env
     finally:
         env.stop()
+
+
+def links_only(environment: Environment) -> FaultContext:
+    """A fault context for network faults alone: the environment's Toxiproxy, and no processes."""
+    return FaultContext(toxiproxy=environment.toxiproxy, processes=None, services=None,  # type: ignore[arg-type]
+                        disk_control=Path("/nonexistent"))
 
 
 @dataclass

@@ -11,8 +11,9 @@ from confluent_kafka.admin import NewTopic
 
 from chaos.env.environment import Environment
 from chaos.env.kafka_clients import client_config
-from faults.catalog import LatencyFault, PartitionFault
 from faults import network
+from faults.catalog import LatencyFault, PartitionFault
+from tests.integration.conftest import links_only
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,7 @@ def test_partitioning_the_proxy_stalls_a_consumer(environment):
         first = _drain(consumer, 8)
         assert sorted(first) == list(range(100))
         fault = PartitionFault(kind="partition", target="worker-kafka", at=0, duration=4)
-        heal = network.inject(environment.toxiproxy, fault, "stall")
+        heal = network.inject(fault, links_only(environment))
         try:
             _produce_direct(environment, topic, range(100, 200))
             during = _drain(consumer, 4)
@@ -100,9 +101,8 @@ def test_latency_toxic_is_measurable_through_the_proxy(environment):
         return elapsed
 
     baseline = min(round_trip() for _ in range(3))
-    heal = network.inject(environment.toxiproxy,
-                          LatencyFault(kind="latency", target="workload-kafka", at=0, duration=1, latency_ms=300),
-                          "rtt")
+    heal = network.inject(LatencyFault(kind="latency", target="workload-kafka", at=0, duration=1, latency_ms=300),
+                          links_only(environment))
     try:
         slowed = min(round_trip() for _ in range(3))
     finally:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from chaos.matrix import Guarantee
 from chaos.experiment import load_experiment
+from chaos.matrix import Guarantee
 from drivers.sdk.crashpoints import POINTS
 from tests.integration.conftest import REPO
 

@@ -23,8 +23,8 @@ from confluent_kafka.admin import NewTopic
 
 from chaos.env import postgres as pg
 from chaos.env.environment import Environment
-from chaos.env.processes import ProcessRef, process_start_time
 from chaos.env.kafka_clients import client_config
+from chaos.env.processes import ProcessRef, process_start_time
 from tests.integration.conftest import REPO
 
 pytestmark = pytest.mark.integration

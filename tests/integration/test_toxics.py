@@ -15,12 +15,22 @@ from typing import Iterator
 
 import pytest
 
-from drivers.sdk.history import History, read_history
-from faults.catalog import (BandwidthFault, DownFault, LatencyFault, LimitDataFault, PartitionFault,
-                               ResetPeerFault, SlicerFault, SlowCloseFault, TimeoutFault)
 from chaos.workload.producer import WorkloadProgress
+from drivers.sdk.history import History, read_history
 from faults import network
+from faults.catalog import (
+    BandwidthFault,
+    DownFault,
+    LatencyFault,
+    LimitDataFault,
+    PartitionFault,
+    ResetPeerFault,
+    SlicerFault,
+    SlowCloseFault,
+    TimeoutFault,
+)
 from faults.schedule import FaultSchedule
+from tests.integration.conftest import links_only
 
 pytestmark = pytest.mark.integration
 LINK = "workload-kafka"  # a real link name, re-pointed at the echo server for these tests
@@ -72,7 +82,7 @@ def _fault(cls, **fields):
 
 @contextmanager
 def injected(environment, fault) -> Iterator[None]:
-    heal = network.inject(environment.toxiproxy, fault, "t")
+    heal = network.inject(fault, links_only(environment))
     try:
         yield
     finally:
@@ -168,8 +178,7 @@ def test_one_way_partition_blackholes_only_that_direction(environment, echo_link
 def test_the_schedule_records_injection_and_heal_on_the_timeline(environment, echo_link, tmp_path):
     history = History(tmp_path / "history.jsonl", "test")
     fault = LatencyFault(kind="latency", target=LINK, at=0.2, duration=1, latency_ms=300)
-    schedule = FaultSchedule([fault], environment, supervisor=None, history=history,  # type: ignore[arg-type]
-                             progress=WorkloadProgress(), disk_control=tmp_path / "disk-faults.json")
+    schedule = FaultSchedule([fault], links_only(environment), history, WorkloadProgress())
     schedule.start()
     try:
         time.sleep(0.6)

@@ -174,7 +174,7 @@ def test_the_documented_applicability_table_is_the_one_the_code_computes():
     assert applicability_markdown() in (REPO / "docs" / "certification.md").read_text()
 
 
-def test_the_registry_declares_exactly_the_labels_a_passing_suite_computes():
+def test_the_connector_table_declares_exactly_the_labels_a_passing_suite_computes():
     for label in compute_labels(ROWS, _all_pass()):
         assert label.declared == label.computed, (label.connector.name, label.connector.role, label.why)
 

@@ -11,7 +11,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from chaos.checkers.liveness import check_liveness, progress_of
+from chaos.checkers.liveness import check_liveness
+from chaos.checkers.progress import progress_of
+from chaos.checkers.traffic import check_fault_traffic
 from chaos.checkers.order import check_key_order
 from chaos.checkers.orphans import STAGED, check_orphans
 from chaos.checkers.visibility import check_atomic_visibility, check_prefix
@@ -89,14 +91,16 @@ def test_order_on_200k_rows():
     assert v.examples == [1000]
 
 
-# --- liveness -----------------------------------------------------------------------------------
+# --- liveness and fault traffic --------------------------------------------------------------------
 
 
 class H:
     """A synthetic history: `H().at(1.0, "fault.inject", index=0)...events`."""
 
-    def __init__(self) -> None:
+    def __init__(self, ready: float | None = 0.5) -> None:
         self.events: list[dict] = [{"ts": 0.0, "source": "harness", "event": "run.start"}]
+        if ready is not None:
+            self.events.append({"ts": ready, "source": "harness", "event": "pipeline.ready"})
         self._next = 1
 
     def at(self, ts: float, event: str, **fields) -> "H":
@@ -139,7 +143,7 @@ def test_liveness_passes_when_progress_resumes_within_the_bound():
     v = check_liveness(recovering(1.5).events, bound_s=5.0)
     assert v.invariant == "liveness"
     assert v.status == "pass"
-    assert v.counts == {"faults": 1, "worst_recovery_ms": 1500, "faults_without_traffic": 0, "unrecovered": 0}
+    assert v.counts == {"faults": 1, "worst_recovery_ms": 1500, "unrecovered": 0}
 
 
 def test_liveness_fails_when_recovery_is_slower_than_the_bound():
@@ -178,60 +182,12 @@ def test_liveness_a_fault_healed_after_the_drain_needs_no_progress():
     assert check_liveness(h.events, bound_s=0.5).status == "pass"
 
 
-def test_liveness_fails_without_traffic_during_the_faults():
-    # the workload was over and nothing was checkpointed while the fault was active
-    h = H().at(0.1, "workload.start").checkpoint(1.0, positions(1000)).at(2.0, "workload.end")
-    h.fault(0, 5.0, 7.0).at(7.5, "run.drained", seconds=0.1)
-    v = check_liveness(h.events, bound_s=5.0)
-    assert v.status == "fail"
-    assert "no traffic during the faults" in v.summary
-    assert v.counts == {"faults": 1, "worst_recovery_ms": 0, "faults_without_traffic": 1, "unrecovered": 0}
-    assert v.examples == [0]
-
-
-def test_liveness_one_fault_with_traffic_is_enough():
-    h = recovering(1.0).fault(1, 20.0, 21.0)  # the second fault comes after the workload and the drain
-    v = check_liveness(h.events, bound_s=5.0)
-    assert v.status == "pass"
-    assert v.counts["faults"] == 2 and v.counts["faults_without_traffic"] == 1
-
-
-def test_liveness_a_checkpoint_during_the_fault_is_traffic_without_a_workload():
-    # a batch source has no workload events: the checkpoint persisted inside the window is the traffic
-    h = H().checkpoint(1.0, positions(100)).fault(0, 2.0, 4.0).checkpoint(3.0, positions(200))
-    h.checkpoint(4.5, positions(300)).at(5.0, "run.drained", seconds=0.5)
-    v = check_liveness(h.events, bound_s=5.0)
-    assert v.status == "pass"
-    assert v.counts["faults_without_traffic"] == 0
-
-
 def test_liveness_opaque_positions_count_any_commit_after_the_heal():
     opaque = {"0": {"instant": "20261129092244600"}}
     h = H().checkpoint(1.0, opaque).fault(0, 2.0, 4.0).checkpoint(3.0, opaque).checkpoint(4.98, opaque)
     v = check_liveness(h.events, bound_s=5.0)
     assert v.status == "pass"
     assert v.counts["worst_recovery_ms"] == 1000
-
-
-def test_liveness_crashes_are_faults_when_nothing_was_injected():
-    # a batch pipeline crashes with input still in flight: the checkpoint after it moved on
-    mid = H().checkpoint(1.0, positions(100)).at(1.5, "crash", process="worker-0", point="sink.prepare.after")
-    mid.checkpoint(3.0, positions(200)).at(3.5, "run.drained", seconds=0.5)
-    v = check_liveness(mid.events, bound_s=5.0)
-    assert v.status == "pass"
-    assert v.counts["faults"] == 1 and v.counts["faults_without_traffic"] == 0
-    # the same crash after all the input was processed proves nothing
-    idle = H().checkpoint(1.0, positions(400)).at(1.5, "crash", process="worker-0", point="sink.commit.after")
-    idle.checkpoint(3.0, positions(400)).at(3.5, "run.drained", seconds=0.5)
-    v = check_liveness(idle.events, bound_s=5.0)
-    assert v.status == "fail"
-    assert "no traffic during the faults" in v.summary
-
-
-def test_liveness_crash_while_the_workload_runs_is_traffic():
-    h = H().at(0.1, "workload.start").at(1.5, "crash", process="worker-1", point="sink.prepare.after")
-    h.at(3.0, "workload.end").at(3.5, "run.drained", seconds=0.5)
-    assert check_liveness(h.events, bound_s=5.0).status == "pass"
 
 
 def test_liveness_without_faults_passes():
@@ -425,3 +381,66 @@ def test_prefix_on_200k_records():
     assert v.status == "fail"
     assert v.counts["partitions_with_gaps"] == 1
     assert v.examples == [3_012_345]
+
+
+def test_a_fault_after_everything_was_committed_is_inconclusive_and_named():
+    # the workload was over, the input fully committed, and nothing moved while the fault was active
+    h = H().at(0.1, "workload.start").checkpoint(1.0, positions(1000)).at(2.0, "workload.end")
+    h.fault(0, 5.0, 7.0).at(7.5, "run.drained", seconds=0.1)
+    v = check_fault_traffic(h.events)
+    assert v.status == "inconclusive" and v.invariant == "faults-met-traffic"
+    assert "faults[0] (partition worker-0-kafka): the pipeline made no progress and had nothing left" in v.summary
+    assert v.counts == {"faults": 1, "faults_without_traffic": 1} and v.examples == [0]
+
+
+def test_a_fault_over_before_the_pipeline_was_ready_is_inconclusive_though_the_producer_ran():
+    # workers took 5 s to join; a partition from 2 s to 4.5 s overlapped only the producer
+    h = H(ready=5.0).at(0.1, "workload.start").fault(0, 2.0, 4.5).checkpoint(6.0, positions(300))
+    h.checkpoint(7.0, positions(1000)).at(8.0, "workload.end").at(8.5, "run.drained", seconds=0.5)
+    v = check_fault_traffic(h.events)
+    assert v.status == "inconclusive" and "before the pipeline was ready" in v.summary
+
+
+def test_a_fault_that_holds_back_a_pipeline_with_input_waiting_met_traffic():
+    # nothing moved during the fault, but input was waiting: the fault bit
+    h = recovering(1.5)
+    assert check_fault_traffic(h.events).status == "pass"
+
+
+def test_a_checkpoint_that_moves_during_the_fault_is_traffic_without_a_workload():
+    # a batch source has no workload events: the checkpoint persisted inside the window is the traffic
+    h = H().checkpoint(1.0, positions(100)).fault(0, 2.0, 4.0).checkpoint(3.0, positions(200))
+    h.checkpoint(4.5, positions(300)).at(5.0, "run.drained", seconds=0.5)
+    assert check_fault_traffic(h.events).status == "pass"
+
+
+def test_each_fault_must_meet_traffic_on_its_own():
+    h = recovering(1.0).fault(1, 20.0, 21.0)  # the second fault comes after the workload and the drain
+    v = check_fault_traffic(h.events)
+    assert v.status == "inconclusive" and v.counts == {"faults": 2, "faults_without_traffic": 1}
+    assert v.examples == [1] and "faults[1]" in v.summary and "faults[0]" not in v.summary
+
+
+def test_crashes_are_the_windows_when_nothing_was_injected():
+    # a batch pipeline crashes with input still in flight: the checkpoint after it moved on
+    mid = H().checkpoint(1.0, positions(100)).at(1.5, "crash", process="worker-0", point="sink.prepare.after")
+    mid.checkpoint(3.0, positions(200)).at(3.5, "run.drained", seconds=0.5)
+    v = check_fault_traffic(mid.events)
+    assert v.status == "pass" and v.counts == {"faults": 1, "faults_without_traffic": 0}
+    # the same crash after all the input was processed proves nothing
+    idle = H().checkpoint(1.0, positions(400)).at(1.5, "crash", process="worker-0", point="sink.commit.after")
+    idle.checkpoint(3.0, positions(400)).at(3.5, "run.drained", seconds=0.5)
+    v = check_fault_traffic(idle.events)
+    assert v.status == "inconclusive" and "crash[0] (crash of worker-0 at sink.commit.after)" in v.summary
+
+
+def test_opaque_progress_counts_a_commit_from_the_fault_on():
+    opaque = {"0": {"instant": "20261129092244600"}}
+    h = H().checkpoint(1.0, opaque).fault(0, 2.0, 4.0).checkpoint(4.5, opaque)
+    assert check_fault_traffic(h.events).status == "pass"
+    late = H().checkpoint(1.0, opaque).fault(0, 2.0, 4.0)
+    assert check_fault_traffic(late.events).status == "inconclusive"
+
+
+def test_no_faults_is_no_question_of_traffic():
+    assert check_fault_traffic(H().checkpoint(1.0, positions(10)).events).status == "pass"

@@ -253,17 +253,24 @@ def test_describe():
                      jitter_ms=10, toxicity=0.5),
         KillFault(kind="kill", at=10, target="worker-0", duration=1),
         CrashFault(kind="crash", point="sink.prepare.after"),
+        KillFault(kind="kill", at_commits=8, target="worker-0", duration=1),
+        KillFault(kind="kill", after_crash="sink.prepare.after", target="coordinator", duration=2),
+        PartitionFault(kind="partition", after_ready=1.5, target="worker-kafka", duration=2),
     ]
     text = describe(faults)
     lines = text.splitlines()
     assert len(lines) == 1 + len(faults) and text.endswith("\n")
     assert lines[0].split() == ["#", "at", "heal", "kind", "target", "parameters"]
     assert lines[1].split() == ["0", "1.500s", "3.500s", "partition", "worker-kafka", "direction=upstream"]
-    assert lines[2].split() == ["1", "@500rec", "+3.000s", "latency", "workload-kafka", "direction=downstream",
-                                "latency_ms=200", "jitter_ms=10", "toxicity=0.5"]
+    assert lines[2].split() == ["1", "at", "record", "500", "+3.000s", "latency", "workload-kafka",
+                                "direction=downstream", "latency_ms=200", "jitter_ms=10", "toxicity=0.5"]
     assert lines[3].split() == ["2", "10.000s", "11.000s", "kill", "worker-0"]
-    assert lines[4].split()[:5] == ["3", "armed", "-", "crash", "worker-0"]
+    assert lines[4].split()[:7] == ["3", "armed,", "hit", "1", "-", "crash", "worker-0"]
     assert "point=sink.prepare.after" in lines[4]
+    assert lines[5].split() == ["4", "at", "commit", "8", "+1.000s", "kill", "worker-0"]
+    assert lines[6].split() == ["5", "after", "crash", "sink.prepare.after", "+2.000s", "kill", "coordinator"]
+    assert lines[7].split() == ["6", "ready+1.500s", "+2.000s", "partition", "worker-kafka", "direction=both"]
+    assert "None" not in text
     generated = generate(NemesisSpec(until=60), 9, LINKS, PROCS)
     assert len(describe(generated).splitlines()) == len(generated) + 1
 
