@@ -1,15 +1,16 @@
 """Holds a finished run to its invariants: which checkers apply, and what each is given.
 
 Every checker is a pure function that returns a `Verdict`; this module only decides which of them
-the experiment calls for and feeds them the run's evidence: the source's ground truth, the output
-read back independently, the producer's outcomes, what the visibility probe saw, and the history.
+the experiment calls for (`CHECKS`, one entry per invariant, read by `chaos validate --show` too)
+and feeds them the run's evidence: the source's ground truth, the output read back independently,
+the producer's outcomes, what the visibility probe saw, and the history.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pyarrow as pa
 
@@ -27,6 +28,7 @@ from chaos.checkers.verdict import Verdict
 from chaos.checkers.visibility import check_atomic_visibility, check_prefix
 from chaos.experiment import Experiment
 from chaos.matrix import Guarantee
+from chaos.sides.base import sink_side_class, source_side_class
 from drivers.connectors import SINKS
 from drivers.sdk import records
 from drivers.sdk.crashpoints import MARKER_DIR, marker
@@ -55,45 +57,78 @@ class RunEvidence:
     fault_errors: tuple[str, ...] = ()
 
 
-def check_run(experiment: Experiment, run_dir: Path, evidence: RunEvidence) -> list[Verdict]:
-    pipeline, workload = experiment.pipeline, experiment.workload
-    truth, output = evidence.truth, evidence.output
-    late_verdicts = []
-    if evidence.late is not None:
-        assert pipeline.allowed_lateness is not None
-        late_verdicts.append(check_late_events(truth, output, evidence.late, round(pipeline.allowed_lateness * 1000)))
-        output = pa.concat_tables([output, evidence.late], promote_options="permissive")  # every record, either side
-    verdicts = [
-        check_loss(truth, output, required=experiment.requires_no_loss),
-        check_duplicates(output, forbidden=experiment.forbids_duplicates),
-    ]
-    if experiment.expect.no_phantoms:
-        verdicts.append(check_phantoms(records.expected_table(workload, experiment.seed), output))
-    if evidence.outcomes is not None:
-        verdicts.append(check_source_acks(evidence.outcomes, truth))
-    if pipeline.guarantee == Guarantee.EXACTLY_ONCE and "partition" in truth.column_names:
-        verdicts.append(check_prefix(output, truth))
-    if SINKS[pipeline.sink].capabilities.key_order:
-        verdicts.append(check_key_order(evidence.output, required=True))  # the late side output has no order
-    verdicts += late_verdicts
-    if evidence.observations is not None and evidence.units is not None:
-        verdicts.append(check_atomic_visibility(evidence.observations, evidence.units,
-                                                read_errors=evidence.read_errors))
-    if workload.schema_change_at is not None:
-        verdicts.append(check_schema(records.expected_table(workload, experiment.seed), output))
-    verdicts.append(check_liveness(evidence.history, experiment.expect.recovery_bound))
-    verdicts.append(check_fault_traffic(evidence.history))
-    verdicts.append(check_orphans([run_dir / "output", run_dir / "late", run_dir / "lake"]))
-    verdicts.append(Verdict(
-        "drained", "pass" if evidence.drained else "fail",
-        f"the pipeline caught up {evidence.drain_seconds:.1f}s after the workload" if evidence.drained
-        else f"the pipeline had not caught up after {experiment.expect.drain_timeout:.0f}s",
-        {"drain_ms": int(evidence.drain_seconds * 1000)}))
-    fault_errors = [*evidence.fault_errors, *(
+@dataclass(frozen=True)
+class Check:
+    invariant: str
+    applies: Callable[[Experiment], bool]
+    run: Callable[[Experiment, Path, RunEvidence, pa.Table], Verdict]
+    """Given the experiment, the run directory, the evidence, and every output record (the late
+    side output included)."""
+
+
+def _expected(experiment: Experiment) -> pa.Table:
+    return records.expected_table(experiment.workload, experiment.seed)
+
+
+def _drained(experiment: Experiment, evidence: RunEvidence) -> Verdict:
+    if evidence.drained:
+        summary = f"the pipeline caught up {evidence.drain_seconds:.1f}s after the workload ended"
+    else:
+        summary = f"the pipeline had not caught up {experiment.expect.drain_timeout:.0f}s after the faults healed"
+    return Verdict("drained", "pass" if evidence.drained else "fail", summary,
+                   {"drain_ms": int(evidence.drain_seconds * 1000)})
+
+
+def _faults_applied(experiment: Experiment, run_dir: Path, evidence: RunEvidence) -> Verdict:
+    """The experiment did what it said: every fault fired and every armed crash point was reached.
+    When not, that is no verdict on the connector either way: inconclusive."""
+    errors = [*evidence.fault_errors, *(
         f"crash point {point} in {process} never fired (hit {hit} was not reached)"
         for process, points in experiment.crash_points().items() for point, hit in points.items()
         if not marker(run_dir / MARKER_DIR, process, point).exists())]
-    if fault_errors:
-        # The experiment did not do what it said: that is no verdict on the connector either way.
-        verdicts.append(Verdict("faults-applied", "inconclusive", "; ".join(fault_errors), {"errors": len(fault_errors)}))
-    return verdicts
+    if errors:
+        return Verdict("faults-applied", "inconclusive", "; ".join(errors), {"errors": len(errors)})
+    return Verdict("faults-applied", "pass", "every fault fired and every armed crash point was reached",
+                   {"errors": 0})
+
+
+CHECKS = (
+    Check("no-loss", lambda x: True, lambda x, d, ev, every: check_loss(ev.truth, every, required=x.requires_no_loss)),
+    Check("duplicates", lambda x: True,
+          lambda x, d, ev, every: check_duplicates(every, forbidden=x.forbids_duplicates)),
+    Check("no-phantoms", lambda x: x.expect.no_phantoms,
+          lambda x, d, ev, every: check_phantoms(_expected(x), every)),
+    Check("source-lost-acked-writes", lambda x: source_side_class(x.pipeline.source).live_feed,
+          lambda x, d, ev, every: check_source_acks(ev.outcomes, ev.truth)),
+    Check("prefix", lambda x: x.pipeline.guarantee == Guarantee.EXACTLY_ONCE
+          and source_side_class(x.pipeline.source).partitioned,
+          lambda x, d, ev, every: check_prefix(every, ev.truth)),
+    Check("per-key-order", lambda x: SINKS[x.pipeline.sink].capabilities.key_order,
+          lambda x, d, ev, every: check_key_order(ev.output, required=True)),  # the late output has no order
+    Check("late-events", lambda x: x.pipeline.allowed_lateness is not None,
+          lambda x, d, ev, every: check_late_events(ev.truth, ev.output, ev.late,
+                                                    round(x.pipeline.allowed_lateness * 1000))),
+    Check("atomic-visibility", lambda x: sink_side_class(x.pipeline.sink).watched,
+          lambda x, d, ev, every: check_atomic_visibility(ev.observations or [], ev.units,
+                                                          read_errors=ev.read_errors)),
+    Check("schema-compatibility", lambda x: x.workload.schema_change_at is not None,
+          lambda x, d, ev, every: check_schema(_expected(x), every)),
+    Check("liveness", lambda x: True, lambda x, d, ev, every: check_liveness(ev.history, x.expect.recovery_bound)),
+    Check("faults-met-traffic", lambda x: True, lambda x, d, ev, every: check_fault_traffic(ev.history)),
+    Check("no-orphans", lambda x: True,
+          lambda x, d, ev, every: check_orphans([d / "output", d / "late", d / "lake"])),
+    Check("drained", lambda x: True, lambda x, d, ev, every: _drained(x, ev)),
+    Check("faults-applied", lambda x: True, lambda x, d, ev, every: _faults_applied(x, d, ev)),
+)
+
+
+def planned_invariants(experiment: Experiment) -> list[str]:
+    """The invariants a run of `experiment` is held to, in the order of its verdicts."""
+    return [check.invariant for check in CHECKS if check.applies(experiment)]
+
+
+def check_run(experiment: Experiment, run_dir: Path, evidence: RunEvidence) -> list[Verdict]:
+    every = evidence.output  # every record, on time or late: what loss, duplicates and phantoms judge
+    if evidence.late is not None:
+        every = pa.concat_tables([evidence.output, evidence.late], promote_options="permissive")
+    return [check.run(experiment, run_dir, evidence, every) for check in CHECKS if check.applies(experiment)]

@@ -16,14 +16,14 @@ from types import FrameType
 from rich.console import Console
 from rich.markup import escape
 
-from chaos.errors import EXIT_INVALID, EXIT_OK, ChaosError, EnvironmentFailure, SpecError
+from chaos.errors import EXIT_OK, ChaosError, EnvironmentFailure, SpecError
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chaos", description="Fault-injection testbed for data connectors.")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run an experiment against real services")
-    run.add_argument("experiment", type=Path)
+    run = sub.add_parser("run", help="run experiments against real services (files, or directories of them)")
+    run.add_argument("experiments", type=Path, nargs="+")
     replay = sub.add_parser("replay", help="run a recorded run again with its seed, workload and schedule")
     replay.add_argument("run_dir", type=Path)
     certify = sub.add_parser("certify", help="run the certification suite and compute the maturity labels")
@@ -41,8 +41,12 @@ def _parser() -> argparse.ArgumentParser:
                              help="attach to the environment in this state file (default: the shared one, if up)")
         command.add_argument("--private-env", action="store_true",
                              help="start an environment for this run only, even if a shared one is up")
+        command.add_argument("--keep-env", action="store_true",
+                             help="keep a private environment's data (Kafka's and PostgreSQL's) after the run")
     validate = sub.add_parser("validate", help="check experiment files without running them")
     validate.add_argument("experiments", type=Path, nargs="+")
+    validate.add_argument("--show", action="store_true",
+                          help="also print the effective guarantee, the resolved schedule and the invariants checked")
     sub.add_parser("matrix", help="print the delivery-guarantee matrix")
     env = sub.add_parser("env", help="provision and manage the shared environment")
     env.add_argument("action", choices=["install", "up", "down", "status"])
@@ -62,7 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("chaos").setLevel(logging.INFO)
     try:
         if args.command == "validate":
-            return _validate(args.experiments, console, errors)
+            from chaos.commands.run import validate
+
+            return validate(args.experiments, args.show, console, errors)
         if args.command == "matrix":
             from chaos.commands.matrix import print_matrix
 
@@ -71,21 +77,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "replay":
             from chaos.runner import replay_run
 
-            return replay_run(args.run_dir, args.runs_dir, args.env_file, args.private_env, console).exit_code
+            return replay_run(args.run_dir, args.runs_dir, args.env_file, args.private_env, console,
+                              args.keep_env).exit_code
         if args.command == "certify":
             from chaos.certification.cli import certify
 
             return certify(args.rows, args.quick, args.mutants, args.runs_dir, args.env_file, args.private_env, console,
-                           args.only_plan)
+                           args.only_plan, args.keep_env)
         if args.command == "run":
-            from chaos.runner import run_file
+            from chaos.commands.run import run_all
 
-            return run_file(args.experiment, args.runs_dir, args.env_file, args.private_env, console).exit_code
+            return run_all(args.experiments, args.runs_dir, args.env_file, args.private_env, args.keep_env, console,
+                           errors)
         from chaos.commands.env import env_command
 
         return env_command(args.action, console)
     except SpecError as e:
-        _print_spec_error(errors, e)
+        from chaos.commands.run import print_problems
+
+        print_problems(errors, e)
         return e.exit_code
     except ChaosError as e:
         errors.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False)
@@ -97,23 +107,3 @@ def main(argv: list[str] | None = None) -> int:
         errors.print("[yellow]interrupted: every fault was healed and every process stopped[/]")
         return 130
 
-
-def _print_spec_error(errors: Console, e: SpecError) -> None:
-    for problem in e.problems:
-        errors.print(f"[bold red]{escape(e.path)}[/]: {escape(problem)}", highlight=False)
-
-
-def _validate(paths: list[Path], console: Console, errors: Console) -> int:
-    from chaos.experiment import load_experiment
-
-    code = EXIT_OK
-    for path in paths:
-        try:
-            experiment = load_experiment(path)
-        except SpecError as e:
-            _print_spec_error(errors, e)
-            code = EXIT_INVALID
-            continue
-        console.print(f"{path}: ok ({experiment.name}, seed {experiment.seed}, {len(experiment.faults)} faults)",
-                      markup=False, highlight=False)
-    return code

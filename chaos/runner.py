@@ -19,12 +19,14 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import pyarrow.parquet as pq
 import yaml
 from confluent_kafka import KafkaException
 from rich.console import Console
 
+from chaos.checkers.progress import drain_seconds
 from chaos.checkers.verdict import Verdict
 from chaos.checks import RunEvidence, check_run
 from chaos.env.environment import Environment
@@ -71,14 +73,16 @@ class RunResult:
         return self.status.exit_code
 
 
-def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
+def run_file(path: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console,
+             keep_env: bool = False) -> RunResult:
     experiment = load_experiment(path)
     run_dir = _new_run_dir(runs_dir, experiment.name)
     shutil.copyfile(path, run_dir / "experiment.yaml")
-    return _run(experiment, run_dir, env_file, private, console)
+    return _run(experiment, run_dir, env_file, private, console, keep_env)
 
 
-def replay_run(recorded: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
+def replay_run(recorded: Path, runs_dir: Path, env_file: Path | None, private: bool, console: Console,
+               keep_env: bool = False) -> RunResult:
     """Run a recorded run again: the same seed, workload and concrete fault schedule (a nemesis's
     draw included), as resolved.json recorded them."""
     resolved = recorded / "resolved.json"
@@ -90,17 +94,19 @@ def replay_run(recorded: Path, runs_dir: Path, env_file: Path | None, private: b
     (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment.model_dump(mode="json", exclude_none=True),
                                                             sort_keys=False))
     (run_dir / "replay-of.txt").write_text(f"{recorded.resolve()}\n")
-    return _run(experiment, run_dir, env_file, private, console)
+    return _run(experiment, run_dir, env_file, private, console, keep_env)
 
 
-def _run(experiment: Experiment, run_dir: Path, env_file: Path | None, private: bool, console: Console) -> RunResult:
+def _run(experiment: Experiment, run_dir: Path, env_file: Path | None, private: bool, console: Console,
+         keep_env: bool) -> RunResult:
     with ExitStack() as stack:
         log = logging.FileHandler(run_dir / "logs" / "harness.log")
         log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
         logging.getLogger("chaos").addHandler(log)
         stack.callback(logging.getLogger("chaos").removeHandler, log)
         env = acquire_environment(None if private else env_file, private,
-                                  experiment.pipeline.profile == "distributed-durable", run_dir / "env", stack, console)
+                                  experiment.pipeline.profile == "distributed-durable", run_dir / "env", stack, console,
+                                  keep_env)
         return Run(experiment, run_dir, env, console).execute()
 
 
@@ -112,9 +118,9 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
 
 
 def acquire_environment(env_file: Path | None, private: bool, with_postgres: bool, workdir: Path, stack: ExitStack,
-                        console: Console) -> Environment:
+                        console: Console, keep_env: bool = False) -> Environment:
     """Attach to a shared environment when there is one, otherwise start one in `workdir` that
-    `stack` stops."""
+    `stack` stops, and whose data it then deletes unless `keep_env` (its logs stay)."""
     shared = env_file or default_env_file()
     if not private and (env_file is not None or shared.exists()):
         try:
@@ -125,10 +131,19 @@ def acquire_environment(env_file: Path | None, private: bool, with_postgres: boo
             if env_file is not None:
                 raise
             console.print(f"[yellow]the shared environment in {shared} is not healthy; starting a private one[/]")
-    console.print("starting Kafka and Toxiproxy ...")
+    console.print(f"starting a private environment in {workdir} ...")
+    if not keep_env:
+        stack.callback(discard_data, workdir)  # after the stop below: callbacks run last first
     env = Environment.start(workdir, with_postgres=with_postgres)
     stack.callback(env.stop)
     return env
+
+
+def discard_data(workdir: Path) -> None:
+    """Delete a stopped private environment's data (tens of MB a run), keeping its logs."""
+    for path in workdir.iterdir() if workdir.is_dir() else []:
+        if path.name != "logs":
+            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 class Run:
@@ -176,12 +191,15 @@ class Run:
                 self.probe = VisibilityProbe(self.watch.visible)
                 self.probe.start()
                 stack.callback(self.probe.stop)
-            outcome = self._drive(schedule)
-            if outcome is not None:
-                pq.write_table(outcome.outcomes, self.run_dir / "workload.parquet")
-            schedule.wait(timeout=schedule.last_heal() + 30)
-            schedule.close()
-            drained, drain_seconds = self._drain()
+            with LiveProgress(self.console, experiment.workload.records, self.source.live_feed) as live:
+                outcome = self._drive(schedule, live)
+                if not self.source.live_feed:  # the input was all there: the workload ends as it starts
+                    self.history.append(Event.WORKLOAD_END, produced=experiment.workload.records, seconds=0.0)
+                if outcome is not None:
+                    pq.write_table(outcome.outcomes, self.run_dir / "workload.parquet")
+                self._follow(live, schedule, schedule.finished, schedule.last_heal() + 30)
+                schedule.close()
+                drained, drain_seconds = self._drain(live, schedule)
             self._require_environment()
             codes = supervisor.stop_all()
             if self.probe is not None:
@@ -196,6 +214,7 @@ class Run:
                 workload_digest=records.digest(experiment.workload, experiment.seed),
                 source_digest=table_digest(evidence.truth.select(["id", "key", "checksum"])),
                 restarts={name: supervisor.restarts(name) for name in self.processes},
+                crash_points=experiment.crash_points(),
                 workload_seconds=round(outcome.seconds, 3) if outcome else 0.0,
                 drain_seconds=round(drain_seconds, 3),
             )
@@ -281,7 +300,20 @@ class Run:
         except (OSError, ValueError):
             return None
 
-    def _drive(self, schedule: FaultSchedule) -> WorkloadOutcome | None:
+    def _follow(self, live: LiveProgress, schedule: FaultSchedule, done: Callable[[], bool], timeout: float) -> bool:
+        """Keep the display true until `done()` or `timeout`; end the run early if the pipeline cannot run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.supervisor.failed.is_set():
+                self._require_environment()
+            live.update(self.progress, self.source.committed(self._status()), schedule.active())
+            if done():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.25)
+
+    def _drive(self, schedule: FaultSchedule, live: LiveProgress) -> WorkloadOutcome | None:
         """Feed the source (in a thread) while the schedule fires faults and the display updates."""
         stop = threading.Event()
         box: dict[str, object] = {}
@@ -298,12 +330,7 @@ class Run:
         schedule.start()
         producer.start()
         try:
-            with LiveProgress(self.console, self.experiment.workload.records) as live:
-                while not self.progress.done.wait(0.5):
-                    if self.supervisor.failed.is_set():
-                        self._require_environment()
-                    live.update(self.progress, self.source.committed(self._status()), schedule.active())
-                live.update(self.progress, self.source.committed(self._status()), schedule.active())
+            self._follow(live, schedule, self.progress.done.is_set, float("inf"))
         finally:
             stop.set()
             producer.join(120)
@@ -311,18 +338,23 @@ class Run:
             raise box["error"]  # type: ignore[misc]
         return box.get("outcome")  # type: ignore[return-value]
 
-    def _drain(self) -> tuple[bool, float]:
-        """Wait until a committed checkpoint covers the whole input, within the bound."""
-        start = time.monotonic()
-        deadline = start + self.experiment.expect.drain_timeout
-        while time.monotonic() < deadline and not self.supervisor.failed.is_set():
+    def _drain(self, live: LiveProgress, schedule: FaultSchedule) -> tuple[bool, float]:
+        """Wait, within the bound, until a committed checkpoint covers the whole input. The drain time
+        runs from the workload's end to that checkpoint's commit (0 if it was committed before)."""
+        started = time.monotonic()
+
+        def caught_up() -> bool:
             status = self._status()
-            if status and self.source.caught_up(status):
-                self.history.append(Event.RUN_DRAINED, seconds=round(time.monotonic() - start, 3))
-                return True, time.monotonic() - start
-            time.sleep(0.25)
+            return bool(status) and self.source.caught_up(status)
+
+        if self._follow(live, schedule, caught_up, self.experiment.expect.drain_timeout):
+            covering = (self._status() or {}).get("checkpoint_id")
+            seconds = drain_seconds(read_history(self.history.path), covering)
+            seconds = time.monotonic() - started if seconds is None else seconds
+            self.history.append(Event.RUN_DRAINED, seconds=round(seconds, 3), checkpoint_id=covering)
+            return True, seconds
         self.history.append(Event.RUN_DRAIN_TIMEOUT, seconds=self.experiment.expect.drain_timeout)
-        return False, time.monotonic() - start
+        return False, time.monotonic() - started
 
     def _evidence(self, outcome: WorkloadOutcome | None, drained: bool, drain_seconds: float,
                   fault_errors: list[str]) -> RunEvidence:

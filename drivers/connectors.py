@@ -15,6 +15,7 @@ from drivers.sdk.capabilities import SCHEMA_CHANGES, Capabilities, Maturity
 from drivers.sdk.connector import Connector, Mutant
 
 MUTANTS_DIR = "experiments/mutants"
+INCIDENTS_DIR = "experiments/incidents"
 
 SOURCE_POINTS = ("source.poll.after", "source.ack.before")
 PREPARE_POINTS = ("sink.prepare.before", "sink.prepare.after")
@@ -88,8 +89,11 @@ _KINDS = (
               Capabilities(transactional=True, two_phase=True, idempotent_commit=True, networked=True,
                            schema_changes=SCHEMA_CHANGES, key_order=True),
               Maturity.CERTIFIED, "drivers.kafka_sink:KafkaTransactionalSink", "chaos.sides.kafka:KafkaSinkSide",
-              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"),
-              links=("worker-kafka",)),
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"), links=("worker-kafka",), mutants=(
+                  Mutant("resend-on-recover", "a failover re-sends the restored checkpoint's records",
+                         "drivers.mutants:ResendOnRecoverKafkaSink", "two-phase-commit",
+                         f"{INCIDENTS_DIR}/kafka-resend-on-recovery.yaml", "duplicates"),
+              )),
     Connector("iceberg-batch", "sink", "Iceberg (batch)", Capabilities(schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.iceberg.sinks:IcebergBatchSink", "chaos.sides.iceberg:IcebergSinkSide",
               crash_points=PREPARE_POINTS,
@@ -98,7 +102,11 @@ _KINDS = (
               Capabilities(two_phase=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.iceberg.sinks:IcebergTwoPhaseSink",
               "chaos.sides.iceberg:IcebergTwoPhaseSinkSide",
-              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"), links=_CATALOG_LINKS),
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"), links=_CATALOG_LINKS, mutants=(
+                  Mutant("no-ancestry-check", "a commit made again without looking for it in the snapshot ancestry",
+                         "drivers.mutants:NoAncestryCheckIcebergSink", "two-phase-commit",
+                         f"{INCIDENTS_DIR}/iceberg-2808-lost-commit-response.yaml", "duplicates"),
+              )),
     Connector("delta-batch", "sink", "Delta (batch)", Capabilities(schema_changes=frozenset({"add", "drop"})),
               Maturity.PREVIEW, "drivers.delta.sinks:DeltaBatchSink", "chaos.sides.delta:DeltaSinkSide",
               crash_points=PREPARE_POINTS),
@@ -110,11 +118,18 @@ _KINDS = (
                          "a Delta checkpoint committed in two table commits, half visible in between",
                          "drivers.mutants:NonAtomicDeltaSink", "sink-write-failure",
                          f"{MUTANTS_DIR}/non-atomic-delta-commit.yaml", "atomic-visibility"),
+                  Mutant("no-txn-check", "a re-commit appends rows whose app transaction is already in the log",
+                         "drivers.mutants:NoTxnCheckDeltaSink", "two-phase-commit",
+                         f"{INCIDENTS_DIR}/delta-rs-2580-duplicate-txn.yaml", "duplicates"),
               )),
     Connector("hudi-2pc", "sink", "Hudi (two-phase)",
               Capabilities(two_phase=True, idempotent_commit=True, schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.hudi.sink:HudiTwoPhaseSink", "chaos.sides.hudi:HudiTwoPhaseSinkSide",
-              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid")),
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"), mutants=(
+                  Mutant("rollback-on-recover", "recovery rolls back the restored checkpoint instead of committing it",
+                         "drivers.mutants:RollbackOnRecoverHudiSink", "two-phase-commit",
+                         f"{INCIDENTS_DIR}/hudi-18051-failure-after-checkpoint.yaml", "no-loss"),
+              )),
     Connector("memory", "sink", "In-memory sink", Capabilities(durable=False), Maturity.PREVIEW,
               "drivers.memory:MemorySink", "chaos.sides.memory:MemorySinkSide",
               crash_points=(*PREPARE_POINTS, *COMMIT_POINTS)),

@@ -7,26 +7,58 @@ when the bug it guards against is really there.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
+from deltalake.transaction import CommitProperties, Transaction
 
 from drivers.delta.sinks import DeltaTwoPhaseSink
 from drivers.hudi.sink import HudiTwoPhaseSink
+from drivers.iceberg.sinks import IcebergTwoPhaseSink
+from drivers.kafka_sink import KafkaTransactionalSink
 from drivers.kafka_source import KafkaSource
 from drivers.parquet_sinks import TwoPhaseParquetSink
+from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import CommitHandle
+from drivers.sdk.events import Event
+from drivers.sdk.history import History
 
 CONNECTION_LOSS = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
 """librdkafka's error codes for a lost broker connection: one broker's socket failed or was
 refused (`_TRANSPORT`), or none is reachable any more (`_ALL_BROKERS_DOWN`)."""
+
+
+class SeededBug:
+    """What every seeded-bug variant shares: it records `mutant.active` in the run's history the first
+    time its bug changes what the driver does. A failing invariant without that event proves nothing
+    about the checker: the bug never ran. Listed first among a variant's bases, so that its `create`
+    wraps the driver's."""
+
+    history: History | None = None
+    mutant: str | None = None
+    _bitten = False
+
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> Any:
+        driver = super().create(settings, ctx)  # type: ignore[misc]
+        driver.history, driver.mutant = ctx.history, ctx.mutant
+        return driver
+
+    def bites(self, what: str) -> None:
+        """The bug just changed what the driver does; `what` says how."""
+        if not self._bitten and self.history is not None:
+            self._bitten = True
+            self.history.append(Event.MUTANT_ACTIVE, mutant=self.mutant, what=what)
 
 
 def is_connection_loss(error: KafkaError) -> bool:
@@ -35,7 +67,7 @@ def is_connection_loss(error: KafkaError) -> bool:
     return error.code() in CONNECTION_LOSS and not error.fatal()
 
 
-class AutoCommitKafkaSource(KafkaSource):
+class AutoCommitKafkaSource(SeededBug, KafkaSource):
     """Seeded bug: the consumer commits what it has polled every 200 ms, written or not (librdkafka's
     `enable.auto.commit`): a crash between the poll and the sink's commit skips those records. The
     classic loss bug of a pipeline that leaves offsets to the client."""
@@ -43,8 +75,14 @@ class AutoCommitKafkaSource(KafkaSource):
     def _consumer_config(self, config: dict[str, Any]) -> dict[str, Any]:
         return {**config, "enable.auto.commit": True, "auto.commit.interval.ms": 200}
 
+    def poll(self, max_records: int, timeout: float) -> pa.Table:
+        rows = super().poll(max_records, timeout)
+        if rows.num_rows:
+            self.bites("records polled: the client commits their offsets before the sink has them")
+        return rows
 
-class ReconnectSkipKafkaSource(KafkaSource):
+
+class ReconnectSkipKafkaSource(SeededBug, KafkaSource):
     """Seeded bug: after a lost broker connection, resumes every assigned partition at its high
     watermark instead of at its position, the "reset to latest after a reconnect" mistake (as a
     client that treats its fetch state as gone and re-subscribes with `auto.offset.reset=latest`
@@ -78,10 +116,11 @@ class ReconnectSkipKafkaSource(KafkaSource):
             if assigned:
                 self.consumer.assign([TopicPartition(tp.topic, tp.partition, OFFSET_END) for tp in assigned])
                 self.resets += 1
+                self.bites("after a lost connection, every partition resumed at its high watermark")
         return super().poll(max_records, timeout)
 
 
-class NonIdempotentCommitSink(TwoPhaseParquetSink):
+class NonIdempotentCommitSink(SeededBug, TwoPhaseParquetSink):
     """Commits by *copying* each pending file to a fresh name, and keeps no manifest, so a recovery
     that re-commits the last checkpoint publishes its rows a second time."""
 
@@ -91,10 +130,11 @@ class NonIdempotentCommitSink(TwoPhaseParquetSink):
             src = self.output_dir / pending
             if src.exists():
                 shutil.copyfile(src, self.output_dir / f"{final[:-len('.parquet')]}-{uuid.uuid4().hex[:6]}.parquet")
+                self.bites("a commit copied a staged file to a fresh name instead of renaming it")
         self.crash.hit("sink.commit.after")
 
 
-class TruncatingWidenSink(TwoPhaseParquetSink):
+class TruncatingWidenSink(SeededBug, TwoPhaseParquetSink):
     """Keeps writing a widened column under its old, narrower type: values past int32 wrap around
     silently, the way a sink that never reads the new schema would store them."""
 
@@ -102,10 +142,11 @@ class TruncatingWidenSink(TwoPhaseParquetSink):
         if "score" in records.column_names and records.schema.field("score").type != pa.int32():
             index = records.schema.get_field_index("score")
             records = records.set_column(index, "score", pc.cast(records["score"], pa.int32(), safe=False))
+            self.bites("a widened column was written under its old, narrower type")
         super().write(records)
 
 
-class NonAtomicCommitSink(TwoPhaseParquetSink):
+class NonAtomicCommitSink(SeededBug, TwoPhaseParquetSink):
     """Splits each checkpoint into many small files and publishes them one by one, pausing between
     renames, so a reader polling the directory sees part of a commit."""
 
@@ -113,15 +154,18 @@ class NonAtomicCommitSink(TwoPhaseParquetSink):
         super().__init__(*args, max_file_rows=50, **kwargs)  # type: ignore[arg-type]
 
     def commit(self, handle: CommitHandle) -> None:
-        for pending, final in handle.payload.get("files", []):
+        files = handle.payload.get("files", [])
+        for pending, final in files:
             src = self.output_dir / pending
             if src.exists() and not (self.output_dir / final).exists():
                 os.replace(src, self.output_dir / final)
+                if len(files) > 1:
+                    self.bites("a commit published its files one by one")
                 time.sleep(0.3)
         super().commit(handle)  # finds the files moved, and writes the manifest
 
 
-class NonAtomicDeltaSink(DeltaTwoPhaseSink):
+class NonAtomicDeltaSink(SeededBug, DeltaTwoPhaseSink):
     """Seeded bug: commits a checkpoint's files in two Delta commits, 0.5 s apart, each with part of
     the rows and the same app transaction, the way a sink that caps the files per commit would. Each
     commit is atomic, but the checkpoint is not: a reader between the two sees part of it. Files of
@@ -135,15 +179,17 @@ class NonAtomicDeltaSink(DeltaTwoPhaseSink):
         half = (len(adds) + 1) // 2
         super()._add_files(dt, handle, adds[:half])
         if adds[half:]:
+            self.bites("a checkpoint was committed in two Delta commits")
             time.sleep(0.5)
             super()._add_files(DeltaTable(self.table_uri), handle, adds[half:])
 
 
-class DropLateSink(TwoPhaseParquetSink):
+class DropLateSink(SeededBug, TwoPhaseParquetSink):
     """A late-event side output that accepts records and writes none: late events vanish silently."""
 
     def write(self, records: pa.Table) -> None:
-        pass
+        if records.num_rows:
+            self.bites("late records were dropped")
 
 
 class LeakyRollbackHudiSink(HudiTwoPhaseSink):
@@ -154,3 +200,96 @@ class LeakyRollbackHudiSink(HudiTwoPhaseSink):
 
     def _delete_data_files(self, instant: str) -> None:
         pass
+
+
+# -- seeded bugs of the incidents (experiments/incidents/): each incident passes without its bug ------
+class NoAncestryCheckIcebergSink(SeededBug, IcebergTwoPhaseSink):
+    """Seeded bug (apache/iceberg#2808): commits a checkpoint without looking for it in the snapshot
+    ancestry first, and without pyiceberg's duplicate-file guard. A commit that landed but whose
+    response was lost (or whose worker crashed right after) is committed again on recovery, and its
+    files are read twice."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.check_duplicate_files = False
+
+    def _is_committed(self, table: Any, handle: CommitHandle) -> bool:
+        if super()._is_committed(table, handle):
+            self.bites(f"checkpoint {handle.checkpoint_id} committed again, though the ancestry has it")
+        return False
+
+
+class NoTxnCheckDeltaSink(SeededBug, DeltaTwoPhaseSink):
+    """Seeded bug (delta-io/delta-rs#2580): commits a checkpoint by appending its staged rows with
+    `write_deltalake` and its app transaction, without reading that transaction's version from the
+    log first. delta-rs does not deduplicate by itself, so recovery after a commit whose
+    acknowledgement was lost appends the same rows again."""
+
+    def _commit_once(self, handle: CommitHandle, state: dict[str, bool]) -> None:
+        if not state["announced"]:
+            state["announced"] = True
+            self.crash.hit("sink.commit.before")
+        if (self.transaction_version() or -1) >= handle.checkpoint_id:
+            self.bites(f"checkpoint {handle.checkpoint_id} appended again, though the log has its transaction")
+        staged = [pq.read_table(self.table_dir / add["path"]) for add in handle.payload["adds"]]
+        properties = CommitProperties(app_transactions=[Transaction(app_id=self.app_id, version=handle.checkpoint_id)],
+                                      custom_metadata={"chaos.job_id": self.job_id, "chaos.worker": self.worker,
+                                                       "chaos.checkpoint_id": handle.checkpoint_id})
+        write_deltalake(self.table_uri, pa.concat_tables(staged, promote_options="permissive"), mode="append",
+                        schema_mode="merge", commit_properties=properties)
+        self.crash.hit("sink.commit.after")
+
+
+class RollbackOnRecoverHudiSink(SeededBug, HudiTwoPhaseSink):
+    """Seeded bug (apache/hudi#18051): after a failure between the checkpoint and the Hudi commit,
+    recovery rolls back every pending instant, the restored checkpoint's included, instead of
+    committing it. The checkpoint's source positions have moved on, so its rows are lost."""
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        if any(h.payload.get("instant") for h in committed):
+            self.bites("recovery rolled back the restored checkpoint's instants instead of committing them")
+        super().recover([])
+
+
+class ResendOnRecoverKafkaSink(SeededBug, KafkaTransactionalSink):
+    """Seeded bug: a transactional Kafka sink that, after a failover, produces the restored
+    checkpoint's records again in a new transaction, as if finishing a commit were re-sending it.
+    The old transaction was either committed (its records are there already) or aborted (and the
+    source replays them from its committed offsets), so every recovery with records duplicates them.
+    It keeps each prepared checkpoint's records in a spool file to re-send them."""
+
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "ResendOnRecoverKafkaSink":
+        sink = super().create(settings, ctx)
+        assert isinstance(sink, ResendOnRecoverKafkaSink)
+        sink.spool = ctx.run_dir / "kafka-sink-spool"
+        return sink
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.spool: Path | None = None
+        self._rows: list[dict] = []
+
+    def write(self, records: pa.Table) -> None:
+        self._rows += records.to_pylist()
+        super().write(records)
+
+    def prepare(self, checkpoint_id: int) -> CommitHandle:
+        handle = super().prepare(checkpoint_id)
+        if self.spool is not None:
+            self.spool.mkdir(parents=True, exist_ok=True)
+            path = self.spool / f"w{self.worker}-c{checkpoint_id}.json"
+            path.write_text(json.dumps(self._rows))
+            self._rows = []
+            handle = handle.model_copy(update={"payload": {**handle.payload, "spool": str(path)}})
+        return handle
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        resent = [row for h in committed if h.payload.get("spool") and Path(h.payload["spool"]).exists()
+                  for row in json.loads(Path(h.payload["spool"]).read_text())]
+        if resent:
+            self.bites(f"recovery re-sent {len(resent)} records of the restored checkpoint")
+            for row in resent:
+                self._produce(row)
+            self.producer.commit_transaction(30)
+            self.producer.begin_transaction()

@@ -10,7 +10,9 @@ Everything comes from one `random.Random` seeded from the seed: no global random
 clock, so the same seed gives exactly the same schedule. Times are whole milliseconds.
 
 The schedule keeps three promises:
-- every fault is injected and healed inside the window: `start <= at` and `at + duration <= until`;
+- every fault is injected and healed inside the window: `start <= after_ready` and
+  `after_ready + duration <= until`, counted from the moment the pipeline is ready (every process
+  joined), so that no fault is spent on workers that are still starting;
 - at most `max_concurrent` faults are active at once;
 - a target never has two faults at once, and is left alone for `SETTLE` seconds after a heal, so a
   heal and the next injection on that target never land in the same tick of the scheduler (where a
@@ -59,8 +61,8 @@ class NemesisSpec(StrictModel):
                              description="the fault kinds to draw from, each equally likely")
     targets: list[str] | None = Field(None, min_length=1,
                                       description="default: every link and process of the experiment")
-    start: Duration = Field(1.0, description="no fault before this many seconds after the workload starts")
-    until: Duration = Field(description="every fault has healed by this many seconds after the workload starts")
+    start: Duration = Field(1.0, description="no fault before this many seconds after the pipeline is ready")
+    until: Duration = Field(description="every fault has healed by this many seconds after the pipeline is ready")
     interval: Duration = Field(3.0, description="mean gap between faults (exponentially distributed)")
     duration_min: Duration = 0.5
     duration_max: Duration = 4.0
@@ -155,12 +157,12 @@ def generate(spec: NemesisSpec, seed: int, links: Sequence[str], processes: Sequ
             continue
         target = rng.choice(free)
         duration = rng.randint(shortest, min(longest, until - at))
-        fields = {"kind": kind, "at": at / 1000, "target": target, "duration": duration / 1000,
+        fields = {"kind": kind, "after_ready": at / 1000, "target": target, "duration": duration / 1000,
                   **_parameters(kind, rng)}
         faults.append(_MODELS[kind].model_validate(fields))
         ends.append(at + duration)
         free_at[target] = at + duration + settle
-    faults.sort(key=lambda f: f.at)
+    faults.sort(key=lambda f: f.after_ready)
     return faults
 
 
@@ -174,6 +176,8 @@ def describe(faults: Sequence[Fault]) -> str:
             at, heal = f"armed, hit {fault.hit}", "-"
         elif fault.at is not None:
             at, heal = f"{fault.at:.3f}s", f"{fault.at + fault.duration:.3f}s"
+        elif fault.after_ready is not None:
+            at, heal = f"ready+{fault.after_ready:.3f}s", f"ready+{fault.after_ready + fault.duration:.3f}s"
         else:
             at, heal = trigger_text(fault), f"+{fault.duration:.3f}s"
         target = fault.process if isinstance(fault, CrashFault) else fault.target

@@ -75,7 +75,8 @@ class FaultSchedule:
         self._crashed: set[str] = set()
         # Crash faults are armed inside the processes; indices stay those of the experiment file.
         self._pending = [i for i, f in enumerate(self.faults) if not isinstance(f, CrashFault)]
-        self._horizon = max(((self.faults[i].at or 0) + self.faults[i].duration for i in self._pending), default=0.0)
+        self._horizon = max(((self.faults[i].at or self.faults[i].after_ready or 0) + self.faults[i].duration
+                             for i in self._pending), default=0.0)
         self._active: list[_Active] = []
         self._firing = 0
         self._healers: list[threading.Thread] = []
@@ -91,7 +92,8 @@ class FaultSchedule:
         self._thread.start()
 
     def last_heal(self) -> float:
-        """Seconds after the start by which every time-triggered fault has healed."""
+        """Seconds after the start (or after the pipeline is ready) by which every time-triggered
+        fault has healed: a bound for waiting on them, not a moment."""
         return self._horizon
 
     def active(self) -> list[str]:

@@ -14,7 +14,7 @@ from faults.targets import known
 
 
 def certify(row_names: list[str] | None, quick: bool, mutants: bool, runs_dir: Path, env_file: Path | None,
-            private: bool, console: Console, only_plan: bool = False) -> int:
+            private: bool, console: Console, only_plan: bool = False, keep_env: bool = False) -> int:
     """Exit 1 when a connector labelled Certified fails the suite or a mutant survives; else 3 when a
     case or mutant ended in an environment failure (twice: it is retried once on a fresh environment);
     else 4 when one was inconclusive; else 0."""
@@ -28,7 +28,7 @@ def certify(row_names: list[str] | None, quick: bool, mutants: bool, runs_dir: P
             rows = [by_slug[known(name, list(by_slug), "row")] for name in row_names]
         except ValueError as e:
             raise SpecError("--row", [str(e)]) from None
-    suite = run_suite(rows, quick, mutants, runs_dir, env_file, private, console)
+    suite = run_suite(rows, quick, mutants, runs_dir, env_file, private, console, keep_env)
     report = build_report(suite)
     write_reports(suite.directory, report)
     print_summary(console, report, suite.directory)

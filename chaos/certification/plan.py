@@ -51,6 +51,20 @@ def plan(rows: list[Row], quick: bool) -> list[Case]:
     return cases
 
 
+def with_mutant(experiment: Path, mutant: str | None, directory: Path) -> Path:
+    """The experiment with `pipeline.mutant` set to `mutant`, or without any mutant: the seeded-bug run
+    and its control run are the same experiment but for the bug."""
+    spec = yaml.safe_load(experiment.read_text())
+    pipeline = spec.setdefault("pipeline", {})
+    pipeline.pop("mutant", None)
+    if mutant is not None:
+        pipeline["mutant"] = mutant
+    target = directory / f"{experiment.stem}-{mutant or 'control'}.yaml"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return target
+
+
 def materialize(case: Case, quick: bool, directory: Path) -> Path:
     """The case's experiment as it will run (its seed; scaled down with `quick`), written to a file
     so that the run directory records exactly what ran and `chaos replay` can repeat it."""

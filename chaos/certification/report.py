@@ -56,15 +56,22 @@ def build_report(suite: SuiteRun) -> dict[str, Any]:
                    for l in labels if l.error],
     }
     if suite.mutants is not None:
+        def control(outcome: Outcome) -> dict[str, Any] | None:
+            c = outcome.control
+            return None if c is None else {"status": c.status, "failed": c.failed, "run_dir": link(c)}
+
         mutants = [{"mutant": m.name, "scenario": m.scenario, "bug": m.bug, "experiment": str(m.path),
                     "caught_by": m.caught_by, "status": suite.mutants[m.name].status,
-                    "failed": suite.mutants[m.name].failed, "run_dir": link(suite.mutants[m.name])}
+                    "failed": suite.mutants[m.name].failed, "run_dir": link(suite.mutants[m.name]),
+                    "message": suite.mutants[m.name].message, "control": control(suite.mutants[m.name])}
                    for m in MUTANTS if m.name in suite.mutants]
         killed = sum(m["status"] == "killed" for m in mutants)
         report["mutants"] = {"killed": killed, "total": len(mutants),
                              "kill_rate": round(killed / len(mutants), 3) if mutants else None, "results": mutants}
         report["errors"] += [f"mutant {m['mutant']} ({m['bug']}) was not caught by {m['caught_by']}"
                              for m in mutants if m["status"] == "survived"]
+        report["errors"] += [f"mutant {m['mutant']}: {m['message']}" for m in mutants
+                             if m["status"] == "invalid-control"]
     outcomes = [*suite.cases.values(), *(suite.mutants or {}).values()]
     report["environment_errors"] = [f"{o.name}: {o.message}" for o in outcomes if o.status == "error"]
     report["inconclusive"] = [f"{o.name}: {o.message}" for o in outcomes if o.status == "inconclusive"]
@@ -116,9 +123,9 @@ def markdown(report: dict[str, Any]) -> str:
     if "mutants" in report:
         m = report["mutants"]
         lines += ["", f"## Mutants: {m['killed']} of {m['total']} killed", "",
-                  "| mutant | scenario | bug | caught by | result |", "|---|---|---|---|---|"]
-        lines += [f"| {r['mutant']} | {r['scenario']} | {r['bug']} | {r['caught_by']} | {r['status']} |"
-                  for r in m["results"]]
+                  "| mutant | scenario | bug | caught by | result | control run (no bug) |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['mutant']} | {r['scenario']} | {r['bug']} | {r['caught_by']} | {r['status']} | "
+                  f"{(r['control'] or {}).get('status', 'not run')} |" for r in m["results"]]
     if report["errors"]:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report["errors"]]
     if report["environment_errors"]:
@@ -160,11 +167,16 @@ def to_html(report: dict[str, Any]) -> str:
     if "mutants" in report:
         m = report["mutants"]
         parts += [f"<h2>Mutants: {m['killed']} of {m['total']} killed</h2><table>",
-                  "<tr><th>mutant</th><th>scenario</th><th>bug</th><th>caught by</th><th>result</th></tr>"]
-        parts += [f"<tr><td>{e(r['mutant'])}</td><td>{e(r['scenario'])}</td><td>{e(r['bug'])}</td>"
-                  f"<td>{e(r['caught_by'])}</td><td class='{e(r['status'])}'>{e(r['status'])}"
-                  + (f' <a href="{e(r["run_dir"])}/report.html">run</a>' if r["run_dir"] else "") + "</td></tr>"
-                  for r in m["results"]]
+                  "<tr><th>mutant</th><th>scenario</th><th>bug</th><th>caught by</th><th>result</th>"
+                  "<th>control run (no bug)</th></tr>"]
+        for r in m["results"]:
+            control = r["control"] or {}
+            parts.append(f"<tr><td>{e(r['mutant'])}</td><td>{e(r['scenario'])}</td><td>{e(r['bug'])}</td>"
+                         f"<td>{e(r['caught_by'])}</td><td class='{e(r['status'])}'>{e(r['status'])}"
+                         + (f' <a href="{e(r["run_dir"])}/report.html">run</a>' if r["run_dir"] else "") + "</td>"
+                         f"<td class='{e(control.get('status', ''))}'>{e(control.get('status', 'not run'))}"
+                         + (f' <a href="{e(control["run_dir"])}/report.html">run</a>' if control.get("run_dir") else "")
+                         + "</td></tr>")
         parts.append("</table>")
     if report["errors"]:
         parts += ["<h2>Errors</h2><ul>"] + [f"<li>{e(x)}</li>" for x in report["errors"]] + ["</ul>"]

@@ -20,11 +20,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from chaos.certification.evidence import missing_evidence
 from chaos.certification.mutants import MUTANTS, Mutant
-from chaos.certification.plan import REPO, Case, materialize, plan
+from chaos.certification.plan import REPO, Case, materialize, plan, with_mutant
 from chaos.errors import EXIT_ENVIRONMENT, ChaosError
 from chaos.matrix import Row
 from chaos.report.result import Outcome as RunOutcome
 from chaos.runner import acquire_environment, run_file
+from drivers.sdk.events import Event
 from drivers.sdk.history import read_history
 
 
@@ -43,6 +44,8 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     exit_code: int = 0
+    control: "Outcome | None" = None
+    """For a mutant: the same experiment without the bug, which must pass."""
 
 
 UNDECIDED = ("error", "inconclusive")
@@ -60,7 +63,7 @@ class SuiteRun:
 
 
 def run_suite(rows: list[Row], quick: bool, with_mutants: bool, runs_dir: Path, env_file: Path | None,
-              private: bool, console: Console) -> SuiteRun:
+              private: bool, console: Console, keep_env: bool = False) -> SuiteRun:
     started = time.monotonic()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     directory = runs_dir.resolve() / f"certification-{stamp}{'-quick' if quick else ''}"
@@ -68,12 +71,13 @@ def run_suite(rows: list[Row], quick: bool, with_mutants: bool, runs_dir: Path, 
     cases = plan(rows, quick)
     mutants = list(MUTANTS) if with_mutants else []
     with ExitStack() as stack:
-        env = acquire_environment(None if private else env_file, private, True, directory / "env", stack, console)
+        env = acquire_environment(None if private else env_file, private, True, directory / "env", stack, console,
+                                  keep_env)
         fresh = iter(range(1, 1 << 30))
 
         def fresh_environment() -> Path:
             """A new private environment, for a case whose environment failed, and for the rest."""
-            env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console)
+            env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console, keep_env)
             return Path(env.state.workdir) / "state.json"
 
         runner = _Runner(directory, Path(env.state.workdir) / "state.json", fresh_environment)
@@ -119,11 +123,29 @@ class _Runner:
         return outcome
 
     def mutant(self, mutant: Mutant) -> Outcome:
-        outcome = self._run(mutant.name, REPO / mutant.path, self.directory / "runs" / "mutants")
-        if outcome.status not in UNDECIDED:
-            outcome.status = "killed" if mutant.caught_by in outcome.failed else "survived"
-            if outcome.status == "survived":
-                outcome.message = f"{mutant.caught_by} did not fail"
+        """The experiment with the bug, which must fail its named invariant, and without it (the
+        control run), which must pass: a checker that always fails, or a flaky environment, kills
+        nothing."""
+        experiments = self.directory / "experiments" / "mutants"
+        runs = self.directory / "runs" / "mutants"
+        outcome = self._run(mutant.name, with_mutant(REPO / mutant.path, mutant.name, experiments), runs)
+        control = self._run(f"{mutant.name} control", with_mutant(REPO / mutant.path, None, experiments), runs)
+        outcome.control = control
+        if outcome.status in UNDECIDED:
+            return outcome
+        if control.status != "pass":
+            outcome.status = "error" if control.status in UNDECIDED else "invalid-control"
+            outcome.message = (f"the control run without the bug did not pass ({control.status}: "
+                               f"{', '.join(control.failed) or control.message}), so failing proves nothing")
+            return outcome
+        history = read_history(outcome.run_dir / "history.jsonl") if outcome.run_dir else []
+        if not any(e.get("event") == Event.MUTANT_ACTIVE for e in history):
+            outcome.status = "inconclusive"
+            outcome.message = "the seeded bug never changed what the driver did (no mutant.active): proves nothing"
+            return outcome
+        outcome.status = "killed" if mutant.caught_by in outcome.failed else "survived"
+        if outcome.status == "survived":
+            outcome.message = f"{mutant.caught_by} did not fail"
         return outcome
 
     def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:

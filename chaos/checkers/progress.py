@@ -79,6 +79,17 @@ class RunTimeline:
         return pc.max(self.committed).as_py()
 
 
+def drain_seconds(history: list[dict[str, Any]], checkpoint_id: int) -> float | None:
+    """From the workload's end to the commit of `checkpoint_id` (the one that covers the input), or
+    0 if it was committed before the end; None if either is missing from the history."""
+    ends = [float(e["ts"]) for e in history if e.get("event") == Event.WORKLOAD_END]
+    commits = [float(e["ts"]) for e in history
+               if e.get("event") == Event.CHECKPOINT_COMMITTED and e.get("checkpoint_id") == checkpoint_id]
+    if not ends or not commits:
+        return None
+    return max(0.0, commits[0] - ends[-1])
+
+
 def timeline(history: list[dict[str, Any]]) -> RunTimeline:
     persisted: list[tuple[float, int | None]] = []
     latest: dict[Any, int | None] = {}  # checkpoint id -> progress of its latest persist

@@ -42,6 +42,12 @@ def _why_quiet(run: RunTimeline, window: Window, crash: bool) -> str | None:
     return "the pipeline made no progress and had nothing left to process"
 
 
+def quiet_faults(history: list[dict[str, Any]]) -> dict[int, str]:
+    """Each injected fault that met no pipeline traffic, by index, with why (for the timeline)."""
+    run = timeline(history)
+    return {w.index: why for w in run.faults if (why := _why_quiet(run, w, crash=False)) is not None}
+
+
 def check_fault_traffic(history: list[dict[str, Any]]) -> Verdict:
     run = timeline(history)
     crash = not run.faults

@@ -99,7 +99,7 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
         + [pa.table({"obs": pa.array([], pa.int64()), "checkpoint_id": pa.array([], pa.int64())})])
 
     counts = {"observations": len(observations), "partial_observations": len(pc.unique(partial["obs"])),
-              "checkpoints": totals.num_rows, "partial_checkpoints": len(pc.unique(partial["checkpoint_id"])),
+              "commits": totals.num_rows, "partial_commits": len(pc.unique(partial["checkpoint_id"])),
               "ambiguous_ids": len(ambiguous)}
     if read_errors is not None:
         counts["read_errors"] = read_errors
@@ -107,8 +107,8 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
             return Verdict("atomic-visibility", "fail", f"the output could not be read during the run: all "
                            f"{read_errors} polls failed", counts)
     if partial.num_rows == 0:
-        return Verdict("atomic-visibility", "pass", f"none of {len(observations)} observations saw a partial commit "
-                       f"of {totals.num_rows} checkpoints", counts)
+        return Verdict("atomic-visibility", "pass", f"none of {len(observations)} observations saw part of any of "
+                       f"the {totals.num_rows} commits in the output", counts)
     # per partially seen checkpoint, its smallest id missing from the first observation that saw it partly
     first = partial.group_by("checkpoint_id", use_threads=False).aggregate([("obs", "min")])
     first = pa.table({"checkpoint_id": first["checkpoint_id"], "obs": first["obs_min"]})
@@ -118,7 +118,8 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
     first_missing = missing.group_by("checkpoint_id", use_threads=False).aggregate([("id", "min")])["id_min"]
     return Verdict("atomic-visibility", "fail",
                    f"{counts['partial_observations']} of {len(observations)} observations saw part of a commit "
-                   f"({counts['partial_checkpoints']} checkpoints partly visible)", counts, examples(first_missing))
+                   f"({counts['partial_commits']} of the {totals.num_rows} commits partly visible)", counts,
+                   examples(first_missing))
 
 
 def check_prefix(output: pa.Table, truth: pa.Table, required: bool = True) -> Verdict:

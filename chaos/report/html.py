@@ -16,7 +16,7 @@ from chaos.report.charts import progress_svg, throughput_svg
 from chaos.report.timeline import Timeline, timeline_svg
 
 _RESULT_FILES = ("history.jsonl", "result.json", "junit.xml")
-_OPTIONAL_FILES = ("resolved.json", "experiment.yaml", "job.json", "job-status.json")
+_OPTIONAL_FILES = ("schedule.txt", "resolved.json", "experiment.yaml", "job.json", "job-status.json")
 
 _CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: #1d2330;
@@ -29,7 +29,11 @@ header dl { grid-column: 1 / 3; display: flex; flex-wrap: wrap; gap: 6px 34px; m
 header dt { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; color: #6b7385; }
 header dd { margin: 0; font-weight: 600; }
 .badge { font-weight: 700; font-size: 18px; padding: 6px 16px; border-radius: 6px; color: #fff; }
-.badge.pass { background: #2f9e44; } .badge.fail { background: #d6336c; }
+.badge.pass { background: #2f9e44; } .badge.violation { background: #d6336c; }
+.badge.inconclusive { background: #ae3ec9; }
+header .why { grid-column: 1 / 3; margin: 0; padding: 8px 12px; border-radius: 6px; background: #fff0f5; }
+header .why.inconclusive { background: #f8f0fc; } header .why li { margin: 2px 0; }
+header .why h2 { margin: 0 0 4px; font-size: 14px; } header .why ul { margin: 0; padding-left: 18px; }
 section { background: #fff; border-radius: 8px; margin-top: 14px; padding: 10px 10px 6px;
           box-shadow: 0 1px 3px rgba(0,0,0,.08); }
 h2 { font-size: 15px; margin: 2px 8px 6px; }
@@ -42,6 +46,8 @@ svg .fault-label { fill: #fff; font-weight: 600; paint-order: stroke; stroke: rg
 svg .workload rect { fill: #4c6ef5; fill-opacity: .75; }
 svg .m-crash { stroke: #e03131; stroke-width: 3; fill: none; } svg .m-kill { fill: #862e2e; }
 svg .m-exit { fill: #f59f00; stroke: #fff; } svg .m-restart { fill: #2f9e44; } svg .m-drained { fill: #4c6ef5; }
+svg .m-joined { fill: #1c7ed6; stroke: #fff; } svg .ready-line { stroke: #1c7ed6; stroke-dasharray: 5 4; }
+svg .unfired { fill: #c92a2a; font-size: 11px; font-style: italic; }
 svg .series { fill: none; stroke: #4c6ef5; stroke-width: 2; } svg .point { fill: #4c6ef5; stroke: #fff; }
 svg .commit { stroke: #2f9e44; stroke-width: 2; } svg .abandoned { stroke: #e03131; stroke-width: 2; }
 svg .rate { fill: #74c0fc; } svg .alive { fill: #c3cad8; }
@@ -50,6 +56,7 @@ th, td { text-align: left; padding: 6px 8px; border-top: 1px solid #e6e8ee; vert
 th { font-size: 12px; color: #6b7385; border-top: none; }
 td.status { font-weight: 700; text-transform: uppercase; }
 tr.pass td.status { color: #2f9e44; } tr.fail td.status { color: #d6336c; } tr.info td.status { color: #e67700; }
+tr.inconclusive td.status { color: #ae3ec9; } tr.inconclusive { background: #f8f0fc; }
 tr.fail { background: #fff0f5; }
 td code, li code { font-size: 12px; }
 ul.files { columns: 3; margin: 4px 0 8px; }
@@ -60,15 +67,28 @@ def _text(value: Any) -> str:
     return escape("—" if value is None or value == "" else str(value))
 
 
+def _why(result: dict[str, Any], status: str) -> str:
+    """Above the fold: why the run did not pass, in the failing verdicts' own words."""
+    wanted = {"violation": "fail", "inconclusive": "inconclusive"}.get(status)
+    if wanted is None:
+        return ""
+    reasons = [v for v in result.get("verdicts") or [] if v.get("status") == wanted]
+    heading = ("Why it failed: the invariants that broke" if status == "violation" else
+               "Why it is inconclusive: the experiment did not do what it said (no verdict on the connector)")
+    items = "".join(f"<li><code>{_text(v.get('invariant'))}</code>: {_text(v.get('summary'))}</li>" for v in reasons)
+    return f'<div class="why {status}" id="why"><h2>{heading}</h2><ul>{items}</ul></div>'
+
+
 def _header(run_dir: Path, result: dict[str, Any]) -> str:
-    status = "fail" if result.get("status") == "fail" else "pass"
+    status = str(result.get("status") or "pass")
     fields = [("pipeline", result.get("pipeline")), ("guarantee", result.get("guarantee")),
               ("seed", result.get("seed")), ("restarts", _restarts(result)),
               ("run", result.get("run_id") or run_dir.name), ("workload", _seconds(result.get("workload_seconds"))),
               ("drain", _seconds(result.get("drain_seconds")))]
     cells = "".join(f"<div><dt>{escape(k)}</dt><dd>{_text(v)}</dd></div>" for k, v in fields)
     return (f'<header><h1>{_text(result.get("experiment") or run_dir.name)}</h1>'
-            f'<span class="badge {status}" id="overall">{status.upper()}</span><dl>{cells}</dl></header>')
+            f'<span class="badge {escape(status)}" id="overall">{escape(status.upper())}</span>'
+            f'{_why(result, status)}<dl>{cells}</dl></header>')
 
 
 def _restarts(result: dict[str, Any]) -> str | None:
@@ -112,12 +132,15 @@ def _files(run_dir: Path) -> str:
 
 
 def render_html(run_dir: Path, result: dict[str, Any], history: list[dict[str, Any]]) -> str:
-    timeline = Timeline.of(history)
+    timeline = Timeline.of(history, result.get("crash_points") or {})
     throughput = throughput_svg(timeline)
     title = f"chaos: {result.get('experiment') or run_dir.name} {str(result.get('status', '')).upper()}"
     sections = [
-        '<section><h2>Timeline</h2><p class="hint">Faults are shaded from injection to heal; markers show '
-        'process crashes, kills, exits and restarts. Hover for details.</p>' + timeline_svg(timeline) + "</section>",
+        '<section><h2>Timeline</h2><p class="hint">Faults are shaded from injection to heal (hatched: it met no '
+        'pipeline traffic, so it proves nothing); markers show process crashes, kills, exits, restarts and '
+        'workers joining; the dashed line is when the whole pipeline was first ready, and armed crash points '
+        'that never fired are listed on their lane. Hover for details; the whole schedule is in '
+        '<a href="schedule.txt"><code>schedule.txt</code></a>.</p>' + timeline_svg(timeline) + "</section>",
         '<section><h2>Checkpoints and commits</h2><p class="hint">Each point is a persisted checkpoint at its '
         'summed integer source positions (its id when no position is numeric); green ticks are commits, red ticks '
         'abandoned rounds.</p>'

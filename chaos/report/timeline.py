@@ -1,10 +1,12 @@
 """The timeline plot of `report.html` as inline SVG, and the x axis shared with the charts (`charts.py`).
 
 `timeline_svg` draws the faults as shaded, labelled bands (from `fault.inject` to the `fault.heal`
-with the same `index`; a fault never healed runs to the end), the workload, and one lane per
-supervised process: a bar while an incarnation runs, and markers for crashes (`crash`), kills
-(`process.kill`, `process.terminate`), exits (`process.exit`) and restarts (`process.start` with
-an incarnation above 1). x is seconds since `run.start`.
+with the same `index`; a fault never healed runs to the end; hatched when it met no pipeline
+traffic), the workload, the moment the whole pipeline was first ready (`pipeline.ready`), and one
+lane per supervised process: a bar while an incarnation runs, and markers for crashes (`crash`),
+kills (`process.kill`, `process.terminate`), exits (`process.exit`), restarts (`process.start` with
+an incarnation above 1) and a worker joining (`worker.restored`). Armed crash points that never
+fired are written on their lane. x is seconds since `run.start`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass, field
 from html import escape
 from typing import Any
 
+from chaos.checkers.traffic import quiet_faults
 from drivers.sdk.events import Event
 
 WIDTH, LEFT, RIGHT = 1180, 120, 24
@@ -32,11 +35,19 @@ class Band:
     start: float
     end: float
     healed: bool
+    quiet: str | None = None
+    """Why the fault met no pipeline traffic, when it met none."""
     row: int = 0
 
     @property
     def label(self) -> str:
-        return f"{self.kind} {self.target}" + ("" if self.healed else " (not healed)")
+        return (f"{self.kind} {self.target}" + ("" if self.healed else " (not healed)")
+                + (" (no traffic)" if self.quiet else ""))
+
+    @property
+    def tip(self) -> str:
+        return (f"fault {self.index}: {self.label}, {self.start:.2f}s to {self.end:.2f}s"
+                + (f": it met no pipeline traffic ({self.quiet})" if self.quiet else ""))
 
     @property
     def colour(self) -> str:
@@ -50,33 +61,44 @@ class Timeline:
     events: list[tuple[float, dict[str, Any]]]
     span: float
     bands: list[Band] = field(default_factory=list)
+    armed: dict[str, dict[str, int]] = field(default_factory=dict)
+    """The crash points the experiment armed, by process: point -> the hit that fires."""
 
     @classmethod
-    def of(cls, history: list[dict[str, Any]]) -> "Timeline":
+    def of(cls, history: list[dict[str, Any]], armed: dict[str, dict[str, int]] | None = None) -> "Timeline":
         timed = [e for e in history if isinstance(e.get("ts"), (int, float))]
         starts = [e["ts"] for e in timed if e.get("event") == Event.RUN_START]
         t0 = starts[0] if starts else min((e["ts"] for e in timed), default=0.0)
         events = sorted(((e["ts"] - t0, e) for e in timed), key=lambda p: p[0])
         span = max([t for t, _ in events] + [1.0])
-        timeline = cls(events, span)
-        timeline.bands = timeline._bands()
+        timeline = cls(events, span, armed=dict(armed or {}))
+        timeline.bands = timeline._bands(quiet_faults(history))
         return timeline
 
     def of_kind(self, *names: str) -> list[tuple[float, dict[str, Any]]]:
         return [(t, e) for t, e in self.events if e.get("event") in names]
 
-    def _bands(self) -> list[Band]:
+    def _bands(self, quiet: dict[int, str]) -> list[Band]:
         heals = {e.get("index"): t for t, e in self.of_kind(Event.FAULT_HEAL)}
         bands = [Band(e.get("index", -1), str(e.get("kind", "?")), str(e.get("target", "?")), t,
-                      heals.get(e.get("index"), self.span), e.get("index") in heals)
+                      heals.get(e.get("index"), self.span), e.get("index") in heals, quiet.get(e.get("index")))
                  for t, e in self.of_kind(Event.FAULT_INJECT)]
         row_ends: list[float] = []  # pack labelled bars into rows so that labels never overlap
         for band in bands:
             x0 = x_of(band.start, self.span)
-            x1 = max(x_of(band.end, self.span), x0 + 8 + 6.6 * len(band.label))
+            x1 = max(x_of(band.end, self.span), x0 + 8 + 6.6 * len(fitted(band.label)))
             band.row = next((i for i, end in enumerate(row_ends) if end + 6 < x0), len(row_ends))
             row_ends[band.row:band.row + 1] = [x1]
         return bands
+
+
+LABEL_CHARS = 40
+"""A fault's label is cut to this many characters (the tooltip keeps it whole)."""
+
+
+def fitted(label: str) -> str:
+    """The label as drawn: whole when short, else cut with an ellipsis."""
+    return label if len(label) <= LABEL_CHARS else label[:LABEL_CHARS - 1] + "…"
 
 
 def x_of(t: float, span: float) -> float:
@@ -130,6 +152,7 @@ def _marker(kind: str, x: float, y: float, tip: str, css: str = "marker") -> str
         "exit": f'<circle class="m-exit" cx="{x:.1f}" cy="{y}" r="5"/>',
         "restart": f'<path class="m-restart" d="M{x - 6:.1f},{y + 6} h12 l-6,-11 z"/>',
         "drained": f'<path class="m-drained" d="M{x:.1f},{y - 6} l6,6 l-6,6 l-6,-6 z"/>',
+        "joined": f'<circle class="m-joined" cx="{x:.1f}" cy="{y}" r="4"/>',
     }
     return f'<g class="{css} {kind}">{title(tip)}{shapes[kind]}</g>'
 
@@ -147,6 +170,11 @@ def _process_markers(timeline: Timeline) -> list[tuple[str, float, str, str]]:
             found.append((name, t, "exit", f"{name} exited with code {e.get('code')}"))
         elif event == Event.PROCESS_START and (e.get("incarnation") or 1) > 1:
             found.append((name, t, "restart", f"{name} restarted (incarnation {e.get('incarnation')})"))
+        elif event == Event.WORKER_RESTORED:
+            worker = str(e.get("source"))
+            restored = e.get("checkpoint_id")
+            found.append((worker, t, "joined", f"{worker} joined, " + (
+                f"restored checkpoint {restored}" if restored is not None else "from the start")))
     return [(n, t, k, f"{t:.2f}s: {tip}") for n, t, k, tip in found]
 
 
@@ -183,12 +211,23 @@ def timeline_svg(timeline: Timeline) -> str:
     parts.append(f'<text class="lane" x="{LEFT - 8}" y="{top + 15}" text-anchor="end">faults</text>')
     if not bands:
         parts.append(f'<text class="note" x="{LEFT + 6}" y="{top + 15}">no fault was injected</text>')
+    parts.append('<defs><pattern id="quiet" width="6" height="6" patternUnits="userSpaceOnUse" '
+                 'patternTransform="rotate(45)"><rect width="3" height="6" fill="#fff" fill-opacity="0.6"/>'
+                 '</pattern></defs>')
     for b in bands:
         x0, x1, y = x_of(b.start, span), x_of(b.end, span), top + b.row * FAULT_ROW
-        parts.append(f'<g class="fault">{title(f"fault {b.index}: {b.label}, {b.start:.2f}s to {b.end:.2f}s")}'
+        hatch = (f'<rect x="{x0:.1f}" y="{y + 2}" width="{max(x1 - x0, 2):.1f}" height="{FAULT_ROW - 4}" '
+                 f'rx="3" fill="url(#quiet)"/>') if b.quiet else ""
+        parts.append(f'<g class="fault{" quiet" if b.quiet else ""}">{title(b.tip)}'
                      f'<rect x="{x0:.1f}" y="{y + 2}" width="{max(x1 - x0, 2):.1f}" height="{FAULT_ROW - 4}" '
-                     f'rx="3" fill="{b.colour}" fill-opacity="0.85"/>'
-                     f'<text class="fault-label" x="{x0 + 4:.1f}" y="{y + 15}">{escape(b.label)}</text></g>')
+                     f'rx="3" fill="{b.colour}" fill-opacity="0.85"/>{hatch}'
+                     f'<text class="fault-label" x="{x0 + 4:.1f}" y="{y + 15}">'
+                     f'{escape(fitted(b.label))}</text></g>')
+    for t, _ in timeline.of_kind(Event.PIPELINE_READY)[:1]:
+        x = x_of(t, span)
+        parts.append(f'<g class="ready">{title(f"{t:.2f}s: the pipeline is ready (every process joined)")}'
+                     f'<line class="ready-line" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}"/>'
+                     f'<text class="tick" x="{x + 3:.1f}" y="{bottom - 4}">ready</text></g>')
     # The workload lane: producing, then the drain.
     wy = lanes_top + LANE * 0.5
     parts.append(f'<text class="lane" x="{LEFT - 8}" y="{wy + 4}" text-anchor="end">workload</text>')
@@ -217,6 +256,11 @@ def timeline_svg(timeline: Timeline) -> str:
         x = max(x_of(t, span), last_x.get(name, -99.0) + 12)
         last_x[name] = x
         parts.append(_marker(kind, x, lane_y.get(name, bottom), tip))
+    for name, unfired in _unfired(timeline).items():
+        if name in lane_y:
+            text = "armed, never fired: " + ", ".join(f"{point} (hit {hit})" for point, hit in unfired)
+            parts.append(f'<text class="unfired" x="{LEFT + PLOT_W - 4}" y="{lane_y[name] - 8}" '
+                         f'text-anchor="end">{escape(text)}</text>')
     parts.append(f'<text class="tick" x="{LEFT + PLOT_W}" y="{bottom + 28}" text-anchor="end">'
                  f'seconds since run.start</text>')
     parts += _legend(bottom + 28)
@@ -224,9 +268,16 @@ def timeline_svg(timeline: Timeline) -> str:
     return "\n".join(parts)
 
 
+def _unfired(timeline: Timeline) -> dict[str, list[tuple[str, int]]]:
+    """The armed crash points that never fired, by process."""
+    fired = {(str(e.get("process")), e.get("point")) for _, e in timeline.of_kind(Event.CRASH)}
+    return {process: missing for process, points in timeline.armed.items()
+            if (missing := [(p, hit) for p, hit in points.items() if (process, p) not in fired])}
+
+
 def _legend(y: float) -> list[str]:
     items = [("crash", "crash"), ("kill", "kill / terminate"), ("exit", "exit"), ("restart", "restart"),
-             ("drained", "drained")]
+             ("joined", "worker joined"), ("drained", "drained")]
     parts, x = [], LEFT
     for colour, text in ((NETWORK_COLOUR, "network fault"), (PROCESS_COLOUR, "process fault")):
         parts.append(f'<rect x="{x}" y="{y - 9}" width="14" height="10" rx="2" fill="{colour}"/>'

@@ -53,6 +53,11 @@ class RunContext:
 
 
 class SourceSide(Protocol):
+    live_feed: bool
+    """A producer feeds the source while the run goes on (else the input is all there from the start)."""
+    partitioned: bool
+    """Its ground truth has `partition` and `offset` columns, so the output can be checked as a prefix."""
+
     def prepare(self) -> None:
         """Create the input: a topic, input files, a table."""
 
@@ -87,6 +92,9 @@ class OutputWatch:
 
 
 class SinkSide(Protocol):
+    watched: bool
+    """A reader can poll its commits during the run: `watch` gives an OutputWatch."""
+
     def settings(self) -> Settings:
         """Create what the sink writes to; the sink driver's settings, for the job configuration."""
 
@@ -97,12 +105,20 @@ class SinkSide(Protocol):
         """The atomic-visibility watch of a two-phase sink whose commits a reader can poll, else None."""
 
 
+def source_side_class(source: str) -> type[SourceSide]:
+    return load(SOURCES[source].harness)
+
+
+def sink_side_class(sink: str) -> type[SinkSide]:
+    return load(SINKS[sink].harness)
+
+
 def source_side(context: RunContext) -> SourceSide:
-    return load(SOURCES[context.experiment.pipeline.source].harness)(context)
+    return source_side_class(context.experiment.pipeline.source)(context)
 
 
 def sink_side(context: RunContext) -> SinkSide:
-    return load(SINKS[context.experiment.pipeline.sink].harness)(context)
+    return sink_side_class(context.experiment.pipeline.sink)(context)
 
 
 def ids_of(table: pa.Table) -> pa.Array:

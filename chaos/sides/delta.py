@@ -132,6 +132,8 @@ class DeltaSourceSide(TableSourceSide):
 
 
 class DeltaSinkSide:
+    watched = False
+
     def __init__(self, context: RunContext):
         self.table = str(context.lake / "output-delta")
 
@@ -146,5 +148,6 @@ class DeltaSinkSide:
 
 
 class DeltaTwoPhaseSinkSide(DeltaSinkSide):
+    watched = True
     def watch(self) -> OutputWatch | None:
         return OutputWatch(DeltaSnapshotIds(self.table), lambda: delta_committed_units(self.table))

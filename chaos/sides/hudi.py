@@ -74,6 +74,8 @@ def hudi_committed_units(table_path: Path) -> pa.Table:
 
 
 class HudiSourceSide(TableSourceSide):
+    splits_key = "splits"
+    rows_per_unit = 1  # the Hudi source's positions are row offsets per file group
     @property
     def table(self) -> Path:
         return self.context.lake / "input-hudi"
@@ -94,6 +96,8 @@ class HudiSourceSide(TableSourceSide):
 
 
 class HudiTwoPhaseSinkSide:
+    watched = True
+
     def __init__(self, context: RunContext):
         self.table = context.lake / "output-hudi"
 

@@ -190,6 +190,8 @@ class IcebergSourceSide(TableSourceSide):
 
 
 class IcebergSinkSide:
+    watched = False
+
     def __init__(self, context: RunContext):
         self.context = context
         self.table = _IcebergTable(context, "output")
@@ -205,6 +207,7 @@ class IcebergSinkSide:
 
 
 class IcebergTwoPhaseSinkSide(IcebergSinkSide):
+    watched = True
     def watch(self) -> OutputWatch | None:
         where = (catalog_uri(self.context, harness=True), self.table.warehouse, self.table.table_name)
         probe = IcebergSnapshotIds(*where)

@@ -102,6 +102,9 @@ def create_topic(context: RunContext, topic: str) -> None:
 
 
 class KafkaSourceSide:
+    live_feed = True
+    partitioned = True
+
     def __init__(self, context: RunContext):
         self.context = context
         self.topic = f"chaos-{context.run_id}-input"
@@ -151,6 +154,8 @@ class KafkaSinkSide:
     """The output topic, created before the job and read back read_committed after it. It is not
     watched for atomic visibility: read_committed is not atomic across partitions for a reader, and
     the prefix checker covers exactly once here."""
+
+    watched = False
 
     def __init__(self, context: RunContext):
         self.context = context

@@ -17,6 +17,7 @@ from drivers.sdk.connector import Settings
 
 
 class MemorySourceSide(ParquetBatchSourceSide):
+    rows_per_unit = 1  # positions: {"next": records handed out}
     def prepare(self) -> None:
         pass
 

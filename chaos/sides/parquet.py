@@ -44,6 +44,13 @@ class ParquetBatchSourceSide:
     """Input files written before the job, several per worker, each of several row groups (the
     splits the source hands out)."""
 
+    live_feed = False
+    partitioned = False
+    splits_key: str | None = None
+    """Where a worker's positions keep a count per split (None: the positions are that mapping)."""
+    rows_per_unit = ROW_GROUP
+    """Records per unit of those counts (a row group here)."""
+
     def __init__(self, context: RunContext):
         self.context = context
         self.input_dir = context.run_dir / "input"
@@ -72,7 +79,18 @@ class ParquetBatchSourceSide:
         return bool(status.get("exhausted"))
 
     def committed(self, status: dict[str, Any] | None) -> int:
-        return self.context.experiment.workload.records if status and status.get("exhausted") else 0
+        """The records the last committed checkpoint covers, from its positions (a row group counts
+        whole), for the progress display."""
+        total = self.context.experiment.workload.records
+        if not status:
+            return 0
+        if status.get("exhausted"):
+            return total
+        units = 0
+        for positions in status["positions"].values():
+            splits = positions.get(self.splits_key, {}) if self.splits_key else positions
+            units += sum(int(n) for n in splits.values() if isinstance(n, int))
+        return min(total, units * self.rows_per_unit)
 
     def truth(self) -> pa.Table:
         files = sorted(self.input_dir.glob("input-*.parquet"))
@@ -84,6 +102,8 @@ class ParquetBatchSourceSide:
 
 
 class ParquetSinkSide:
+    watched = False
+
     def __init__(self, context: RunContext):
         self.output = context.run_dir / "output"
 
@@ -128,5 +148,6 @@ def committed_units(directory: Path) -> pa.Table:
 
 
 class TwoPhaseParquetSinkSide(ParquetSinkSide):
+    watched = True
     def watch(self) -> OutputWatch | None:
         return OutputWatch(ParquetVisibleIds(self.output), lambda: committed_units(self.output))

@@ -20,6 +20,9 @@ class TableSourceSide(ParquetBatchSourceSide):
     """A lakehouse table written before the job with the format's own writer, one commit per part,
     and read back the same way as the ground truth."""
 
+    splits_key = "files"
+    rows_per_unit = FILE_ROWS  # each part is one file of one row group
+
     def prepare(self) -> None:
         experiment = self.context.experiment
         parts = [table.slice(i, FILE_ROWS) for table in records.versioned_tables(experiment.workload, experiment.seed)

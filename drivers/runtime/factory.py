@@ -13,28 +13,33 @@ from drivers.runtime.config import JobConfig
 from drivers.sdk.connector import WorkerContext, load
 from drivers.sdk.contracts import CrashHook, SinkDriver, SourceDriver
 from drivers.sdk.diskfaults import DiskFaults
+from drivers.sdk.history import History
 
 DISK_CONTROL = "disk-faults.json"
 """The file in the run directory through which the harness injects disk faults into sink writes."""
 
 
-def _context(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver | None = None) -> WorkerContext:
+def _context(config: JobConfig, worker: int, crash: CrashHook, history: History | None,
+             source: SourceDriver | None = None) -> WorkerContext:
     return WorkerContext(job_id=config.job_id, worker=worker, workers=config.workers, run_dir=Path(config.run_dir),
                          crash=crash, disk=DiskFaults(Path(config.run_dir) / DISK_CONTROL),
-                         with_split=config.allowed_lateness is not None, source=source)
+                         with_split=config.allowed_lateness is not None, source=source, history=history,
+                         mutant=config.mutant)
 
 
-def create_source(config: JobConfig, worker: int, crash: CrashHook) -> SourceDriver:
+def create_source(config: JobConfig, worker: int, crash: CrashHook, history: History | None = None) -> SourceDriver:
     factory = SOURCES[config.source].factory(config.mutant)
-    return factory.create(config.source_settings, _context(config, worker, crash))
+    return factory.create(config.source_settings, _context(config, worker, crash, history))
 
 
-def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver) -> SinkDriver:
+def create_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver,
+                history: History | None = None) -> SinkDriver:
     factory = SINKS[config.sink].factory(config.mutant)
-    return factory.create(config.sink_settings, _context(config, worker, crash, source))
+    return factory.create(config.sink_settings, _context(config, worker, crash, history, source))
 
 
-def create_late_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver) -> SinkDriver:
+def create_late_sink(config: JobConfig, worker: int, crash: CrashHook, source: SourceDriver,
+                     history: History | None = None) -> SinkDriver:
     """The late-event side output is a Parquet directory whatever the main sink is (a dead-letter
     output that any reader can open): two-phase when the main sink is, so that a checkpoint's late
     records commit with its on-time ones, and plain otherwise."""
@@ -45,4 +50,4 @@ def create_late_sink(config: JobConfig, worker: int, crash: CrashHook, source: S
     else:
         factory = SINKS["parquet-2pc" if kind.capabilities.two_phase else "parquet"].factory()
     return factory.create({"output_dir": config.sink_settings["late_output_dir"]},
-                          _context(config, worker, crash, source))
+                          _context(config, worker, crash, history, source))

@@ -46,9 +46,9 @@ class Worker:
         self.crash = CrashPoints(
             config.crash_points.get(f"worker-{index}", {}), Path(config.run_dir) / MARKER_DIR, f"worker-{index}",
             on_fire=lambda point, hit: self.history.append(Event.CRASH, process=f"worker-{index}", point=point, hit=hit))
-        self.source = create_source(config, index, self.crash)
-        self.sink = create_sink(config, index, self.crash, self.source)
-        self.late_sink = (create_late_sink(config, index, self.crash, self.source)
+        self.source = create_source(config, index, self.crash, self.history)
+        self.sink = create_sink(config, index, self.crash, self.source, self.history)
+        self.late_sink = (create_late_sink(config, index, self.crash, self.source, self.history)
                           if config.allowed_lateness is not None else None)
         self.watermarks: dict[str, int] = {}  # split -> highest event time seen (ms): checkpointed state
         self.pending: list[tuple[CommitHandle, Positions]] = []

@@ -19,6 +19,7 @@ from typing import Any, Literal, Protocol
 from drivers.sdk.capabilities import Capabilities, Maturity
 from drivers.sdk.contracts import CrashHook, SinkDriver, SourceDriver
 from drivers.sdk.diskfaults import DiskFaults
+from drivers.sdk.history import History
 
 Role = Literal["source", "sink"]
 Settings = dict[str, Any]
@@ -40,6 +41,10 @@ class WorkerContext:
     """A source tags each record with its split (`SPLIT_COLUMN`), for per-split watermarks."""
     source: SourceDriver | None = None
     """The worker's source, for a sink that commits the source's positions itself (Kafka to Kafka)."""
+    history: History | None = None
+    """The run's history, for a driver that reports what it did (a seeded bug, when it bites)."""
+    mutant: str | None = None
+    """The seeded-bug variant the experiment chose, if any."""
 
 
 class DriverFactory(Protocol):

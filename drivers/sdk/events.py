@@ -48,3 +48,5 @@ class Event(StrEnum):
     WORKER_RESTORED = "worker.restored"
     WORKER_COORDINATOR_LOST = "worker.coordinator_lost"
     WORKER_STOP = "worker.stop"
+    # a seeded-bug variant, the first time its bug changes what the driver does
+    MUTANT_ACTIVE = "mutant.active"

@@ -6,11 +6,14 @@ import json
 
 import pytest
 
+from chaos.certification.mutants import MUTANTS
+from chaos.certification.plan import with_mutant
 from tests.integration.conftest import REPO, chaos_cli
 
 pytestmark = pytest.mark.integration
 
 INCIDENTS = sorted((REPO / "experiments" / "incidents").glob("*.yaml"))
+INCIDENT_BUGS = [m for m in MUTANTS if m.experiment.startswith("experiments/incidents/")]
 
 
 @pytest.mark.parametrize("path", INCIDENTS, ids=lambda p: p.stem)
@@ -21,6 +24,18 @@ def test_incident_does_not_recur(run_experiment, path):
     assert run.verdict("no-loss")["counts"]["lost"] == 0
     events = [e["event"] for e in run.history()]
     assert "crash" in events, "the incident's failure must really be injected"
+
+
+@pytest.mark.parametrize("mutant", INCIDENT_BUGS, ids=lambda m: m.name)
+def test_incident_fails_with_its_seeded_bug(run_experiment, tmp_path, mutant):
+    """The incident experiment is falsifiable: with the bug it reproduces, its invariant fails."""
+    run = run_experiment(with_mutant(REPO / mutant.path, mutant.name, tmp_path))
+    assert run.code == 1, run.stdout + run.stderr
+    assert run.verdict(mutant.caught_by)["status"] == "fail", run.stdout
+
+
+def test_every_incident_has_its_seeded_bug():
+    assert {REPO / m.path for m in INCIDENT_BUGS} == set(INCIDENTS)
 
 
 def test_replay_reruns_the_same_workload_and_schedule(run_experiment, environment, tmp_path):

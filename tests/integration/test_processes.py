@@ -18,9 +18,11 @@ pytestmark = pytest.mark.integration
 
 
 def _start_run(experiment: Path, runs: Path, *extra: str) -> subprocess.Popen[str]:
+    # Ctrl-C must reach the harness as it would from a terminal, even when this test itself runs in
+    # the background (a shell starts background jobs with SIGINT ignored, and children inherit that).
     return subprocess.Popen([sys.executable, "-m", "chaos", "run", str(experiment), "--runs-dir", str(runs), *extra],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL)
+                            stdin=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for(predicate, timeout: float, what: str):

@@ -31,9 +31,20 @@ def chromium() -> str:
 
 
 def screenshot(html: Path, png: Path, profile: Path) -> subprocess.CompletedProcess[str]:
+    return _chromium([f"--screenshot={png}", f"--window-size={WIDTH},{HEIGHT}", html.as_uri()], profile)
+
+
+def rendered_dom(html: Path, profile: Path) -> str:
+    """The page as the browser built it (`--dump-dom`)."""
+    done = _chromium(["--dump-dom", html.as_uri()], profile)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def _chromium(args: list[str], profile: Path) -> subprocess.CompletedProcess[str]:
     argv = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
             "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars",
-            f"--user-data-dir={profile}", f"--screenshot={png}", f"--window-size={WIDTH},{HEIGHT}", html.as_uri()]
+            f"--user-data-dir={profile}", *args]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         out, err = proc.communicate(timeout=TIMEOUT)
@@ -108,7 +119,19 @@ def test_report_screenshot(tmp_path: Path) -> None:
     assert len(colours) > 20, f"the screenshot is nearly a single colour ({len(colours)} colours)"
     pixels = [tuple(row[x:x + 3]) for row in rows[:700] for x in range(0, len(row), bpp)]
     # The timeline's labelled fault bars (#e8912d at 85% on white), the workload bar (#4c6ef5 at 75%)
-    # and the FAIL badge (#d6336c) must all be on screen.
+    # and the VIOLATION badge (#d6336c) must all be on screen.
     for name, colour in (("fault bar", (235, 162, 77)), ("workload bar", (121, 146, 248)),
-                         ("FAIL badge", (214, 51, 108))):
+                         ("VIOLATION badge", (214, 51, 108))):
         assert sum(near(p, colour) for p in pixels) > 200, f"no {name} in the screenshot {png}"
+    # Why it failed is above the fold: the reason box (#fff0f5) in the first 300 rows.
+    top = [tuple(row[x:x + 3]) for row in rows[:300] for x in range(0, len(row), bpp)]
+    assert sum(near(p, (255, 240, 245), 2) for p in top) > 2000, f"no reason box at the top of {png}"
+
+
+def test_report_header_says_why_it_failed(tmp_path: Path) -> None:
+    _, report = build_reports(tmp_path / "run")
+    dom = rendered_dom(report, tmp_path / "chromium-profile")
+    header = dom[dom.index("<header>"):dom.index("</header>")]
+    assert 'id="overall">VIOLATION<' in header
+    assert "Why it failed: the invariants that broke" in header
+    assert "no-loss</code>: 3 of 12000 source records are missing &lt;&amp;&gt;" in header

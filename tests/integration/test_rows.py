@@ -79,16 +79,21 @@ def test_row_survives_a_coordinator_crash_at(run_experiment, tmp_path, path, poi
 
 @pytest.mark.parametrize("path", ROWS, ids=lambda p: p.stem)
 def test_row_keeps_its_guarantee_when_a_worker_is_killed(run_experiment, tmp_path, path):
-    run = run_experiment(_variant(path, tmp_path, [{"kind": "kill", "target": "worker-0", "at": 1.5, "duration": 1}]))
+    run = run_experiment(_variant(path, tmp_path, [{"kind": "kill", "target": "worker-0", "after_ready": 0.5,
+                                                            "duration": 1}]))
     _assert_guarantee(run, path)
     assert run.result["restarts"]["worker-0"] == 1
 
 
 @pytest.mark.parametrize("row,fault", [
-    ("kafka-transactional-to-parquet-2pc", {"kind": "down", "target": "worker-coordinator", "at": 2, "duration": 12}),
-    ("kafka-transactional-to-parquet-2pc", {"kind": "partition", "target": "coordinator-store", "at": 2, "duration": 4}),
-    ("kafka-transactional-to-parquet-2pc", {"kind": "partition", "target": "worker-kafka", "at": 2, "duration": 4}),
-    ("kafka-transactional-to-iceberg-2pc", {"kind": "partition", "target": "worker-catalog", "at": 1.5, "duration": 4}),
+    ("kafka-transactional-to-parquet-2pc", {"kind": "down", "target": "worker-coordinator", "after_ready": 1,
+                                            "duration": 12}),
+    ("kafka-transactional-to-parquet-2pc", {"kind": "partition", "target": "coordinator-store", "after_ready": 1,
+                                            "duration": 4}),
+    ("kafka-transactional-to-parquet-2pc", {"kind": "partition", "target": "worker-kafka", "after_ready": 1,
+                                            "duration": 4}),
+    ("kafka-transactional-to-iceberg-2pc", {"kind": "partition", "target": "worker-catalog", "after_ready": 0.5,
+                                            "duration": 4}),
 ], ids=lambda v: v if isinstance(v, str) else f"{v['kind']}-{v['target']}")
 def test_exactly_once_row_survives_a_link_fault(run_experiment, tmp_path, row, fault):
     path = REPO / "experiments" / "rows" / f"{row}.yaml"

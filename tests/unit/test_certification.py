@@ -160,12 +160,34 @@ def test_a_failing_case_fails_its_row_and_demotes_its_connectors(tmp_path):
     assert report["status"] == ("fail" if sink["declared"] == "Certified" else "pass")
 
 
-def test_each_scenario_has_a_mutant_and_every_mutant_experiment_is_in_the_suite():
+def test_each_scenario_has_a_mutant_and_every_mutant_and_incident_experiment_is_in_the_suite():
     assert {m.scenario for m in MUTANTS} == {s.slug for s in SCENARIOS}
-    assert {REPO / m.path for m in MUTANTS} == set((REPO / "experiments" / "mutants").glob("*.yaml"))
+    experiments = {REPO / m.path for m in MUTANTS}
+    assert set((REPO / "experiments" / "mutants").glob("*.yaml")) <= experiments
+    assert set((REPO / "experiments" / "incidents").glob("*.yaml")) <= experiments, "every incident is falsifiable"
     for mutant in MUTANTS:
         x = load_experiment(REPO / mutant.path)
-        assert x.pipeline.mutant == mutant.name
+        assert x.pipeline.mutant in (mutant.name, None)
+
+
+def test_a_mutant_and_its_control_run_the_same_experiment_but_for_the_bug(tmp_path):
+    from chaos.certification.plan import with_mutant
+
+    mutant = next(m for m in MUTANTS if m.name == "drop-late")
+    buggy = load_experiment(with_mutant(REPO / mutant.path, mutant.name, tmp_path))
+    control = load_experiment(with_mutant(REPO / mutant.path, None, tmp_path))
+    assert buggy.pipeline.mutant == "drop-late" and control.pipeline.mutant is None
+    assert buggy.model_copy(update={"pipeline": control.pipeline}) == control
+
+
+def test_a_kill_whose_control_run_fails_proves_nothing(tmp_path):
+    suite = _suite(tmp_path)
+    bad = suite.mutants["drop-late"]
+    bad.status = "invalid-control"
+    bad.message = "the control run without the bug did not pass (fail: late-events), so failing proves nothing"
+    report = build_report(suite)
+    assert report["status"] == "fail" and any("drop-late" in e and "control" in e for e in report["errors"])
+    assert report["mutants"]["killed"] == len(MUTANTS) - 1
 
 
 def test_the_documented_applicability_table_is_the_one_the_code_computes():

@@ -295,7 +295,7 @@ def test_visibility_passes_when_every_observation_sees_whole_commits():
     v = check_atomic_visibility(observations, CHECKPOINTS)
     assert v.invariant == "atomic-visibility"
     assert v.status == "pass"
-    assert v.counts == {"observations": 5, "partial_observations": 0, "checkpoints": 3, "partial_checkpoints": 0,
+    assert v.counts == {"observations": 5, "partial_observations": 0, "commits": 3, "partial_commits": 0,
                         "ambiguous_ids": 0}
 
 
@@ -306,7 +306,7 @@ def test_visibility_fails_on_a_partial_commit_and_names_the_first_missing_ids():
                     obs(4.0, range(25))]
     v = check_atomic_visibility(observations, CHECKPOINTS)
     assert v.status == "fail" and v.failed
-    assert v.counts == {"observations": 4, "partial_observations": 2, "checkpoints": 3, "partial_checkpoints": 2,
+    assert v.counts == {"observations": 4, "partial_observations": 2, "commits": 3, "partial_commits": 2,
                         "ambiguous_ids": 0}
     assert v.examples == [3, 15]
 
@@ -337,7 +337,7 @@ def test_visibility_on_200k_ids():
     observations[7] = {"ts": 7.0, "ids": pa.array(range(70_500), pa.int64())}  # half of checkpoint 70
     v = check_atomic_visibility(observations, checkpoints)
     assert v.status == "fail"
-    assert v.counts["partial_observations"] == 1 and v.counts["partial_checkpoints"] == 1
+    assert v.counts["partial_observations"] == 1 and v.counts["partial_commits"] == 1
     assert v.examples == [70_500]
 
 

@@ -26,26 +26,26 @@ def dumps(faults: list) -> list[dict]:
 
 
 def check_promises(spec: NemesisSpec, faults: list, links=LINKS, procs=PROCS) -> None:
-    assert [f.at for f in faults] == sorted(f.at for f in faults)
+    assert [f.after_ready for f in faults] == sorted(f.after_ready for f in faults)
     allowed_targets = set(spec.targets) if spec.targets is not None else set(links) | set(procs)
     for f in faults:
-        assert f.at_records is None and f.at is not None
-        assert spec.start - EPS <= f.at and f.at + f.duration <= spec.until + EPS, f
+        assert f.at_records is None and f.at is None and f.after_ready is not None
+        assert spec.start - EPS <= f.after_ready and f.after_ready + f.duration <= spec.until + EPS, f
         assert spec.duration_min - EPS <= f.duration <= spec.duration_max + EPS, f
         assert f.kind in spec.kinds
         assert f.target in allowed_targets
         assert f.target in (links if isinstance(f, NetworkFault) else procs)
         # Whole milliseconds, so the table and the YAML in the run directory are exact.
-        assert round(f.at * 1000) == pytest.approx(f.at * 1000) and round(f.duration * 1000) == pytest.approx(f.duration * 1000)
+        assert round(f.after_ready * 1000) == pytest.approx(f.after_ready * 1000) and round(f.duration * 1000) == pytest.approx(f.duration * 1000)
     # No target has two faults at once, and it settles between them.
     by_target: dict[str, list] = {}
     for f in faults:
         by_target.setdefault(f.target, []).append(f)
     for target, fs in by_target.items():
         for a, b in zip(fs, fs[1:]):
-            assert a.at + a.duration + SETTLE <= b.at + EPS, (target, a, b)
+            assert a.after_ready + a.duration + SETTLE <= b.after_ready + EPS, (target, a, b)
     # Concurrency: sweep the injections and heals, heals first at equal times.
-    events = sorted([(f.at, 1) for f in faults] + [(f.at + f.duration, -1) for f in faults],
+    events = sorted([(f.after_ready, 1) for f in faults] + [(f.after_ready + f.duration, -1) for f in faults],
                     key=lambda e: (e[0], e[1]))
     active = peak = 0
     for _, step in events:
@@ -117,7 +117,7 @@ def test_faults_are_dense_enough_to_overlap():
     for seed in SEEDS:
         faults = generate(spec, seed, LINKS, PROCS)
         overlapping = sum(1 for a in faults for b in faults
-                          if a is not b and a.at < b.at < a.at + a.duration)
+                          if a is not b and a.after_ready < b.after_ready < a.after_ready + a.duration)
         peaks.append(overlapping)
     assert max(peaks) > 0
 
@@ -269,7 +269,7 @@ def test_describe():
     assert "point=sink.prepare.after" in lines[4]
     assert lines[5].split() == ["4", "at", "commit", "8", "+1.000s", "kill", "worker-0"]
     assert lines[6].split() == ["5", "after", "crash", "sink.prepare.after", "+2.000s", "kill", "coordinator"]
-    assert lines[7].split() == ["6", "ready+1.500s", "+2.000s", "partition", "worker-kafka", "direction=both"]
+    assert lines[7].split() == ["6", "ready+1.500s", "ready+3.500s", "partition", "worker-kafka", "direction=both"]
     assert "None" not in text
     generated = generate(NemesisSpec(until=60), 9, LINKS, PROCS)
     assert len(describe(generated).splitlines()) == len(generated) + 1
@@ -314,12 +314,12 @@ def test_minimise_finds_the_culprit():
     culprit = next(f for f in faults if f.kind == "kill" and f.duration >= 1)
 
     def fails(schedule):  # the bug needs a kill of that worker lasting at least 0.5s
-        return any(f.kind == "kill" and f.target == culprit.target and f.at == culprit.at and f.duration >= 0.5
+        return any(f.kind == "kill" and f.target == culprit.target and f.after_ready == culprit.after_ready and f.duration >= 0.5
                    for f in schedule)
 
     calls = []
     smallest = minimise(faults, lambda s: calls.append(s) or fails(s))
-    assert len(smallest) == 1 and smallest[0].at == culprit.at
+    assert len(smallest) == 1 and smallest[0].after_ready == culprit.after_ready
     assert 0.5 <= smallest[0].duration < 1.0
     assert fails(smallest) and calls
     assert len(minimise(faults, fails, max_runs=3)) >= len(faults) - 3

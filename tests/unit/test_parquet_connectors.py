@@ -6,8 +6,6 @@ then abandoned and a new one recovers, as a restarted worker would.
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -17,10 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from chaos.experiment.models import WorkloadSpec
-from drivers.sdk.records import expected_table
-from drivers.sdk.contracts import CommitHandle
 from drivers.parquet_batch_source import ParquetBatchSource
 from drivers.parquet_sinks import CommitError, ParquetSink, TwoPhaseParquetSink
+from drivers.sdk.records import expected_table
 from tests.unit.crashes import Crash, SimulatedCrash
 
 ROWS = 100
@@ -234,29 +231,6 @@ def test_commit_refuses_to_lose_data_silently(tmp_path: Path) -> None:
     assert hidden_files(out) == []
     with pytest.raises(CommitError, match="lost"):
         sink.commit(handle)
-
-
-# -- the duplicate detection above can fail ---------------------------------------------------------
-class NonIdempotentSink(TwoPhaseParquetSink):
-    """Seeded bug: commit ignores the manifest and publishes a copy under a fresh name each time."""
-
-    def commit(self, handle: CommitHandle) -> None:
-        for pending, _ in handle.payload["files"]:
-            shutil.copy(self.output_dir / pending,
-                        self.output_dir / f"part-{self.job_id}-{uuid.uuid4().hex}.parquet")
-
-
-def test_buggy_non_idempotent_commit_produces_duplicates_the_check_catches(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    sink = NonIdempotentSink(out, "job", 0, Crash(), max_file_rows=30)
-    write_all(sink)
-    handle = sink.prepare(1)
-    sink.commit(handle)
-    assert_exactly_once(visible_ids(out))
-    sink.commit(handle)  # as recovery would, not knowing whether the first attempt landed
-    assert len(visible_ids(out)) == 2 * ROWS
-    with pytest.raises(AssertionError, match="duplicates"):
-        assert_exactly_once(visible_ids(out))
 
 
 def test_schema_change_mid_checkpoint_rolls_to_a_new_part_file(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from drivers.sdk.history import read_history
 from chaos.report.charts import checkpoint_series
 from chaos.report.html import write_html
-from chaos.report.timeline import Timeline
+from chaos.report.timeline import Timeline, timeline_svg
 from chaos.report.junit import write_junit
 
 T0 = 1_795_943_484.0
@@ -24,6 +24,9 @@ EVENTS: list[tuple[float, str, dict[str, Any]]] = [
     (0.2, "process.start", {"process": "worker-0", "pid": 101, "incarnation": 1}),
     (0.3, "process.start", {"process": "worker-1", "pid": 102, "incarnation": 1}),
     (0.4, "workload.start", {"records": 12000, "rate": 1200.0, "topic": "t"}),
+    (1.1, "worker.restored", {"worker": 0, "checkpoint_id": None, "recommitted": 0, "pid": 101}),
+    (1.2, "worker.restored", {"worker": 1, "checkpoint_id": None, "recommitted": 0, "pid": 102}),
+    (1.25, "pipeline.ready", {"processes": ["coordinator", "worker-0", "worker-1"]}),
     (2.0, "fault.inject", {"index": 0, "produced": 1900, "at": 1.6, "duration": 3.0, "kind": "partition",
                            "target": "worker-kafka", "direction": "both"}),
     (3.3, "crash", {"process": "worker-0", "point": "source.ack.before", "hit": 4}),
@@ -31,6 +34,7 @@ EVENTS: list[tuple[float, str, dict[str, Any]]] = [
     (4.0, "fault.inject", {"index": 1, "produced": 4300, "at": 3.6, "duration": 5.0, "kind": "latency",
                            "target": "workload-kafka", "latency_ms": 50}),
     (4.4, "process.start", {"process": "worker-0", "pid": 103, "incarnation": 2}),
+    (5.2, "worker.restored", {"worker": 0, "checkpoint_id": 4, "recommitted": 1, "pid": 103}),
     (5.0, "fault.heal", {"index": 0, "kind": "partition", "target": "worker-kafka"}),
     (6.0, "fault.inject", {"index": 2, "produced": 6700, "at": 5.6, "duration": 1.0, "kind": "kill",
                            "target": "worker-1"}),
@@ -81,12 +85,15 @@ def make_run_dir(run_dir: Path, failed: bool = True) -> tuple[dict[str, Any], li
     events = sorted(EVENTS + checkpoint_events(), key=lambda e: e[0])
     with (run_dir / "history.jsonl").open("w") as f:
         for t, event, fields in events:
-            source = "coordinator" if event.startswith("checkpoint") else fields.get("process", "harness")
+            source = ("coordinator" if event.startswith("checkpoint") else f"worker-{fields['worker']}"
+                      if event == "worker.restored" else fields.get("process", "harness"))
             f.write(json.dumps({"ts": T0 + t, "source": source, "event": event, **fields}) + "\n")
-    result = {"schema_version": 1, "status": "fail" if failed else "pass", "experiment": "synthetic",
+    (run_dir / "schedule.txt").write_text("#  at  heal  kind  target\n")
+    result = {"schema_version": 2, "status": "violation" if failed else "pass", "experiment": "synthetic",
               "run_id": "synthetic-1", "seed": 7, "pipeline": "kafka -> parquet (single-node-durable)",
               "guarantee": "at least once", "restarts": {"coordinator": 0, "worker-0": 1, "worker-1": 1},
-              "workload_seconds": 10.0, "drain_seconds": 0.6, "verdicts": verdicts(failed)}
+              "workload_seconds": 10.0, "drain_seconds": 0.6, "verdicts": verdicts(failed),
+              "crash_points": {"worker-0": {"source.ack.before": 4}, "worker-1": {"sink.commit.after": 2}}}
     (run_dir / "result.json").write_text(json.dumps(result, indent=2))
     return result, read_history(run_dir / "history.jsonl")
 
@@ -145,8 +152,12 @@ def test_html_report(tmp_path: Path) -> None:
     _, report = build_reports(tmp_path)
     page = report.read_text()
     assert page.startswith("<!DOCTYPE html>")
-    # header
-    assert 'id="overall">FAIL<' in page
+    # header: the outcome, and why, above everything else
+    assert 'id="overall">VIOLATION<' in page
+    why = page[page.index('id="why"'):page.index("</div>", page.index('id="why"'))]
+    assert "Why it failed" in why and "<code>no-loss</code>: 3 of 12000 source records are missing" in why
+    assert "duplicates" not in why, "only the failing verdicts explain the failure"
+    assert page.index('id="why"') < page.index('<svg class="timeline"')
     for text in ("synthetic", "kafka -&gt; parquet (single-node-durable)", "at least once", "<dd>7</dd>"):
         assert text in page
     # timeline: one shaded band per healed fault, labelled; a crash marker in worker-0's lane
@@ -160,6 +171,11 @@ def test_html_report(tmp_path: Path) -> None:
     assert timeline.count('class="marker kill"') == 1
     assert timeline.count('class="marker exit"') == 1
     assert timeline.count('class="marker restart"') == 2
+    # workers joining, the pipeline's ready moment, and the armed crash point that never fired
+    assert timeline.count('class="marker joined"') == 3 and "worker-0 joined, restored checkpoint 4" in timeline
+    assert timeline.count('class="ready-line"') == 1 and "the pipeline is ready" in timeline
+    assert "armed, never fired: sink.commit.after (hit 2)" in timeline
+    assert "source.ack.before (hit 4)" not in timeline.split("armed, never fired")[-1], "it fired"
     # checkpoints: 9 persisted points, 9 commit ticks, 1 abandoned tick
     progress = page[page.index('<svg class="progress"'):]
     progress = progress[:progress.index("</svg>")]
@@ -174,7 +190,8 @@ def test_html_report(tmp_path: Path) -> None:
     # links are relative and resolve; self-contained
     parser = _Links()
     parser.feed(page)
-    assert {f"logs/{name}" for name in LOGS} | {"history.jsonl", "result.json", "junit.xml"} <= set(parser.hrefs)
+    assert {f"logs/{name}" for name in LOGS} | {"history.jsonl", "result.json", "junit.xml",
+                                                "schedule.txt"} <= set(parser.hrefs)
     assert all((tmp_path / href).exists() for href in parser.hrefs)
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page and "url(" not in page and "@import" not in page
@@ -183,7 +200,40 @@ def test_html_report(tmp_path: Path) -> None:
 def test_html_report_passing_run(tmp_path: Path) -> None:
     _, report = build_reports(tmp_path, failed=False)
     page = report.read_text()
-    assert 'id="overall">PASS<' in page and '<tr class="verdict fail">' not in page
+    assert 'id="overall">PASS<' in page and '<tr class="verdict fail">' not in page and 'id="why"' not in page
+
+
+def test_an_inconclusive_run_says_so_in_the_report_and_in_junit_as_an_error(tmp_path: Path) -> None:
+    result, history = make_run_dir(tmp_path, failed=False)
+    result["status"] = "inconclusive"
+    result["verdicts"].append({"invariant": "faults-applied", "status": "inconclusive",
+                               "summary": "crash point sink.commit.after in worker-1 never fired", "counts": {}})
+    page = write_html(tmp_path, result, history).read_text()
+    assert 'id="overall">INCONCLUSIVE<' in page and "Why it is inconclusive" in page
+    assert "<code>faults-applied</code>: crash point sink.commit.after in worker-1 never fired" in page
+    suite = ET.parse(write_junit(tmp_path, result)).getroot().find("testsuite")
+    assert (suite.get("failures"), suite.get("errors")) == ("0", "1")
+    (error,) = suite.findall(".//error")
+    assert error.get("type") == "Inconclusive" and suite.findall(".//failure") == []
+
+
+def test_a_fault_that_met_no_traffic_is_hatched_and_says_why() -> None:
+    history = [{"ts": 0.0, "event": "run.start"}, {"ts": 5.0, "event": "pipeline.ready"},
+               {"ts": 2.0, "event": "fault.inject", "index": 0, "kind": "partition", "target": "worker-kafka"},
+               {"ts": 4.0, "event": "fault.heal", "index": 0, "kind": "partition", "target": "worker-kafka"}]
+    (band,) = Timeline.of(history).bands
+    assert band.quiet == "it was over before the pipeline was ready"
+    assert band.label.endswith("(no traffic)") and "met no pipeline traffic" in band.tip
+
+
+def test_long_fault_labels_are_cut_and_kept_whole_in_the_tooltip() -> None:
+    history = [{"ts": 0.0, "event": "run.start"}, {"ts": 0.5, "event": "pipeline.ready"},
+               {"ts": 1.0, "event": "fault.inject", "index": 0, "kind": "slow_close", "target": "coordinator-store"}]
+    timeline = Timeline.of(history)
+    svg = timeline_svg(timeline)
+    (band,) = timeline.bands
+    assert len(band.label) > 40 and band.label not in svg.split("<title>")[0]
+    assert "\u2026</text>" in svg and band.label in svg
 
 
 def test_unhealed_fault_runs_to_the_end() -> None:
@@ -192,7 +242,7 @@ def test_unhealed_fault_runs_to_the_end() -> None:
                {"ts": 20.0, "event": "run.checking"}]
     (band,) = Timeline.of(history).bands
     assert (band.start, band.end, band.healed) == (2.0, 10.0, False)
-    assert band.label == "down worker-kafka (not healed)"
+    assert band.label == "down worker-kafka (not healed) (no traffic)"  # no pipeline was ever ready
 
 
 def test_checkpoint_series_sums_integer_positions() -> None:

@@ -446,7 +446,7 @@ def test_services_may_be_killed_terminated_or_paused(kind, target):
 def test_the_service_restarts_experiment_validates():
     x = load_experiment(REPO / "experiments" / "service-restarts.yaml")
     assert sorted((f.kind, f.target) for f in x.faults) == [("kill", "kafka"), ("terminate", "postgres")]
-    windows = sorted((f.at, f.at + f.duration) for f in x.faults)
+    windows = sorted((f.after_ready, f.after_ready + f.duration) for f in x.faults)
     assert windows[0][1] < windows[1][0], "the two service faults must not overlap"
 
 

@@ -119,7 +119,7 @@ def test_the_correct_delta_sink_passes_the_same_check(tmp_path: Path) -> None:
         sink.commit(sink.prepare(checkpoint))
     probe.poll()
     verdict = check_atomic_visibility(probe.observations, delta_committed_units(uri), read_errors=probe.errors)
-    assert verdict.status == "pass" and verdict.counts["checkpoints"] == 2
+    assert verdict.status == "pass" and verdict.counts["commits"] == 2
 
 
 # -- Iceberg ---------------------------------------------------------------------------------------
