@@ -21,6 +21,7 @@ from chaos.checkers.loss import check_loss
 from chaos.checkers.order import check_key_order
 from chaos.checkers.orphans import check_orphans
 from chaos.checkers.phantoms import check_phantoms
+from chaos.checkers.progress import timeline
 from chaos.checkers.schema import check_schema
 from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.traffic import check_fault_traffic
@@ -70,6 +71,10 @@ def _expected(experiment: Experiment) -> pa.Table:
     return records.expected_table(experiment.workload, experiment.seed)
 
 
+def _fault_windows(history: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    return [(w.start, w.end) for w in timeline(history).faults]
+
+
 def _drained(experiment: Experiment, evidence: RunEvidence) -> Verdict:
     if evidence.drained:
         summary = f"the pipeline caught up {evidence.drain_seconds:.1f}s after the workload ended"
@@ -110,7 +115,8 @@ CHECKS = (
                                                     round(x.pipeline.allowed_lateness * 1000))),
     Check("atomic-visibility", lambda x: sink_side_class(x.pipeline.sink).watched,
           lambda x, d, ev, every: check_atomic_visibility(ev.observations or [], ev.units,
-                                                          read_errors=ev.read_errors)),
+                                                          read_errors=ev.read_errors,
+                                                          fault_windows=_fault_windows(ev.history))),
     Check("schema-compatibility", lambda x: x.workload.schema_change_at is not None,
           lambda x, d, ev, every: check_schema(_expected(x), every)),
     Check("liveness", lambda x: True, lambda x, d, ev, every: check_liveness(ev.history, x.expect.recovery_bound)),

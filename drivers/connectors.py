@@ -89,7 +89,7 @@ _KINDS = (
               Capabilities(transactional=True, two_phase=True, idempotent_commit=True, networked=True,
                            schema_changes=SCHEMA_CHANGES, key_order=True),
               Maturity.CERTIFIED, "drivers.kafka_sink:KafkaTransactionalSink", "chaos.sides.kafka:KafkaSinkSide",
-              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"), links=("worker-kafka",), mutants=(
+              crash_points=(*PREPARE_POINTS, *COMMIT_POINTS, "sink.write.mid"), links=("sink-kafka",), mutants=(
                   Mutant("resend-on-recover", "a failover re-sends the restored checkpoint's records",
                          "drivers.mutants:ResendOnRecoverKafkaSink", "two-phase-commit",
                          f"{INCIDENTS_DIR}/kafka-resend-on-recovery.yaml", "duplicates"),
@@ -107,7 +107,8 @@ _KINDS = (
                          "drivers.mutants:NoAncestryCheckIcebergSink", "two-phase-commit",
                          f"{INCIDENTS_DIR}/iceberg-2808-lost-commit-response.yaml", "duplicates"),
               )),
-    Connector("delta-batch", "sink", "Delta (batch)", Capabilities(schema_changes=frozenset({"add", "drop"})),
+    Connector("delta-batch", "sink", "Delta (batch)",
+              Capabilities(schema_changes=frozenset({"add", "drop"}), disk_faults_per_file=False),
               Maturity.PREVIEW, "drivers.delta.sinks:DeltaBatchSink", "chaos.sides.delta:DeltaSinkSide",
               crash_points=PREPARE_POINTS),
     Connector("delta-2pc", "sink", "Delta (two-phase)",

@@ -29,8 +29,11 @@ from typing import Callable, TypeVar
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from drivers.kafka_source import is_connection_loss
 from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import CommitHandle, CrashHook, Positions
+from drivers.sdk.events import Event
+from drivers.sdk.history import History
 
 SINK = "kafka-transactional"
 TIMEOUT = 30.0
@@ -70,10 +73,11 @@ class KafkaTransactionalSink:
         """Consume-transform-produce: the worker's Kafka source's consumer and topic ride along, so
         that its offsets commit inside this sink's transaction."""
         return cls(settings["bootstrap"], settings["topic"], ctx.job_id, ctx.worker, ctx.crash,
-                   source_topic=getattr(ctx.source, "topic", ""), consumer=getattr(ctx.source, "consumer", None))
+                   source_topic=getattr(ctx.source, "topic", ""), consumer=getattr(ctx.source, "consumer", None),
+                   history=ctx.history)
 
     def __init__(self, bootstrap: str, topic: str, job_id: str, worker: int, crash: CrashHook,
-                 source_topic: str, consumer: Consumer | None = None):
+                 source_topic: str, consumer: Consumer | None = None, history: History | None = None):
         self.topic = topic
         self.job_id = job_id
         self.worker = worker
@@ -81,7 +85,12 @@ class KafkaTransactionalSink:
         self.source_topic = source_topic
         self.consumer = consumer
         self.transactional_id = f"{job_id}-sink-{worker}"
+        self.history = history
+        """Where the sink says its writes failed (`sink.write_failed`): the evidence that a fault on
+        its link reached it."""
+        self.connection_lost = False
         self.producer = Producer({
+            "error_cb": self._producer_error,
             "bootstrap.servers": bootstrap,
             "transactional.id": self.transactional_id,
             "enable.idempotence": True,
@@ -95,6 +104,14 @@ class KafkaTransactionalSink:
         self.producer.begin_transaction()
         self.open_since: int | None = None
         self.offsets: Positions = {}
+
+    def _producer_error(self, error: KafkaError) -> None:
+        """librdkafka retries a lost connection by itself (the producer is idempotent); say so once
+        per loss, and again once it writes after it."""
+        if is_connection_loss(error) and not self.connection_lost:
+            self.connection_lost = True
+            if self.history is not None:
+                self.history.append(Event.SINK_WRITE_FAILED, topic=self.topic, error=error.str())
 
     def attach_offsets(self, positions: Positions) -> None:
         """The source positions that the next prepare adds to the transaction."""
@@ -123,6 +140,7 @@ class KafkaTransactionalSink:
         remaining = self.producer.flush(TIMEOUT)
         if remaining:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records not flushed"))
+        self.connection_lost = False  # written through since
         self.crash.hit("sink.write.mid")
         if self.open_since is None:
             self.open_since = checkpoint_id
@@ -153,6 +171,8 @@ class KafkaTransactionalSink:
                 if error.txn_requires_abort():
                     self.producer.abort_transaction(TIMEOUT)
                     self.open_since = None
+                    if self.history is not None:
+                        self.history.append(Event.SINK_ROLLBACK, checkpoint_id=handle.checkpoint_id, error=error.str())
                     raise
                 if not error.retriable() or attempt == 4:
                     raise

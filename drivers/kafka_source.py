@@ -21,7 +21,19 @@ from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponenti
 
 from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import SPLIT_COLUMN, CrashHook, Positions
+from drivers.sdk.events import Event
+from drivers.sdk.history import History
 from drivers.sdk.records import SCHEMA, schema_for
+
+CONNECTION_LOSS = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
+"""librdkafka's error codes for a lost broker connection: one broker's socket failed or was
+refused (`_TRANSPORT`), or none is reachable any more (`_ALL_BROKERS_DOWN`)."""
+
+
+def is_connection_loss(error: KafkaError) -> bool:
+    """Whether a librdkafka error says the client lost its connection to the brokers, as opposed to
+    a failed request (a timeout, a fenced producer) or a fatal error."""
+    return error.code() in CONNECTION_LOSS and not error.fatal()
 
 
 def _retriable(exc: BaseException) -> bool:
@@ -33,16 +45,23 @@ class KafkaSource:
     def create(cls, settings: Settings, ctx: WorkerContext) -> "KafkaSource":
         return cls(settings["bootstrap"], settings["topic"], settings["group_id"], int(settings["partitions"]),
                    ctx.crash, transactional=bool(settings.get("transactional")),
-                   resume_from=settings.get("resume_from", "checkpoint"), with_split=ctx.with_split)
+                   resume_from=settings.get("resume_from", "checkpoint"), with_split=ctx.with_split,
+                   history=ctx.history)
 
     def __init__(self, bootstrap: str, topic: str, group_id: str, partitions: int, crash: CrashHook,
-                 transactional: bool = False, resume_from: str = "checkpoint", with_split: bool = False):
+                 transactional: bool = False, resume_from: str = "checkpoint", with_split: bool = False,
+                 history: History | None = None):
         self.topic = topic
         self.partitions = partitions
         self.resume_from = resume_from if transactional else "group"
         self.with_split = with_split  # tag each record with its partition, for per-split watermarks
         self.crash = crash
+        self.history = history
+        """Where the source says that it lost the broker and found it again (`source.disconnected`,
+        `source.reconnected`): the evidence that a link fault reached it."""
+        self.connection_lost = False
         self.consumer = Consumer(self._consumer_config({
+            "error_cb": self._consumer_error,
             "bootstrap.servers": bootstrap,
             "group.id": group_id,
             "enable.auto.commit": False,
@@ -60,8 +79,13 @@ class KafkaSource:
         return config
 
     def _consumer_error(self, error: KafkaError) -> None:
-        """A non-fatal error from `consume` (a lost connection, a timed-out request): librdkafka
-        reconnects and retries by itself, and the fetch resumes at the position, so nothing to do."""
+        """A non-fatal error from the client or `consume` (a lost connection, a timed-out request):
+        librdkafka reconnects and retries by itself, and the fetch resumes at the position, so there
+        is nothing to do but say so, once per loss."""
+        if is_connection_loss(error) and not self.connection_lost:
+            self.connection_lost = True
+            if self.history is not None:
+                self.history.append(Event.SOURCE_DISCONNECTED, topic=self.topic, error=error.str())
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
         """Resume at the checkpoint's positions, or at the group's committed offsets: at least once
@@ -92,6 +116,10 @@ class KafkaSource:
                     self._consumer_error(msg.error())
                     continue
                 self.held.append((msg.partition(), msg.offset(), json.loads(msg.value())))
+            if self.held and self.connection_lost:
+                self.connection_lost = False
+                if self.history is not None:
+                    self.history.append(Event.SOURCE_RECONNECTED, topic=self.topic)
         if not self.held:
             return SCHEMA.empty_table()
         version = self.held[0][2].get("schema_version")

@@ -26,16 +26,12 @@ from drivers.delta.sinks import DeltaTwoPhaseSink
 from drivers.hudi.sink import HudiTwoPhaseSink
 from drivers.iceberg.sinks import IcebergTwoPhaseSink
 from drivers.kafka_sink import KafkaTransactionalSink
-from drivers.kafka_source import KafkaSource
+from drivers.kafka_source import KafkaSource, is_connection_loss
 from drivers.parquet_sinks import TwoPhaseParquetSink
 from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import CommitHandle
 from drivers.sdk.events import Event
 from drivers.sdk.history import History
-
-CONNECTION_LOSS = frozenset({KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN})
-"""librdkafka's error codes for a lost broker connection: one broker's socket failed or was
-refused (`_TRANSPORT`), or none is reachable any more (`_ALL_BROKERS_DOWN`)."""
 
 
 class SeededBug:
@@ -59,12 +55,6 @@ class SeededBug:
         if not self._bitten and self.history is not None:
             self._bitten = True
             self.history.append(Event.MUTANT_ACTIVE, mutant=self.mutant, what=what)
-
-
-def is_connection_loss(error: KafkaError) -> bool:
-    """Whether a librdkafka error says the client lost its connection to the brokers, as opposed to
-    a failed request (a timeout, a fenced producer) or a fatal error."""
-    return error.code() in CONNECTION_LOSS and not error.fatal()
 
 
 class AutoCommitKafkaSource(SeededBug, KafkaSource):
@@ -102,10 +92,8 @@ class ReconnectSkipKafkaSource(SeededBug, KafkaSource):
         """How many times the partitions were reset to their high watermarks."""
         super().__init__(*args, **kwargs)
 
-    def _consumer_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, "error_cb": self._consumer_error}
-
     def _consumer_error(self, error: KafkaError) -> None:
+        super()._consumer_error(error)
         if is_connection_loss(error):
             self.disconnected = True
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import difflib
 from typing import Sequence
 
-KAFKA_LINKS = ("workload-kafka", "worker-kafka")
-"""Links to Kafka, each with a broker listener of its own: the workload's producer, the pipeline's workers."""
+KAFKA_LINKS = ("workload-kafka", "worker-kafka", "sink-kafka")
+"""Links to Kafka, each with a broker listener of its own: the workload's producer, the pipeline's
+workers reading their source, and a Kafka sink's producer (so that its writes can fail while the
+source reads on)."""
 
 RUNTIME_LINKS = ("worker-coordinator", "coordinator-store", "worker-catalog")
 """Links the runner creates per run: workers to the coordinator, and (distributed-durable) the

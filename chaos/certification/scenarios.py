@@ -83,7 +83,12 @@ def applicability(row: Row, scenario: Scenario) -> Applicability:
             return Applicability(na, "the sink writes to process memory: no disk or network is under the write")
         if sink.networked:
             return Applicability(applies, "the sink writes to the broker: its link is cut during the writes")
-        return Applicability(applies, "the sink's file writes fail with EIO")
+        if not sink.disk_faults_per_file:
+            return Applicability(uncovered, f"the {sink_kind.title} sink's files are written by a library out of "
+                                            "reach of the disk-fault hook (delta-rs, in Rust), so a fault cannot "
+                                            "land between two files of one commit; it needs a filesystem-level "
+                                            "fault layer (FUSE or LD_PRELOAD)")
+        return Applicability(applies, "the sink's file writes fail with EIO, each file on its own")
     if scenario.number == 4:
         if sink.two_phase:
             return Applicability(applies, "the sink pre-commits and the coordinator resolves the commit")

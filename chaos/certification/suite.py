@@ -118,7 +118,7 @@ class _Runner:
         if outcome.status not in UNDECIDED:
             result = json.loads((outcome.run_dir / "result.json").read_text())
             history = read_history(outcome.run_dir / "history.jsonl")
-            outcome.failed += missing_evidence(case.scenario, result, history)
+            outcome.failed += missing_evidence(case.scenario, case.row, result, history)
             outcome.status = "fail" if outcome.failed else "pass"
         return outcome
 

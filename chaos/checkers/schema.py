@@ -35,6 +35,9 @@ def check_schema(expected: pa.Table, output: pa.Table) -> Verdict:
         bad = pc.or_(bad, wrong)
     wrong_ids = joined["id"].filter(bad)
     counts["wrong_records"] = len(wrong_ids)
+    if "region" in expected.column_names:  # written after the change: the records that carry its new column
+        after = expected.filter(pc.is_valid(expected["region"]))["id"]
+        counts["after_change"] = int(pc.sum(pc.is_in(output["id"], value_set=after)).as_py() or 0)
     if not missing and len(wrong_ids) == 0:
         return Verdict("schema-compatibility", "pass",
                        f"{joined.num_rows} records read under the final schema ({', '.join(columns)}) "

@@ -80,12 +80,18 @@ def _partial(chunk: list[tuple[int, pa.Array]], pairs: pa.Table, totals: pa.Tabl
 
 def check_atomic_visibility(observations: list[dict[str, Any]],
                             committed_checkpoints: pa.Table | Mapping[int, Ids],
-                            read_errors: int | None = None) -> Verdict:
+                            read_errors: int | None = None,
+                            fault_windows: Sequence[tuple[float, float]] | None = None) -> Verdict:
     """`observations`: `[{"ts": float, "ids": pa.Array | ChunkedArray | iterable of int}, ...]`.
     `committed_checkpoints`: a table with `checkpoint_id` and `id` columns, or a mapping
     checkpoint id -> ids (the ids that checkpoint's commit made visible).
-    `read_errors`: the polls that failed, if a probe reports them (counted as `read_errors`). A
-    probe that never managed to read proved nothing, so that fails rather than passing on zero."""
+    `read_errors`: the polls that failed, if a probe reports them (counted as `read_errors`).
+    `fault_windows`: (start, end) of each injected fault, when the run had any.
+
+    A pass needs observations that could have seen a partial commit: the reader must have seen the
+    output change (at least two different non-empty states, so it polled while commits landed) and,
+    with faults, have seen committed data during one of them. Otherwise the verdict is
+    inconclusive, never a pass on nothing."""
     pairs = checkpoint_table(committed_checkpoints).group_by(["checkpoint_id", "id"], use_threads=False).aggregate([])
     owners = pairs.group_by("id", use_threads=False).aggregate([("checkpoint_id", "count")])
     ambiguous = owners.filter(pc.greater(owners["checkpoint_id_count"], 1))["id"]
@@ -103,10 +109,10 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
               "ambiguous_ids": len(ambiguous)}
     if read_errors is not None:
         counts["read_errors"] = read_errors
-        if read_errors and not observations:
-            return Verdict("atomic-visibility", "fail", f"the output could not be read during the run: all "
-                           f"{read_errors} polls failed", counts)
     if partial.num_rows == 0:
+        vacuous = _vacuous(observations, observed, read_errors or 0, fault_windows or [])
+        if vacuous is not None:
+            return Verdict("atomic-visibility", "inconclusive", vacuous, counts)
         return Verdict("atomic-visibility", "pass", f"none of {len(observations)} observations saw part of any of "
                        f"the {totals.num_rows} commits in the output", counts)
     # per partially seen checkpoint, its smallest id missing from the first observation that saw it partly
@@ -120,6 +126,22 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
                    f"{counts['partial_observations']} of {len(observations)} observations saw part of a commit "
                    f"({counts['partial_commits']} of the {totals.num_rows} commits partly visible)", counts,
                    examples(first_missing))
+
+
+def _vacuous(observations: list[dict[str, Any]], observed: list[tuple[int, pa.Array]], read_errors: int,
+             fault_windows: Sequence[tuple[float, float]]) -> str | None:
+    """Why the observations could not have seen a partial commit, or None when they could."""
+    seen = [(observations[n].get("ts"), ids) for n, ids in observed if len(ids)]
+    if not seen:
+        failed = f" ({read_errors} polls failed)" if read_errors else ""
+        return f"no observation during the run saw any committed data{failed}, so none could see a partial commit"
+    if len({len(ids) for _, ids in seen}) < 2:
+        return ("the reader never saw the output change (one committed state in every observation), so it "
+                "never polled while commits landed")
+    during = [ts for ts, _ in seen if isinstance(ts, (int, float)) and any(s <= ts <= e for s, e in fault_windows)]
+    if fault_windows and not during:
+        return "no observation with committed data fell inside a fault, where a partial commit is likeliest"
+    return None
 
 
 def check_prefix(output: pa.Table, truth: pa.Table, required: bool = True) -> Verdict:

@@ -69,6 +69,9 @@ class Environment:
 
     def bootstrap(self, link: str) -> str:
         """The address clients on `link` use: the link's proxy."""
+        if link not in self.state.kafka_links:
+            raise EnvironmentFailure(f"this environment has no Kafka link {link!r}: it was started by an older "
+                                     "version; restart it (`chaos env down`, then `chaos env up`)")
         return f"127.0.0.1:{self.state.kafka_links[link].proxy}"
 
     def log_files(self) -> list[Path]:

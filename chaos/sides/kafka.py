@@ -163,7 +163,7 @@ class KafkaSinkSide:
 
     def settings(self) -> Settings:
         create_topic(self.context, self.topic)
-        return {"bootstrap": self.context.env.bootstrap("worker-kafka"), "topic": self.topic}
+        return {"bootstrap": self.context.env.bootstrap("sink-kafka"), "topic": self.topic}
 
     def read(self) -> pa.Table:
         return read_topic(self.context.env.bootstrap_direct, self.topic)

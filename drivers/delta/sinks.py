@@ -36,9 +36,8 @@ class DeltaBatchSink:
     Disk faults (`disk`): `write_deltalake` does its file I/O in Rust, out of reach of a Python
     check, so the one injection point is a `write` check on the table directory right before each
     append. An injected fault therefore lands before delta-rs touches the disk, never in the middle
-    of its write: the append fails before any data file or log entry exists, nothing becomes
-    visible, and the replayed checkpoint appends the rows once. A failure half-way through delta-rs'
-    own writes (an unreferenced data file, invisible to readers) is not simulated.
+    of its write, which is why the connector declares `disk_faults_per_file=False` and its
+    certification scenario 3 is "not covered": it could not fail there.
     """
 
     SINK = "delta-batch"

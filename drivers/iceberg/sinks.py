@@ -31,6 +31,7 @@ from drivers.iceberg.catalog import (
     local_path,
     open_catalog,
 )
+from drivers.iceberg.disk_io import with_disk_faults
 from drivers.parquet_files import write_durably
 from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import CommitError, CommitHandle, CrashHook
@@ -99,10 +100,10 @@ class IcebergBatchSink(_IcebergSink):
     source hands out again: at least once at best. pyiceberg's own commit retry is fine here, since
     rebasing a plain append is exactly what a non-idempotent append means.
 
-    Disk faults (`disk`): pyiceberg writes the append's data files itself, inside `tx.append`, so
-    the injection point is a `write` check on the table's data location right before the append.
-    The fault lands before any data file is written, never in the middle: the append fails, no
-    snapshot is committed, and nothing becomes visible.
+    Disk faults (`disk`): pyiceberg writes the append's files itself, inside `tx.append` and the
+    commit, through the table's FileIO, which is wrapped (`disk_io.py`) so that a fault can strike
+    each file it creates: a data file, the manifest, the manifest list. A fault between two of them
+    fails the append with files on disk that no snapshot references, so nothing becomes visible.
     """
 
     SINK = "iceberg-batch"
@@ -118,8 +119,7 @@ class IcebergBatchSink(_IcebergSink):
                                     stop=stop_after_attempt(COMMIT_ATTEMPTS),
                                     wait=wait_random_exponential(multiplier=0.05, max=1), reraise=True):
                 with attempt:
-                    table = self._load(data.schema)
-                    self._disk_check("write", self.data_location(table))  # disk-fault injection point
+                    table = with_disk_faults(self._load(data.schema), self.disk, f"worker-{self.worker}")
                     with table.transaction() as tx:
                         tx.update_schema().union_by_name(data.schema).commit()
                         tx.append(data, snapshot_properties={

@@ -13,16 +13,26 @@ from drivers.runtime.config import JobConfig
 from drivers.sdk.connector import WorkerContext, load
 from drivers.sdk.contracts import CrashHook, SinkDriver, SourceDriver
 from drivers.sdk.diskfaults import DiskFaults
+from drivers.sdk.events import Event
 from drivers.sdk.history import History
 
 DISK_CONTROL = "disk-faults.json"
 """The file in the run directory through which the harness injects disk faults into sink writes."""
 
 
+def _disk_faults(config: JobConfig, history: History | None) -> DiskFaults:
+    """The disk-fault hook; each operation a fault strikes goes on the history (`disk.fault_hit`)."""
+    def hit(worker: str, op: str, mode: str) -> None:
+        if history is not None:
+            history.append(Event.DISK_FAULT_HIT, process=worker, op=op, mode=mode)
+
+    return DiskFaults(Path(config.run_dir) / DISK_CONTROL, on_hit=hit)
+
+
 def _context(config: JobConfig, worker: int, crash: CrashHook, history: History | None,
              source: SourceDriver | None = None) -> WorkerContext:
     return WorkerContext(job_id=config.job_id, worker=worker, workers=config.workers, run_dir=Path(config.run_dir),
-                         crash=crash, disk=DiskFaults(Path(config.run_dir) / DISK_CONTROL),
+                         crash=crash, disk=_disk_faults(config, history),
                          with_split=config.allowed_lateness is not None, source=source, history=history,
                          mutant=config.mutant)
 

@@ -55,6 +55,7 @@ class Worker:
         self.stopping = False
         self.last_seen = time.monotonic()
         self.records = 0
+        self.schema: pa.Schema | None = None
         self.restored_checkpoint: int | None = None
         self.backlog: list[Message] = []
         self.conn = self._connect()
@@ -81,6 +82,9 @@ class Worker:
         self.sink.recover([h for h in handles if not _is_late(h)])
         if self.late_sink is not None:
             self.late_sink.recover([h for h in handles if _is_late(h)])
+        removed = getattr(self.sink, "orphans_removed", 0)
+        if removed:  # what a failed incarnation left staged, rolled back: evidence of a failed write
+            self.history.append(Event.SINK_ROLLBACK, worker=self.index, removed=removed)
         self.watermarks = dict(message.get("state", {}).get("watermarks", {}))
         # No ack here: a sink that commits offsets in its own transaction (Kafka to Kafka) may have had
         # that transaction aborted, and acking the checkpoint's positions would skip its records.
@@ -117,6 +121,7 @@ class Worker:
         return 0
 
     def _write(self, rows: pa.Table) -> None:
+        self._note_schema(rows)
         if self.late_sink is None:
             self.sink.write(rows)
             return
@@ -125,6 +130,17 @@ class Worker:
             self.sink.write(on_time)
         if late.num_rows:
             self.late_sink.write(late)
+
+    def _note_schema(self, rows: pa.Table) -> None:
+        """Say when the records' schema changes mid-stream (`schema.change_seen`), with the first
+        record of the new schema: the evidence that a schema change reached the pipeline."""
+        schema = pa.schema([f for f in rows.schema if f.name != SPLIT_COLUMN])
+        if self.schema is not None and not schema.equals(self.schema):
+            before, after = set(self.schema.names), set(schema.names)
+            changed = sorted(n for n in before & after if self.schema.field(n).type != schema.field(n).type)
+            self.history.append(Event.SCHEMA_CHANGE_SEEN, worker=self.index, first_id=rows["id"][0].as_py(),
+                                added=sorted(after - before), dropped=sorted(before - after), changed=changed)
+        self.schema = schema
 
     def _route(self, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Event time against each split's watermark (the highest event time seen in that split): a

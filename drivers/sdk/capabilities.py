@@ -40,6 +40,10 @@ class Capabilities:
     """A source whose splits carry the event-time watermarks that late-event routing needs."""
     key_order: bool = False
     """A sink that keeps each key's records in the order they were read (a partitioned log)."""
+    disk_faults_per_file: bool = True
+    """A file sink whose every file write an injected disk fault can strike (its writes pass the
+    fault hook one by one), so a fault can land between two files of one commit. False when a
+    library writes the files out of the hook's reach (delta-rs writes in Rust)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.schema_changes) - SCHEMA_CHANGES

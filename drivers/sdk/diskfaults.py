@@ -28,7 +28,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 MODES = ("eio", "enospc", "stall")
 _ERRNO = {"eio": errno.EIO, "enospc": errno.ENOSPC}
@@ -79,9 +79,13 @@ class DiskFaults:
     POLL_S = 0.1
     """While stalling, how often to look whether the fault was healed (which ends the stall early)."""
 
-    def __init__(self, control_file: Path, *, max_stall_s: float = MAX_STALL_S):
+    def __init__(self, control_file: Path, *, max_stall_s: float = MAX_STALL_S,
+                 on_hit: Callable[[str, str, str], None] | None = None):
+        """`on_hit(worker_name, op, mode)` is told of every operation the fault strikes: the
+        evidence that it reached a write (the runtime records it in the history)."""
         self.control_file = Path(control_file)
         self.max_stall_s = max_stall_s
+        self.on_hit = on_hit
         self._identity: tuple[int, int, int, int] | None = None
         self._fault: DiskFaultControl | None = None
         self.reads = 0
@@ -121,6 +125,8 @@ class DiskFaults:
         if fault is None or not fault.applies_to(worker_name):
             return
         self.faulted[op] = self.faulted.get(op, 0) + 1
+        if self.on_hit is not None:
+            self.on_hit(worker_name, op, fault.mode)
         if fault.mode == "stall":
             fault = self._stall(worker_name, min(fault.stall_s, self.max_stall_s))
             if fault is None or fault.mode == "stall":

@@ -48,5 +48,12 @@ class Event(StrEnum):
     WORKER_RESTORED = "worker.restored"
     WORKER_COORDINATOR_LOST = "worker.coordinator_lost"
     WORKER_STOP = "worker.stop"
+    # what the drivers saw: the evidence that a scenario's fault really reached them
+    SOURCE_DISCONNECTED = "source.disconnected"
+    SOURCE_RECONNECTED = "source.reconnected"
+    SINK_WRITE_FAILED = "sink.write_failed"
+    DISK_FAULT_HIT = "disk.fault_hit"
+    SINK_ROLLBACK = "sink.rollback"
+    SCHEMA_CHANGE_SEEN = "schema.change_seen"
     # a seeded-bug variant, the first time its bug changes what the driver does
     MUTANT_ACTIVE = "mutant.active"

@@ -6,13 +6,13 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from chaos.env.processes import process_start_time
 from tests.integration.conftest import REPO
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -23,16 +23,6 @@ def _start_run(experiment: Path, runs: Path, *extra: str) -> subprocess.Popen[st
     return subprocess.Popen([sys.executable, "-m", "chaos", "run", str(experiment), "--runs-dir", str(runs), *extra],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             stdin=subprocess.DEVNULL, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _history(runs: Path) -> list[dict]:
@@ -50,7 +40,7 @@ def test_a_killed_harness_leaves_no_orphans(tmp_path):
     runs = tmp_path / "runs"
     harness = _start_run(REPO / "experiments" / "kill-restart.yaml", runs, "--private-env")
     try:
-        _wait_for(lambda: sum(e["event"] == "process.start" for e in _history(runs)) == 2, 120,
+        wait_for(lambda: sum(e["event"] == "process.start" for e in _history(runs)) == 2, 120,
                   "the coordinator and the worker to start")
         state = json.loads(next(runs.glob("*/env/state.json")).read_text())
         pids = [p["pid"] for p in state["processes"].values()]
@@ -58,7 +48,7 @@ def test_a_killed_harness_leaves_no_orphans(tmp_path):
         assert len(pids) == 4 and all(_alive(p) for p in pids)  # kafka, toxiproxy, coordinator, worker-0
         harness.send_signal(signal.SIGKILL)
         harness.wait(10)
-        _wait_for(lambda: not any(_alive(p) for p in pids), 15, "every child to die with the harness")
+        wait_for(lambda: not any(_alive(p) for p in pids), 15, "every child to die with the harness")
     finally:
         if harness.poll() is None:
             harness.kill()
@@ -70,7 +60,7 @@ def test_ctrl_c_heals_the_active_fault_and_stops_the_pipeline(environment, tmp_p
     state_file = Path(environment.state.workdir) / "state.json"
     harness = _start_run(REPO / "experiments" / "quickstart.yaml", runs, "--env", str(state_file))
     try:
-        _wait_for(lambda: any(e["event"] == "fault.inject" for e in _history(runs)), 120, "the partition")
+        wait_for(lambda: any(e["event"] == "fault.inject" for e in _history(runs)), 120, "the partition")
         assert environment.toxiproxy.toxics("worker-kafka"), "the partition toxic should be active"
         harness.send_signal(signal.SIGINT)
         output, _ = harness.communicate(timeout=60)

@@ -73,27 +73,69 @@ def _history(*events: dict) -> list[dict]:
     return [{"ts": i, **e} for i, e in enumerate(events)]
 
 
-def test_a_disk_fault_that_never_failed_a_write_is_not_evidence():
-    history = _history({"event": "fault.inject", "kind": "disk"}, {"event": "fault.heal", "kind": "disk"})
-    problems = missing_evidence(BY_SLUG["sink-write-failure"], {"restarts": {"worker-0": 0}}, history)
-    assert problems == ["the disk fault never failed a sink write (no worker failed over)"]
-    assert missing_evidence(BY_SLUG["sink-write-failure"], {"restarts": {"worker-0": 1}}, history) == []
+BY_ROW = {slug(r): r for r in ROWS}
+INJECT_HEAL = ({"event": "fault.inject", "index": 0, "kind": "down", "target": "worker-kafka"},
+               {"event": "fault.heal", "index": 0})
+# Per scenario: a row it applies to, a run that shows everything, and the result that goes with it.
+COMPLETE = {
+    "source-reconnect": ("kafka-to-parquet", {}, [
+        *INJECT_HEAL, {"event": "source.disconnected"}, {"event": "source.reconnected"}]),
+    "sink-write-failure": ("parquet-batch-to-parquet-2pc", {"restarts": {"worker-0": 1}}, [
+        {"event": "fault.inject", "index": 0, "kind": "disk", "target": "worker-0"},
+        {"event": "disk.fault_hit", "process": "worker-0", "op": "write", "mode": "eio"},
+        {"event": "fault.heal", "index": 0}]),
+    "ack-after-commit": ("kafka-to-parquet", {"restarts": {"worker-0": 1}}, [
+        {"event": "crash", "process": "worker-0", "point": "source.ack.before"}]),
+    "two-phase-commit": ("kafka-transactional-to-parquet-2pc", {}, [
+        {"event": "crash", "process": "coordinator", "point": p}
+        for p in ("coordinator.persist.before", "coordinator.persist.after", "coordinator.commit.mid")]),
+    "schema-evolution": ("kafka-to-parquet", {"verdicts": [
+        {"invariant": "schema-compatibility", "counts": {"after_change": 40}}]}, [
+        {"event": "schema.change_seen", "worker": 0, "first_id": 60}]),
+    "late-events": ("kafka-to-parquet", {"verdicts": [{"invariant": "late-events", "counts": {"late": 12}}]}, []),
+}
 
 
-def test_two_phase_evidence_needs_a_coordinator_crash_at_each_point():
-    crashes = [{"event": "crash", "process": "coordinator", "point": p}
-               for p in ("coordinator.persist.before", "coordinator.persist.after")]
-    (problem,) = missing_evidence(BY_SLUG["two-phase-commit"], {}, _history(*crashes))
-    assert "coordinator.commit.mid" in problem
-    crashes.append({"event": "crash", "process": "coordinator", "point": "coordinator.commit.mid"})
-    assert missing_evidence(BY_SLUG["two-phase-commit"], {}, _history(*crashes)) == []
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.slug)
+def test_a_run_that_shows_its_scenario_has_all_the_evidence(scenario):
+    row, result, events = COMPLETE[scenario.slug]
+    assert missing_evidence(scenario, BY_ROW[row], result, _history(*events)) == []
 
 
-def test_late_event_evidence_needs_late_records():
-    result = {"verdicts": [{"invariant": "late-events", "counts": {"late": 0}}]}
-    assert missing_evidence(BY_SLUG["late-events"], result, []) != []
-    result["verdicts"][0]["counts"]["late"] = 12
-    assert missing_evidence(BY_SLUG["late-events"], result, []) == []
+@pytest.mark.parametrize("scenario,deleted", [(s, i) for s in SCENARIOS for i in range(len(COMPLETE[s.slug][2]))],
+                         ids=lambda v: getattr(v, "slug", str(v)))
+def test_deleting_any_event_of_the_evidence_fails_the_case(scenario, deleted):
+    row, result, events = COMPLETE[scenario.slug]
+    remaining = [e for i, e in enumerate(events) if i != deleted]
+    assert missing_evidence(scenario, BY_ROW[row], result, _history(*remaining)) != [], events[deleted]
+
+
+@pytest.mark.parametrize("scenario,result", [
+    ("sink-write-failure", {"restarts": {"worker-0": 0}}),
+    ("ack-after-commit", {"restarts": {"worker-0": 0}}),
+    ("schema-evolution", {"verdicts": [{"invariant": "schema-compatibility", "counts": {"after_change": 0}}]}),
+    ("late-events", {"verdicts": [{"invariant": "late-events", "counts": {"late": 0}}]}),
+])
+def test_a_result_without_its_part_of_the_evidence_fails_the_case(scenario, result):
+    row, _, events = COMPLETE[scenario]
+    assert missing_evidence(BY_SLUG[scenario], BY_ROW[row], result, _history(*events)) != []
+
+
+def test_a_disk_fault_that_only_stalled_is_no_failed_write():
+    row, result, events = COMPLETE["sink-write-failure"]
+    stalled = [{**e, "mode": "stall"} if e["event"] == "disk.fault_hit" else e for e in events]
+    (problem,) = missing_evidence(BY_SLUG["sink-write-failure"], BY_ROW[row], result, _history(*stalled))
+    assert "never failed a sink write" in problem
+
+
+def test_the_kafka_sink_s_write_failure_must_cut_its_own_link_not_the_source_s():
+    row = BY_ROW["kafka-transactional-to-kafka-transactional"]
+    cut = [{"event": "fault.inject", "index": 0, "kind": "down", "target": "sink-kafka"},
+           {"event": "sink.write_failed", "error": "Connection refused"}, {"event": "fault.heal", "index": 0}]
+    assert missing_evidence(BY_SLUG["sink-write-failure"], row, {}, _history(*cut)) == []
+    source_cut = [{**cut[0], "target": "worker-kafka"}, *cut[1:]]
+    (problem,) = missing_evidence(BY_SLUG["sink-write-failure"], row, {}, _history(*source_cut))
+    assert "the sink's own link (sink-kafka)" in problem
 
 
 def _all_pass() -> dict[tuple[str, str], str]:

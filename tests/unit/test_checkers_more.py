@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chaos.checkers.liveness import check_liveness
-from chaos.checkers.progress import progress_of
-from chaos.checkers.traffic import check_fault_traffic
 from chaos.checkers.order import check_key_order
 from chaos.checkers.orphans import STAGED, check_orphans
+from chaos.checkers.progress import progress_of
+from chaos.checkers.traffic import check_fault_traffic
 from chaos.checkers.visibility import check_atomic_visibility, check_prefix
 
 BIG = 200_000
@@ -327,6 +327,29 @@ def test_visibility_ignores_ids_that_several_checkpoints_carry():
     v = check_atomic_visibility([obs(1.0, range(10)), obs(2.0, range(20))], checkpoints)
     assert v.status == "pass"
     assert v.counts["ambiguous_ids"] == 2
+
+
+def test_visibility_on_no_observation_or_only_empty_ones_is_inconclusive():
+    for observations in ([], [obs(1.0, []), obs(2.0, [])]):
+        v = check_atomic_visibility(observations, CHECKPOINTS, read_errors=3)
+        assert v.status == "inconclusive" and "saw any committed data" in v.summary
+
+
+def test_visibility_on_one_good_poll_among_failed_ones_is_inconclusive():
+    v = check_atomic_visibility([obs(1.0, range(25))], CHECKPOINTS, read_errors=99)
+    assert v.status == "inconclusive" and "never saw the output change" in v.summary
+
+
+def test_visibility_needs_an_observation_inside_a_fault_when_there_were_faults():
+    observations = [obs(1.0, range(10)), obs(2.0, range(20)), obs(9.0, range(25))]
+    assert check_atomic_visibility(observations, CHECKPOINTS, fault_windows=[(1.5, 2.5)]).status == "pass"
+    v = check_atomic_visibility(observations, CHECKPOINTS, fault_windows=[(3.0, 8.0)])
+    assert v.status == "inconclusive" and "inside a fault" in v.summary
+
+
+def test_visibility_catches_a_commit_missing_exactly_one_id():
+    v = check_atomic_visibility([obs(1.0, range(9)), obs(2.0, range(25))], CHECKPOINTS)
+    assert v.status == "fail" and v.examples == [9]
 
 
 def test_visibility_on_200k_ids():

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from chaos.checkers.traffic import check_fault_traffic
+from chaos.checkers.verdict import Verdict
 from chaos.errors import SpecError
 from chaos.experiment.loader import parse_experiment
 from chaos.report.junit import build_junit
 from chaos.report.result import Outcome, overall_status
-from chaos.checkers.verdict import Verdict
 from chaos.runner import discard_data
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,7 +97,8 @@ def test_the_drain_counts_from_the_workload_s_end_to_the_covering_commit():
 def test_atomic_visibility_counts_the_commits_it_judged():
     from chaos.checkers.visibility import check_atomic_visibility
 
-    verdict = check_atomic_visibility([{"ts": 1.0, "ids": [1, 2]}], {10: [1, 2], 11: [3], 21: [4]})
+    verdict = check_atomic_visibility([{"ts": 1.0, "ids": [1, 2]}, {"ts": 2.0, "ids": [1, 2, 3]}],
+                                      {10: [1, 2], 11: [3], 21: [4]})
     assert "of the 3 commits in the output" in verdict.summary and verdict.counts["commits"] == 3
 
 

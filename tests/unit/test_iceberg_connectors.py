@@ -22,16 +22,14 @@ from pyiceberg.exceptions import CommitFailedException, NoSuchTableError
 from pyiceberg.table import Table
 
 from chaos.experiment.models import WorkloadSpec
-from drivers.sdk.records import SCHEMA, expected_table
-from drivers.sdk.contracts import CommitHandle
-from drivers.sdk.diskfaults import DiskFaults
 from drivers.iceberg.catalog import MAX_COMMITTED_PROP, catalog_url
 from drivers.iceberg.sinks import IcebergBatchSink, IcebergTwoPhaseSink
 from drivers.iceberg.source import IcebergBatchSource
-from drivers.sdk.contracts import CommitError
-from faults.disk import write_control as inject
-from tests.unit.test_disk_faults import FailAt
+from drivers.sdk.contracts import CommitError, CommitHandle
+from drivers.sdk.diskfaults import DiskFaults
+from drivers.sdk.records import SCHEMA, expected_table
 from tests.unit.crashes import Crash, SimulatedCrash
+from tests.unit.test_disk_faults import FailAt
 
 ROWS = 100
 DATA = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=3)
@@ -324,30 +322,42 @@ def data_files(wh: Path, name: str = "out") -> list[str]:
     return sorted(p.name for p in data.iterdir()) if data.is_dir() else []
 
 
-def test_batch_sink_disk_fault_fails_the_append_before_any_data_file(wh: Path) -> None:
-    """Certification scenario 3 on the plain sink: the check runs right before pyiceberg's append,
-    so the append fails with no data file written and no snapshot; the replay after the heal
-    appends every row once."""
-    ctl = wh / "disk-faults.json"
-    sink = IcebergBatchSink(uri(wh), wh, "out", JOB, 0, Crash(), disk=DiskFaults(ctl))
-    sink.write(DATA.slice(0, 40))
-    first = sink.prepare(1)
-    before = data_files(wh)
+def test_batch_sink_disk_fault_at_each_file_of_the_append_shows_nothing_and_the_replay_is_exactly_once(
+        tmp_path: Path) -> None:
+    """Certification scenario 3 on the plain sink: pyiceberg writes the append's files itself (the
+    data file, the manifest, the manifest list) through the table's FileIO, which the sink wraps, so
+    an EIO can strike each of them in turn, also after an earlier file of the same append landed.
+    Every time the append fails with no new snapshot; the replay after the heal appends once."""
+    struck: list[list[str]] = []
+    for k in range(1, 10):
+        wh = tmp_path / f"wh-{k}"
+        wh.mkdir()
+        ctl = wh / "disk-faults.json"
+        sink = IcebergBatchSink(uri(wh), wh, "out", JOB, 0, Crash(), disk=DiskFaults(ctl))
+        sink.write(DATA.slice(0, 40))
+        first = sink.prepare(1)
+        sink.disk = disk = FailAt(ctl, fail_at=k)
+        sink.write(DATA.slice(40))
+        try:
+            sink.prepare(2)
+        except OSError as e:
+            assert e.errno == errno.EIO and disk.faulted == {"write": 1}
+        else:
+            assert disk.heal is None and len(snapshots(wh)) == 2, "only an append the fault missed commits"
+            break
+        struck.append(data_files(wh))
+        assert len(snapshots(wh)) == 1
+        assert_exactly_once(visible_ids(wh), range(40))
 
-    heal = inject(ctl, "eio", "worker-0")
-    sink.write(DATA.slice(40))
-    with pytest.raises(OSError) as raised:
-        sink.prepare(2)
-    assert raised.value.errno == errno.EIO and sink.disk is not None and sink.disk.faulted == {"write": 1}
-    assert data_files(wh) == before and len(snapshots(wh)) == 1
-    assert_exactly_once(visible_ids(wh), range(40))
-
-    heal()  # the worker died of the OSError; its restart replays checkpoint 2 from checkpoint 1
-    restarted = IcebergBatchSink(uri(wh), wh, "out", JOB, 0, Crash(), disk=DiskFaults(ctl))
-    restarted.recover([first])
-    restarted.write(DATA.slice(40))
-    restarted.commit(restarted.prepare(2))
-    assert_exactly_once(visible_ids(wh))
+        assert disk.heal is not None
+        disk.heal()  # the worker died of the OSError; its restart replays checkpoint 2 from checkpoint 1
+        restarted = IcebergBatchSink(uri(wh), wh, "out", JOB, 0, Crash(), disk=DiskFaults(ctl))
+        restarted.recover([first])
+        restarted.write(DATA.slice(40))
+        restarted.commit(restarted.prepare(2))
+        assert_exactly_once(visible_ids(wh))
+    assert len(struck) >= 3, "the data file, the manifest and the manifest list are each struck"
+    assert len(struck[-1]) > len(struck[0]), "a later strike lands after the append's data file was written"
 
 
 def test_two_phase_disk_fault_at_every_data_file_step_shows_nothing_and_the_retry_is_exactly_once(

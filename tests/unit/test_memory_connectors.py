@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from chaos.experiment.models import WorkloadSpec
-from drivers.sdk.records import SCHEMA, expected_table
 from drivers.memory import MemorySink, MemoryStreamSource
+from drivers.sdk.records import SCHEMA, expected_table
 from tests.unit.crashes import Crash
 
 
@@ -40,34 +40,60 @@ def test_ids_are_partitioned_by_worker_and_match_the_workload() -> None:
     assert pa.concat_tables(got).sort_by("id").equals(expected)
 
 
-def test_pacing_roughly_respects_the_rate() -> None:
-    src = source(100, 200)  # two workers: 100 records/s each, 50 records: ~0.5 s
+class FakeClock:
+    """The stream's clock, advanced only by the source's own sleeps: pacing is checked exactly,
+    whatever the load on the machine."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    fake = FakeClock()
+    monkeypatch.setattr("drivers.memory.time", fake)
+    return fake
+
+
+def test_pacing_hands_out_each_record_when_it_is_due_and_not_before(clock: FakeClock) -> None:
+    src = source(100, 200)  # two workers: 100 records/s each; record i of a share is due at i/100 s
     src.open(1, 2, None)
-    began = time.monotonic()
-    first = src.poll(1000, 0.0)
-    assert first.num_rows <= 5  # only what is due at once, not the whole share
+    began = clock.now
+    assert src.poll(1000, 0.0).num_rows == 1  # only record 0 is due at open, not the whole share
+    clock.now += 0.25
+    assert src.poll(1000, 0.0).num_rows == 25  # records 1..25 came due in the quarter second
     rest = drain(src)
-    elapsed = time.monotonic() - began
-    assert first.num_rows + sum(t.num_rows for t in rest) == 50
-    assert 0.49 * 0.5 <= elapsed <= 0.49 * 1.5
+    assert 26 + sum(t.num_rows for t in rest) == 50
+    assert 0.49 <= clock.now - began <= 0.49 + 0.01  # the last record (49) is due at 0.49 s
 
 
-def test_poll_waits_at_most_timeout_and_respects_max_records() -> None:
+def test_poll_waits_at_most_timeout_and_respects_max_records(clock: FakeClock) -> None:
     src = source(10, 1)
     src.open(0, 1, None)
     assert src.poll(1000, 0.0).num_rows == 1  # record 0 is due at open
-    began = time.monotonic()
+    began = clock.now
     assert src.poll(1000, 0.1).num_rows == 0
-    assert 0.05 <= time.monotonic() - began <= 0.5
-    backlog = source(100, 10, started_at=time.time() - 5)
+    assert 0.1 <= clock.now - began <= 0.1 + 0.001
+    clock.now = began + 1.0
+    assert src.poll(1000, 0.1).num_rows == 1 and clock.now == began + 1.0  # due: no wait at all
+    backlog = source(100, 10, started_at=clock.now - 5)
     backlog.open(0, 1, None)  # a fresh start begins at the first record, however late
     assert backlog.poll(7, 0.0).column("id").to_pylist() == list(range(7))
 
 
-def test_restart_ignores_start_and_resumes_at_what_is_due_now() -> None:
-    src = source(1000, 10, started_at=time.time() - 10)
+def test_restart_ignores_start_and_resumes_at_what_is_due_now(clock: FakeClock) -> None:
+    src = source(1000, 10, started_at=clock.now - 10)  # records 0..100 are due after 10 s at 10/s
     src.open(0, 1, {"next": 3})
-    assert 95 <= src.snapshot_positions()["next"] <= 110 and src.skipped >= 95
+    assert src.snapshot_positions()["next"] == 100 and src.skipped == 100  # 100, "arriving now", is next
     first = src.poll(1000, 0.0).column("id").to_pylist()
     assert first and first[0] == src.skipped
     with pytest.raises(ValueError, match="started_at"):

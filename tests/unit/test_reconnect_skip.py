@@ -17,13 +17,13 @@ from confluent_kafka import OFFSET_END, KafkaError, TopicPartition
 from pydantic import ValidationError
 
 from chaos.experiment.models import PipelineSpec, WorkloadSpec
-from drivers.sdk.records import generate
 from drivers import kafka_source
-from drivers.kafka_source import KafkaSource
-from drivers.mutants import ReconnectSkipKafkaSource, is_connection_loss
+from drivers.kafka_source import KafkaSource, is_connection_loss
+from drivers.mutants import ReconnectSkipKafkaSource
 from drivers.runtime.config import JobConfig
 from drivers.runtime.factory import create_source
 from drivers.sdk.crashpoints import NoCrashes
+from drivers.sdk.records import generate
 
 TOPIC = "input"
 RECORDS = list(generate(WorkloadSpec(records=40, rate=50, keys=5, payload_size=16), seed=5))
@@ -114,12 +114,19 @@ def test_a_fatal_error_is_not_a_connection_loss_even_with_a_transport_code() -> 
 
 
 # -- what the sources do after an error ---------------------------------------------------------------
-def test_the_mutant_hooks_librdkafkas_error_callback_and_the_correct_source_does_not(source: Build) -> None:
+def test_both_sources_hear_librdkafkas_error_callback_with_the_same_client_settings(source: Build) -> None:
+    """The callback only reports the loss (`source.disconnected`); what differs is the mutant's reset."""
     mutant, mutant_client = source(ReconnectSkipKafkaSource)
     correct, correct_client = source(KafkaSource)
     assert mutant_client.config["error_cb"] == mutant._consumer_error
-    assert "error_cb" not in correct_client.config
-    assert {k: v for k, v in mutant_client.config.items() if k != "error_cb"} == correct_client.config
+    assert correct_client.config["error_cb"] == correct._consumer_error
+    assert {k: v for k, v in mutant_client.config.items() if k != "error_cb"} == \
+        {k: v for k, v in correct_client.config.items() if k != "error_cb"}
+    correct_client.config["error_cb"](KafkaError(KafkaError._TRANSPORT, "Connection refused"))
+    assert correct.connection_lost
+    correct_client.batches = [[record(0, 5), record(1, 7)]]
+    assert correct.poll(100, 0.1).num_rows == 2
+    assert correct_client.assigns == [[(0, 5), (1, 7)]] and not correct.connection_lost
 
 
 @pytest.mark.parametrize("via", ["error_cb", "consume"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 
 import pyarrow as pa
@@ -32,9 +33,12 @@ def test_digest_depends_on_the_spec():
     assert digest(SPEC, 11) != digest(SPEC.model_copy(update={"payload_size": 32}), 11)
 
 
-def test_digest_is_a_sha256_hex():
-    d = digest(SPEC, 11)
-    assert len(d) == 64 and int(d, 16) >= 0
+def test_digest_is_the_sha256_of_the_encoded_records_in_order():
+    """The fingerprint covers every record's bytes, in order: reordering or dropping one changes it."""
+    encoded = [r.encode() for r in records(seed=11)]
+    assert digest(SPEC, 11) == hashlib.sha256(b"".join(encoded)).hexdigest()
+    assert digest(SPEC, 11) != hashlib.sha256(b"".join([encoded[1], encoded[0], *encoded[2:]])).hexdigest()
+    assert digest(SPEC, 11) != hashlib.sha256(b"".join(encoded[:-1])).hexdigest()
 
 
 def test_ids_are_a_unique_sequence():
