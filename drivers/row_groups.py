@@ -15,14 +15,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from drivers.sdk.contracts import CrashHook
+from drivers.sdk.schema_watch import SchemaWatch
 
 Opener = Callable[[str], pq.ParquetFile]
 
 
 class RowGroupSplits:
-    def __init__(self, crash: CrashHook, convert: Callable[[pa.Table], pa.Table] = lambda t: t):
+    def __init__(self, crash: CrashHook, convert: Callable[[pa.Table], pa.Table] = lambda t: t,
+                 watch: SchemaWatch | None = None):
+        """`convert` turns a row group into the snapshot's schema; `watch` is shown each row
+        group's schema as written, before that (a source that converts hides the change)."""
         self.crash = crash
         self.convert = convert
+        self.watch = watch
         self._files: list[str] = []
         self._row_groups: dict[str, int] = {}
         self._next: dict[str, int] = {}
@@ -62,7 +67,10 @@ class RowGroupSplits:
             self.close()
             assert self._open is not None
             self._reader = (name, self._open(name))
-        table = self.convert(self._reader[1].read_row_group(self._next[name]))
+        written = self._reader[1].read_row_group(self._next[name])
+        if self.watch is not None and written.num_rows:
+            self.watch.see(written.schema, written["id"][0].as_py())
+        table = self.convert(written)
         self._next[name] += 1
         if table.num_rows:
             self.crash.hit("source.poll.after")

@@ -4,8 +4,8 @@ A fault that never bit proves nothing: a disk fault on a sink that does not rout
 through the fault layer would pass every invariant, and so would a link cut while nothing used it.
 The schedule's own events (`fault.inject`, `fault.heal`) only say that the testbed acted; each
 scenario needs the events in which the pipeline's processes said that the fault reached them: the
-source lost and found its broker, a sink write failed on a disk fault or a cut link, a worker saw
-the schema change, the coordinator crashed at each point. A case without its evidence fails.
+source lost and found its broker, a sink write failed on a disk fault or a cut link, a worker (or
+a table source) saw the schema change, the coordinator crashed at each point. A case without its evidence fails.
 """
 
 from __future__ import annotations
@@ -74,7 +74,8 @@ def _two_phase_commit(row: Row, result: dict[str, Any], history: History) -> lis
 def _schema_evolution(row: Row, result: dict[str, Any], history: History) -> list[str]:
     problems = []
     if not _events(history, Event.SCHEMA_CHANGE_SEEN):
-        problems.append("no worker saw the schema change (no schema.change_seen)")
+        problems.append("nothing in the pipeline saw the schema change (no schema.change_seen from a worker or a "
+                        "table source)")
     schema = next((v for v in result.get("verdicts", []) if v.get("invariant") == "schema-compatibility"), None)
     if schema is None or not schema.get("counts", {}).get("after_change"):
         problems.append("no record written after the schema change was in the output to check")

@@ -8,12 +8,19 @@ a fault never fired, or met no pipeline traffic). An inconclusive verdict is nev
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, get_args
 
 import pyarrow as pa
 
 Status = Literal["pass", "fail", "info", "inconclusive"]
 EXAMPLES = 5
+INVARIANTS = frozenset({
+    "no-loss", "duplicates", "no-phantoms", "source-lost-acked-writes", "atomic-visibility", "prefix",
+    "per-key-order", "schema-compatibility", "late-events", "liveness", "no-orphans", "drained",
+    "faults-applied", "faults-met-traffic",
+})
+"""Every invariant a checker judges: a verdict under any other name is a bug in that checker, and
+would go unnoticed by a report that looks verdicts up by name."""
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,14 @@ class Verdict:
     summary: str
     counts: dict[str, int] = field(default_factory=dict)
     examples: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.invariant not in INVARIANTS:
+            raise ValueError(f"unknown invariant {self.invariant!r}; known: {', '.join(sorted(INVARIANTS))}")
+        if self.status not in get_args(Status):
+            raise ValueError(f"{self.invariant}: unknown status {self.status!r}")
+        if not isinstance(self.summary, str) or not self.summary.strip():
+            raise ValueError(f"{self.invariant}: a verdict must say why, in its summary")
 
     @property
     def failed(self) -> bool:

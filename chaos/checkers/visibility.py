@@ -88,10 +88,9 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
     `read_errors`: the polls that failed, if a probe reports them (counted as `read_errors`).
     `fault_windows`: (start, end) of each injected fault, when the run had any.
 
-    A pass needs observations that could have seen a partial commit: the reader must have seen the
-    output change (at least two different non-empty states, so it polled while commits landed) and,
-    with faults, have seen committed data during one of them. Otherwise the verdict is
-    inconclusive, never a pass on nothing."""
+    A pass needs observations that could have seen a partial commit (`_vacuous`): committed data,
+    and a commit seen landing between two polls, after a fault began when there were faults.
+    Otherwise the verdict is inconclusive, never a pass on nothing."""
     pairs = checkpoint_table(committed_checkpoints).group_by(["checkpoint_id", "id"], use_threads=False).aggregate([])
     owners = pairs.group_by("id", use_threads=False).aggregate([("checkpoint_id", "count")])
     ambiguous = owners.filter(pc.greater(owners["checkpoint_id_count"], 1))["id"]
@@ -130,17 +129,22 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
 
 def _vacuous(observations: list[dict[str, Any]], observed: list[tuple[int, pa.Array]], read_errors: int,
              fault_windows: Sequence[tuple[float, float]]) -> str | None:
-    """Why the observations could not have seen a partial commit, or None when they could."""
-    seen = [(observations[n].get("ts"), ids) for n, ids in observed if len(ids)]
-    if not seen:
+    """Why the observations could not have seen a partial commit, or None when they could: the
+    reader must have seen committed data and seen a commit land between two of its polls, and, with
+    faults, one landing at or after the first fault began (the recovery commit, where a partial
+    commit is likeliest)."""
+    if not any(len(ids) for _, ids in observed):
         failed = f" ({read_errors} polls failed)" if read_errors else ""
         return f"no observation during the run saw any committed data{failed}, so none could see a partial commit"
-    if len({len(ids) for _, ids in seen}) < 2:
-        return ("the reader never saw the output change (one committed state in every observation), so it "
-                "never polled while commits landed")
-    during = [ts for ts, _ in seen if isinstance(ts, (int, float)) and any(s <= ts <= e for s, e in fault_windows)]
-    if fault_windows and not during:
-        return "no observation with committed data fell inside a fault, where a partial commit is likeliest"
+    landed = [observations[later].get("ts") for (_, before), (later, after) in zip(observed, observed[1:])
+              if len(before) != len(after)]
+    if not landed:
+        return ("the reader never saw a commit land (the output was the same in every observation), so it "
+                "never polled while one was being made visible")
+    if fault_windows:
+        first_fault = min(start for start, _ in fault_windows)
+        if not any(isinstance(ts, (int, float)) and ts >= first_fault for ts in landed):
+            return "the reader saw no commit land after the first fault began, where a partial commit is likeliest"
     return None
 
 

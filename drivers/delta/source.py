@@ -11,6 +11,7 @@ from drivers.row_groups import RowGroupSource, RowGroupSplits
 from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import CrashHook, Positions
 from drivers.sdk.records import SCHEMA
+from drivers.sdk.schema_watch import SchemaWatch
 
 
 class DeltaBatchSource(RowGroupSource):
@@ -19,15 +20,15 @@ class DeltaBatchSource(RowGroupSource):
 
     @classmethod
     def create(cls, settings: Settings, ctx: WorkerContext) -> "DeltaBatchSource":
-        return cls(settings["table"], ctx.crash)
+        return cls(settings["table"], ctx.crash, SchemaWatch(ctx.history, ctx.worker, "source files"))
 
-    def __init__(self, table_uri: str, crash: CrashHook):
+    def __init__(self, table_uri: str, crash: CrashHook, watch: SchemaWatch | None = None):
         self.table_uri = str(table_uri)
         self.table_dir = local_path(table_uri)
         self.crash = crash
         self._version: int | None = None
         self._schema: pa.Schema = SCHEMA
-        self.splits = RowGroupSplits(crash, convert=lambda t: conform(t, self._schema))
+        self.splits = RowGroupSplits(crash, convert=lambda t: conform(t, self._schema), watch=watch)
 
     @property
     def version(self) -> int | None:

@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from drivers.hudi.layout import META_COLUMNS
 from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import CrashHook, Positions
 from drivers.sdk.records import SCHEMA
+from drivers.sdk.schema_watch import SchemaWatch
 
 
 class HudiBatchSource:
@@ -25,11 +27,14 @@ class HudiBatchSource:
 
     @classmethod
     def create(cls, settings: Settings, ctx: WorkerContext) -> "HudiBatchSource":
-        return cls(Path(settings["table"]), ctx.crash)
+        return cls(Path(settings["table"]), ctx.crash,
+                   SchemaWatch(ctx.history, ctx.worker, "source files", ignore=frozenset(META_COLUMNS)))
 
-    def __init__(self, table_path: Path, crash: CrashHook):
+    def __init__(self, table_path: Path, crash: CrashHook, watch: SchemaWatch | None = None):
         self.table_path = Path(table_path)
         self.crash = crash
+        self.watch = watch
+        """Shown each base file's schema as written: hudi-rs reads every slice under the table's."""
         self.instant: str | None = None
         self._slices: list[Any] = []
         self._offsets: dict[str, int] = {}
@@ -71,6 +76,9 @@ class HudiBatchSource:
             batch = self._reader.read_file_slice(file_slice)
             data = pa.Table.from_batches([batch]).drop_columns(
                 [c for c in batch.schema.names if c in META_COLUMNS])
+            if self.watch is not None and data.num_rows:
+                written = pq.read_schema(self.table_path / file_slice.base_file_relative_path())
+                self.watch.see(written, data["id"][0].as_py())
             self._loaded = (file_slice.file_id, data)
         return self._loaded[1]
 

@@ -13,6 +13,7 @@ from drivers.row_groups import RowGroupSource, RowGroupSplits
 from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import CrashHook, Positions
 from drivers.sdk.records import SCHEMA
+from drivers.sdk.schema_watch import SchemaWatch
 
 
 class IcebergBatchSource(RowGroupSource):
@@ -29,16 +30,18 @@ class IcebergBatchSource(RowGroupSource):
 
     @classmethod
     def create(cls, settings: Settings, ctx: WorkerContext) -> "IcebergBatchSource":
-        return cls(settings["catalog_uri"], Path(settings["warehouse"]), settings["table_name"], ctx.crash)
+        return cls(settings["catalog_uri"], Path(settings["warehouse"]), settings["table_name"], ctx.crash,
+                   SchemaWatch(ctx.history, ctx.worker, "source files"))
 
-    def __init__(self, catalog_uri: str, warehouse: Path, table_name: str, crash: CrashHook):
+    def __init__(self, catalog_uri: str, warehouse: Path, table_name: str, crash: CrashHook,
+                 watch: SchemaWatch | None = None):
         self.catalog_uri = catalog_uri
         self.warehouse = Path(warehouse)
         self.table_name = table_name
         self.crash = crash
         self.snapshot_id: int | None = None
         self._schema: pa.Schema = SCHEMA
-        self.splits = RowGroupSplits(crash, convert=self._project)
+        self.splits = RowGroupSplits(crash, convert=self._project, watch=watch)
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
         start = start or {}

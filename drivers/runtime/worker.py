@@ -29,6 +29,7 @@ from drivers.sdk.contracts import SPLIT_COLUMN, CommitHandle, Positions
 from drivers.sdk.crashpoints import MARKER_DIR, CrashPoints
 from drivers.sdk.events import Event
 from drivers.sdk.history import History
+from drivers.sdk.schema_watch import SchemaWatch
 
 COORDINATOR_LOST_EXIT = 75
 _EMPTY = pa.table({})
@@ -55,7 +56,7 @@ class Worker:
         self.stopping = False
         self.last_seen = time.monotonic()
         self.records = 0
-        self.schema: pa.Schema | None = None
+        self.schema_watch = SchemaWatch(self.history, index, "records", ignore=frozenset({SPLIT_COLUMN}))
         self.restored_checkpoint: int | None = None
         self.backlog: list[Message] = []
         self.conn = self._connect()
@@ -121,7 +122,7 @@ class Worker:
         return 0
 
     def _write(self, rows: pa.Table) -> None:
-        self._note_schema(rows)
+        self.schema_watch.see(rows.schema, rows["id"][0].as_py())
         if self.late_sink is None:
             self.sink.write(rows)
             return
@@ -130,17 +131,6 @@ class Worker:
             self.sink.write(on_time)
         if late.num_rows:
             self.late_sink.write(late)
-
-    def _note_schema(self, rows: pa.Table) -> None:
-        """Say when the records' schema changes mid-stream (`schema.change_seen`), with the first
-        record of the new schema: the evidence that a schema change reached the pipeline."""
-        schema = pa.schema([f for f in rows.schema if f.name != SPLIT_COLUMN])
-        if self.schema is not None and not schema.equals(self.schema):
-            before, after = set(self.schema.names), set(schema.names)
-            changed = sorted(n for n in before & after if self.schema.field(n).type != schema.field(n).type)
-            self.history.append(Event.SCHEMA_CHANGE_SEEN, worker=self.index, first_id=rows["id"][0].as_py(),
-                                added=sorted(after - before), dropped=sorted(before - after), changed=changed)
-        self.schema = schema
 
     def _route(self, rows: pa.Table) -> tuple[pa.Table, pa.Table]:
         """Event time against each split's watermark (the highest event time seen in that split): a

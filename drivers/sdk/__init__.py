@@ -28,6 +28,7 @@ from drivers.sdk.crashpoints import CRASH_EXIT_CODE, POINTS, CrashPoints, NoCras
 from drivers.sdk.diskfaults import DiskFaults, check_disk
 from drivers.sdk.events import Event
 from drivers.sdk.history import History, HistoryTail, read_history
+from drivers.sdk.schema_watch import SchemaWatch
 
 API_VERSION = "1.0"
 """The SDK's version: a plug-in states the one it was built for, and a major change breaks it."""
@@ -54,6 +55,7 @@ __all__ = [
     "Positions",
     "SCHEMA_CHANGES",
     "SPLIT_COLUMN",
+    "SchemaWatch",
     "Settings",
     "SinkDriver",
     "SourceDriver",

@@ -337,14 +337,23 @@ def test_visibility_on_no_observation_or_only_empty_ones_is_inconclusive():
 
 def test_visibility_on_one_good_poll_among_failed_ones_is_inconclusive():
     v = check_atomic_visibility([obs(1.0, range(25))], CHECKPOINTS, read_errors=99)
-    assert v.status == "inconclusive" and "never saw the output change" in v.summary
+    assert v.status == "inconclusive" and "never saw a commit land" in v.summary
 
 
-def test_visibility_needs_an_observation_inside_a_fault_when_there_were_faults():
+def test_visibility_needs_a_commit_seen_landing_after_a_fault_began_when_there_were_faults():
     observations = [obs(1.0, range(10)), obs(2.0, range(20)), obs(9.0, range(25))]
     assert check_atomic_visibility(observations, CHECKPOINTS, fault_windows=[(1.5, 2.5)]).status == "pass"
-    v = check_atomic_visibility(observations, CHECKPOINTS, fault_windows=[(3.0, 8.0)])
-    assert v.status == "inconclusive" and "inside a fault" in v.summary
+    assert check_atomic_visibility(observations, CHECKPOINTS, fault_windows=[(9.0, 9.5)]).status == "pass"
+    v = check_atomic_visibility(observations, CHECKPOINTS, fault_windows=[(9.01, 9.5)])
+    assert v.status == "inconclusive" and "after the first fault began" in v.summary
+
+
+def test_visibility_counts_the_first_commit_after_a_disk_fault_that_held_every_commit_back():
+    """Nothing can commit while the sink's disk fails, so the reader sees the output go from empty
+    to everything at the recovery commit: that is a commit seen landing, after the fault."""
+    observations = [obs(0.5, []), obs(2.0, []), obs(4.0, range(25)), obs(5.0, range(25))]
+    v = check_atomic_visibility(observations, CHECKPOINTS, fault_windows=[(1.0, 3.0)])
+    assert v.status == "pass" and v.counts["observations"] == 4
 
 
 def test_visibility_catches_a_commit_missing_exactly_one_id():
