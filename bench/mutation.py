@@ -64,8 +64,13 @@ def main() -> int:
     parser.add_argument("--goal", type=float, default=0.9, help="the share of the checkers' mutants to kill")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
+    # The unit tests' temporary directories go under mutants/, so that pytest's clean-up of old
+    # ones never touches those of another pytest run on the machine.
+    temp_root = REPO / "mutants" / "pytest-tmp"
+    temp_root.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTEST_DEBUG_TEMPROOT": str(temp_root)}
     subprocess.run([str(MUTMUT), "run", "--max-children", str(args.max_children)], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)
+                   stdout=subprocess.DEVNULL, env=env)
     results = subprocess.run([str(MUTMUT), "results", "--all", "true"], cwd=REPO, check=True,
                              capture_output=True, text=True).stdout
     by_module, missed = tally(results)

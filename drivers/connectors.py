@@ -23,10 +23,12 @@ COMMIT_POINTS = ("sink.commit.before", "sink.commit.after")
 
 _RECONNECT_SKIP = Mutant(
     "reconnect-skip", "a reconnect that skips the records produced during the outage",
-    "drivers.mutants:ReconnectSkipKafkaSource", "source-reconnect", f"{MUTANTS_DIR}/reconnect-skip.yaml", "no-loss")
+    "drivers.mutants:ReconnectSkipKafkaSource", "source-reconnect", f"{MUTANTS_DIR}/reconnect-skip.yaml", "no-loss",
+    repeats=3)
 _AUTO_COMMIT = Mutant(
     "auto-commit", "offsets committed before the sink has the batch",
-    "drivers.mutants:AutoCommitKafkaSource", "ack-after-commit", f"{MUTANTS_DIR}/auto-commit-kill.yaml", "no-loss")
+    "drivers.mutants:AutoCommitKafkaSource", "ack-after-commit", f"{MUTANTS_DIR}/auto-commit-kill.yaml", "no-loss",
+    repeats=3)
 _KAFKA_SOURCE_MUTANTS = (_RECONNECT_SKIP, _AUTO_COMMIT)
 _KAFKA_SOURCE_LINKS = ("workload-kafka", "worker-kafka")
 _CATALOG_LINKS = ("worker-catalog",)
@@ -118,7 +120,7 @@ _KINDS = (
                   Mutant("non-atomic-delta-commit",
                          "a Delta checkpoint committed in two table commits, half visible in between",
                          "drivers.mutants:NonAtomicDeltaSink", "sink-write-failure",
-                         f"{MUTANTS_DIR}/non-atomic-delta-commit.yaml", "atomic-visibility"),
+                         f"{MUTANTS_DIR}/non-atomic-delta-commit.yaml", "atomic-visibility", repeats=3),
                   Mutant("no-txn-check", "a re-commit appends rows whose app transaction is already in the log",
                          "drivers.mutants:NoTxnCheckDeltaSink", "two-phase-commit",
                          f"{INCIDENTS_DIR}/delta-rs-2580-duplicate-txn.yaml", "duplicates"),

@@ -51,15 +51,18 @@ def plan(rows: list[Row], quick: bool) -> list[Case]:
     return cases
 
 
-def with_mutant(experiment: Path, mutant: str | None, directory: Path) -> Path:
+def with_mutant(experiment: Path, mutant: str | None, directory: Path, repeat: int = 0) -> Path:
     """The experiment with `pipeline.mutant` set to `mutant`, or without any mutant: the seeded-bug run
-    and its control run are the same experiment but for the bug."""
+    and its control run are the same experiment but for the bug. A `repeat` after the first runs
+    on the next seed."""
     spec = yaml.safe_load(experiment.read_text())
     pipeline = spec.setdefault("pipeline", {})
     pipeline.pop("mutant", None)
     if mutant is not None:
         pipeline["mutant"] = mutant
-    target = directory / f"{experiment.stem}-{mutant or 'control'}.yaml"
+    if repeat:
+        spec["seed"] = int(spec.get("seed", 0)) + repeat
+    target = directory / f"{experiment.stem}-{mutant or 'control'}{f'-{repeat + 1}' if repeat else ''}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(yaml.safe_dump(spec, sort_keys=False))
     return target

@@ -61,7 +61,7 @@ def build_report(suite: SuiteRun) -> dict[str, Any]:
             return None if c is None else {"status": c.status, "failed": c.failed, "run_dir": link(c)}
 
         mutants = [{"mutant": m.name, "scenario": m.scenario, "bug": m.bug, "experiment": str(m.path),
-                    "caught_by": m.caught_by, "status": suite.mutants[m.name].status,
+                    "caught_by": m.caught_by, "repeats": m.repeats, "status": suite.mutants[m.name].status,
                     "failed": suite.mutants[m.name].failed, "run_dir": link(suite.mutants[m.name]),
                     "message": suite.mutants[m.name].message, "control": control(suite.mutants[m.name])}
                    for m in MUTANTS if m.name in suite.mutants]
@@ -103,6 +103,12 @@ def _cell(scenario: dict[str, Any]) -> str:
             "not covered": "not covered"}[scenario["status"]]
 
 
+def _runs(mutant: dict[str, Any]) -> str:
+    """How many runs with the bug a timing-sensitive mutant needed, e.g. ` (3 runs)`."""
+    repeats = mutant.get("repeats", 1)
+    return f" ({repeats} runs)" if repeats > 1 and mutant["status"] == "killed" else ""
+
+
 def markdown(report: dict[str, Any]) -> str:
     lines = [f"# Certification ({report['mode']}): {report['status'].upper()}", "",
              f"Wall time: {report['wall_seconds']} s.", ""]
@@ -124,7 +130,7 @@ def markdown(report: dict[str, Any]) -> str:
         m = report["mutants"]
         lines += ["", f"## Mutants: {m['killed']} of {m['total']} killed", "",
                   "| mutant | scenario | bug | caught by | result | control run (no bug) |", "|---|---|---|---|---|---|"]
-        lines += [f"| {r['mutant']} | {r['scenario']} | {r['bug']} | {r['caught_by']} | {r['status']} | "
+        lines += [f"| {r['mutant']} | {r['scenario']} | {r['bug']} | {r['caught_by']} | {r['status']}{_runs(r)} | "
                   f"{(r['control'] or {}).get('status', 'not run')} |" for r in m["results"]]
     if report["errors"]:
         lines += ["", "## Errors", ""] + [f"- {e}" for e in report["errors"]]
@@ -172,7 +178,7 @@ def to_html(report: dict[str, Any]) -> str:
         for r in m["results"]:
             control = r["control"] or {}
             parts.append(f"<tr><td>{e(r['mutant'])}</td><td>{e(r['scenario'])}</td><td>{e(r['bug'])}</td>"
-                         f"<td>{e(r['caught_by'])}</td><td class='{e(r['status'])}'>{e(r['status'])}"
+                         f"<td>{e(r['caught_by'])}</td><td class='{e(r['status'])}'>{e(r['status'] + _runs(r))}"
                          + (f' <a href="{e(r["run_dir"])}/report.html">run</a>' if r["run_dir"] else "") + "</td>"
                          f"<td class='{e(control.get('status', ''))}'>{e(control.get('status', 'not run'))}"
                          + (f' <a href="{e(control["run_dir"])}/report.html">run</a>' if control.get("run_dir") else "")

@@ -123,7 +123,8 @@ class _Runner:
         return outcome
 
     def mutant(self, mutant: Mutant) -> Outcome:
-        """The experiment with the bug, which must fail its named invariant, and without it (the
+        """The experiment with the bug, which must fail its named invariant (in each of
+        `mutant.repeats` runs, for a bug whose window depends on timing), and without it (the
         control run), which must pass: a checker that always fails, or a flaky environment, kills
         nothing."""
         experiments = self.directory / "experiments" / "mutants"
@@ -138,15 +139,34 @@ class _Runner:
             outcome.message = (f"the control run without the bug did not pass ({control.status}: "
                                f"{', '.join(control.failed) or control.message}), so failing proves nothing")
             return outcome
+        self._judge(mutant, outcome)
+        for repeat in range(1, mutant.repeats):
+            if outcome.status != "killed":
+                break
+            again = self._run(f"{mutant.name} #{repeat + 1}",
+                              with_mutant(REPO / mutant.path, mutant.name, experiments, repeat), runs)
+            if again.status not in UNDECIDED:
+                self._judge(mutant, again)
+            if again.status != "killed":
+                outcome.status, outcome.run_dir = again.status, again.run_dir
+                outcome.message = f"run {repeat + 1} of {mutant.repeats} (seed + {repeat}): " + again.message
+                break
+        else:
+            if mutant.repeats > 1:
+                outcome.message = f"killed in each of {mutant.repeats} runs"
+        return outcome
+
+    @staticmethod
+    def _judge(mutant: Mutant, outcome: Outcome) -> None:
+        """killed, survived, or inconclusive when the bug never bit (no `mutant.active`)."""
         history = read_history(outcome.run_dir / "history.jsonl") if outcome.run_dir else []
         if not any(e.get("event") == Event.MUTANT_ACTIVE for e in history):
             outcome.status = "inconclusive"
             outcome.message = "the seeded bug never changed what the driver did (no mutant.active): proves nothing"
-            return outcome
+            return
         outcome.status = "killed" if mutant.caught_by in outcome.failed else "survived"
         if outcome.status == "survived":
             outcome.message = f"{mutant.caught_by} did not fail"
-        return outcome
 
     def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
         """Run once; a run whose environment failed is run again, once, on a fresh environment."""

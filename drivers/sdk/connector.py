@@ -70,6 +70,9 @@ class Mutant:
     """The invariant whose verdict must fail."""
     late_output: bool = False
     """It replaces the late-event side output rather than the driver itself."""
+    repeats: int = 1
+    """How many runs with the bug (each with its own seed) must all be killed: more than one for a
+    bug whose window depends on timing, to show that it is caught every time, not by luck."""
 
     @property
     def path(self) -> Path:

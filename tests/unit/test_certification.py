@@ -14,7 +14,7 @@ from chaos.certification.mutants import MUTANTS
 from chaos.certification.plan import CERTIFICATION_DIR, REPO, materialize, plan
 from chaos.certification.report import build_report, markdown, to_html
 from chaos.certification.scenarios import BY_SLUG, SCENARIOS, Status, applicability, certification_rows, slug
-from chaos.certification.suite import Outcome, SuiteRun
+from chaos.certification.suite import Outcome, SuiteRun, _Runner
 from chaos.experiment import load_experiment
 from drivers.sdk.capabilities import Maturity
 
@@ -230,6 +230,51 @@ def test_a_kill_whose_control_run_fails_proves_nothing(tmp_path):
     report = build_report(suite)
     assert report["status"] == "fail" and any("drop-late" in e and "control" in e for e in report["errors"])
     assert report["mutants"]["killed"] == len(MUTANTS) - 1
+
+
+class ScriptedRunner(_Runner):
+    """The suite's mutant logic over scripted runs: `script` maps a run's name to (status, failed
+    invariants, whether the bug bit); a name not in it is a kill that bit."""
+
+    def __init__(self, tmp_path: Path, caught_by: str, script: dict[str, tuple[str, list[str], bool]]):
+        super().__init__(tmp_path, tmp_path / "state.json", lambda: tmp_path / "state.json")
+        self.caught_by, self.script, self.ran = caught_by, script, []
+
+    def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+        self.ran.append(name)
+        default = ("pass", [], False) if name.endswith("control") else ("fail", [self.caught_by], True)
+        status, failed, bit = self.script.get(name, default)
+        run_dir = runs_dir / name.replace(" ", "-").replace("#", "")
+        run_dir.mkdir(parents=True)
+        (run_dir / "history.jsonl").write_text('{"event": "mutant.active"}\n' if bit else "")
+        return Outcome(name, status, run_dir, list(failed))
+
+
+@pytest.mark.parametrize("script, status, runs", [
+    ({}, "killed", ["reconnect-skip", "reconnect-skip control", "reconnect-skip #2", "reconnect-skip #3"]),
+    ({"reconnect-skip #2": ("pass", [], True)}, "survived",
+     ["reconnect-skip", "reconnect-skip control", "reconnect-skip #2"]),
+    ({"reconnect-skip #3": ("fail", ["no-loss"], False)}, "inconclusive",
+     ["reconnect-skip", "reconnect-skip control", "reconnect-skip #2", "reconnect-skip #3"]),
+    ({"reconnect-skip control": ("fail", ["no-loss"], False)}, "invalid-control",
+     ["reconnect-skip", "reconnect-skip control"]),
+])
+def test_a_timing_sensitive_mutant_must_be_killed_in_every_run(tmp_path, script, status, runs):
+    mutant = next(m for m in MUTANTS if m.name == "reconnect-skip")
+    assert mutant.repeats == 3
+    runner = ScriptedRunner(tmp_path, mutant.caught_by, script)
+    outcome = runner.mutant(mutant)
+    assert (outcome.status, runner.ran) == (status, runs)
+    if status == "killed":
+        assert outcome.message == "killed in each of 3 runs"
+
+
+def test_the_repeats_of_a_mutant_run_on_their_own_seeds(tmp_path):
+    from chaos.certification.plan import with_mutant
+
+    mutant = next(m for m in MUTANTS if m.repeats > 1)
+    seeds = [load_experiment(with_mutant(REPO / mutant.path, mutant.name, tmp_path, n)).seed for n in range(3)]
+    assert len(set(seeds)) == 3
 
 
 def test_the_documented_applicability_table_is_the_one_the_code_computes():
