@@ -6,10 +6,12 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test provision env-up env-down clean-runs bench bench-certify soak mutation
 
-$(STAMP): pyproject.toml
+# The testbed, and the example plug-in (examples/postgres-connector) that its tests certify.
+$(STAMP): pyproject.toml examples/postgres-connector/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e examples/postgres-connector
 	touch $(STAMP)
 
 provision: $(STAMP)

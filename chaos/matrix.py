@@ -2,7 +2,8 @@
 
 A pipeline's effective guarantee is the weakest of what its source gives, what its sink gives,
 and what its durability profile gives. The supported combinations are the rows below; a row's
-listed guarantee is the effective one under the weakest profile the row allows.
+listed guarantee is the effective one under the weakest profile the row allows. A plug-in kind
+joins one row derived from its capabilities (`plugin_row`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from drivers.connectors import SINKS, SOURCES
+from drivers.connectors import KINDS, SINKS, SOURCES, origin
 from drivers.sdk.capabilities import Capabilities, Maturity
 from drivers.sdk.connector import Connector
 
@@ -87,12 +88,18 @@ class Row:
         order = list(Maturity)
         return max((k.maturity for k in kinds), key=order.index)
 
+    @property
+    def plugin(self) -> bool:
+        """A row that a plug-in kind joins."""
+        kinds = [SINKS[self.sink]] + ([] if self.source == ANY else [SOURCES[self.source]])
+        return any(origin(k).plugin for k in kinds)
+
     def describe(self) -> str:
         profiles = "any profile" if self.weakest_profile == PROFILES[0] else " or ".join(self.profiles)
         return f"{self.source} -> {self.sink} ({profiles}): {self.guarantee.label}"
 
 
-ROWS = (
+BUILT_IN_ROWS = (
     Row("parquet-batch", "parquet", "in-memory"),
     Row("parquet-batch", "parquet-2pc", "distributed-durable"),
     Row("kafka", "parquet", "single-node-durable"),
@@ -106,6 +113,22 @@ ROWS = (
     Row("memory-stream", "memory", "in-memory"),
     Row(ANY, "vector", "in-memory"),
 )
+
+PARTNERS = {"sink": "kafka-transactional", "source": "parquet-2pc"}
+"""The built-in kind a plug-in is paired with: the source, or the sink, that gives the most."""
+
+
+def plugin_row(kind: Connector) -> Row:
+    """The row a plug-in kind joins: paired with its partner (`PARTNERS`), at the weakest profile
+    that gives the best guarantee the pair can reach, as our own rows are chosen."""
+    partner = PARTNERS[kind.role]
+    source, sink = (SOURCES[partner], kind) if kind.role == "sink" else (kind, SINKS[partner])
+    best = max(effective_guarantee(source, sink, p) for p in PROFILES)
+    weakest = next(p for p in PROFILES if effective_guarantee(source, sink, p) == best)
+    return Row(source.name, sink.name, weakest)
+
+
+ROWS = BUILT_IN_ROWS + tuple(plugin_row(k) for k in KINDS if origin(k).plugin)
 
 
 class Unsupported(ValueError):

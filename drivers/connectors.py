@@ -6,11 +6,13 @@ kind is kept anywhere else. Maturity labels are declared here and earned in `cha
 fails when a connector declared Certified falls short (docs/certification.md).
 
 Adding a connector: a driver module in `drivers/`, a harness side in `chaos/sides/`, one entry here,
-and the matrix rows it joins (`chaos/matrix.py`); docs/connectors.md walks through it.
+and the matrix rows it joins (`chaos/matrix.py`); docs/connectors.md walks through it. A kind from
+another distribution registers as a plug-in (`drivers/plugins.py`) and is appended to the table.
 """
 
 from __future__ import annotations
 
+from drivers.plugins import BUILT_IN, Origin, PluginProblem, discover
 from drivers.sdk.capabilities import SCHEMA_CHANGES, Capabilities, Maturity
 from drivers.sdk.connector import Connector, Mutant
 
@@ -141,14 +143,32 @@ _KINDS = (
               crash_points=PREPARE_POINTS),
 )
 
-SOURCES: dict[str, Connector] = {k.name: k for k in _KINDS if k.role == "source"}
-SINKS: dict[str, Connector] = {k.name: k for k in _KINDS if k.role == "sink"}
+_DISCOVERED = discover(_KINDS)
+KINDS: tuple[Connector, ...] = (*_KINDS, *(kind for kind, _ in _DISCOVERED.kinds))
+"""Every kind: the built-in ones, then each plug-in's (`drivers.plugins`)."""
+ORIGINS: dict[tuple[str, str], Origin] = {
+    **{(k.role, k.name): BUILT_IN for k in _KINDS}, **{(k.role, k.name): o for k, o in _DISCOVERED.kinds}}
+"""(role, name) -> where the kind comes from."""
+PLUGIN_PROBLEMS: tuple[PluginProblem, ...] = _DISCOVERED.problems
+"""The plug-ins left out, each with the reason."""
+
+SOURCES: dict[str, Connector] = {k.name: k for k in KINDS if k.role == "source"}
+SINKS: dict[str, Connector] = {k.name: k for k in KINDS if k.role == "sink"}
 
 
-def all_mutants() -> list[Mutant]:
-    """Every seeded-bug variant, once each (the Kafka source mutants belong to both Kafka kinds)."""
+def origin(kind: Connector) -> Origin:
+    return ORIGINS[kind.role, kind.name]
+
+
+def plugin_problem(name: str) -> PluginProblem | None:
+    """Why the plug-in that would provide the kind `name` was left out, if it was."""
+    return next((p for p in PLUGIN_PROBLEMS if p.entry == name), None)
+
+
+def all_mutants(kinds: tuple[Connector, ...] | list[Connector] = KINDS) -> list[Mutant]:
+    """Every seeded-bug variant of `kinds`, once each (the Kafka source mutants belong to both Kafka kinds)."""
     seen: dict[str, Mutant] = {}
-    for kind in _KINDS:
+    for kind in kinds:
         for mutant in kind.mutants:
             seen.setdefault(mutant.name, mutant)
     return list(seen.values())

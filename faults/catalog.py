@@ -16,8 +16,9 @@ from typing import Annotated, Any, ClassVar, Literal, Union
 from pydantic import Field, field_validator, model_validator
 
 from drivers.sdk.crashpoints import POINTS, role_of
+from drivers.sdk.links import NETWORK_LINKS
 from faults.fields import Duration, StrictModel
-from faults.targets import NETWORK_LINKS, PROCESSES, SERVICES, known
+from faults.targets import PROCESSES, SERVICES, known
 
 Direction = Literal["upstream", "downstream"]
 

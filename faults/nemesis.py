@@ -31,9 +31,10 @@ from typing import Any, Callable, Iterable, Sequence
 
 from pydantic import Field, field_validator, model_validator
 
+from drivers.sdk.links import NETWORK_LINKS
 from faults.catalog import FAULT_KINDS, FAULT_MODELS, CrashFault, Fault, NetworkFault, ProcessFault, ToxicFault
 from faults.fields import Duration, StrictModel
-from faults.targets import NETWORK_LINKS, PROCESSES, known
+from faults.targets import PROCESSES, known
 
 _MODELS: dict[str, type] = dict(zip(FAULT_KINDS, FAULT_MODELS))
 NETWORK_KINDS = tuple(k for k, m in _MODELS.items() if issubclass(m, NetworkFault))

@@ -5,18 +5,6 @@ from __future__ import annotations
 import difflib
 from typing import Sequence
 
-KAFKA_LINKS = ("workload-kafka", "worker-kafka", "sink-kafka")
-"""Links to Kafka, each with a broker listener of its own: the workload's producer, the pipeline's
-workers reading their source, and a Kafka sink's producer (so that its writes can fail while the
-source reads on)."""
-
-RUNTIME_LINKS = ("worker-coordinator", "coordinator-store", "worker-catalog")
-"""Links the runner creates per run: workers to the coordinator, and (distributed-durable) the
-coordinator to its PostgreSQL checkpoint store and the workers to the Iceberg catalog there."""
-
-NETWORK_LINKS = KAFKA_LINKS + RUNTIME_LINKS
-"""Every named link through Toxiproxy that a network fault may target."""
-
 SERVICES = ("kafka", "postgres")
 """The environment's services that process faults may pause, kill or terminate (then restart)."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from chaos.certification.scenarios import SCENARIOS, Status, applicability, certification_rows, slug
 from chaos.matrix import Row
-from drivers.connectors import SINKS, SOURCES
+from drivers.connectors import SINKS, SOURCES, origin
 from drivers.sdk.capabilities import Maturity
 from drivers.sdk.connector import Connector
 
@@ -37,7 +37,11 @@ def compute_labels(ran: list[Row], scenario_status: dict[tuple[str, str], str]) 
     rows = certification_rows()
     labels = []
     for kind in [*SOURCES.values(), *SINKS.values()]:
-        mine = [r for r in rows if (r.source if kind.role == "source" else r.sink) == kind.name]
+        # A built-in kind earns its label on our rows; a plug-in's rows (ours as partners) are its own.
+        mine = [r for r in rows if (r.source if kind.role == "source" else r.sink) == kind.name
+                and (origin(kind).plugin or not r.plugin)]
+        if not set(mine) & set(ran) and (mine or origin(kind).plugin or all(r.plugin for r in ran)):
+            continue  # only what ran is labelled (and the vector sink, outside the suite, beside our rows)
         labels.append(_label(kind, mine, ran, scenario_status))
     return labels
 

@@ -8,7 +8,9 @@ for that bug can see it.
 
 from __future__ import annotations
 
-from drivers.connectors import all_mutants
+from drivers.connectors import KINDS, all_mutants, origin
 from drivers.sdk.connector import Mutant
 
-MUTANTS: tuple[Mutant, ...] = tuple(all_mutants())
+MUTANTS: tuple[Mutant, ...] = tuple(all_mutants([k for k in KINDS if not origin(k).plugin]))
+"""Our own kinds' seeded bugs: what `chaos certify --mutants` runs; a plug-in's run with `--connector`."""
+EVERY_MUTANT: tuple[Mutant, ...] = tuple(all_mutants())

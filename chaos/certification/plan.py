@@ -1,8 +1,9 @@
 """Which runs a certification makes: one case per applicable (row, scenario) and seed.
 
-The experiments are the committed files under `experiments/certification/<row>/<scenario>.yaml`.
-`--quick` runs each once at half the size (half the records at half the rate, so every fault still
-lands mid-stream); the full suite runs each with three seeds at the size written.
+Each case's experiment comes from its row and scenario (`chaos.certification.experiments`); ours
+are also committed under `experiments/certification/<row>/<scenario>.yaml`. `--quick` runs each
+once at half the size (half the records at half the rate, so every fault still lands mid-stream);
+the full suite runs each with three seeds at the size written.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import yaml
 
+from chaos.certification.experiments import experiment
+from chaos.certification.experiments import seed as experiment_seed
 from chaos.certification.scenarios import SCENARIOS, Scenario, Status, applicability, slug
 from chaos.matrix import Row
 
@@ -46,8 +49,8 @@ def plan(rows: list[Row], quick: bool) -> list[Case]:
         for scenario in SCENARIOS:
             if applicability(row, scenario).status != Status.APPLIES:
                 continue
-            seed = int(yaml.safe_load(experiment_path(row, scenario).read_text())["seed"])
-            cases += [Case(row, scenario, seed + k) for k in range(1 if quick else FULL_SEEDS)]
+            first = experiment_seed(row, scenario)
+            cases += [Case(row, scenario, first + k) for k in range(1 if quick else FULL_SEEDS)]
     return cases
 
 
@@ -71,7 +74,7 @@ def with_mutant(experiment: Path, mutant: str | None, directory: Path, repeat: i
 def materialize(case: Case, quick: bool, directory: Path) -> Path:
     """The case's experiment as it will run (its seed; scaled down with `quick`), written to a file
     so that the run directory records exactly what ran and `chaos replay` can repeat it."""
-    spec = yaml.safe_load(case.path.read_text())
+    spec = experiment(case.row, case.scenario)
     spec["seed"] = case.seed
     if quick:
         workload = spec["workload"]

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from chaos.certification.maturity import compute_labels
-from chaos.certification.mutants import MUTANTS
+from chaos.certification.mutants import EVERY_MUTANT
 from chaos.certification.scenarios import SCENARIOS, Status, applicability, certification_rows, slug
 from chaos.certification.suite import Outcome, SuiteRun
 
@@ -64,7 +64,7 @@ def build_report(suite: SuiteRun) -> dict[str, Any]:
                     "caught_by": m.caught_by, "repeats": m.repeats, "status": suite.mutants[m.name].status,
                     "failed": suite.mutants[m.name].failed, "run_dir": link(suite.mutants[m.name]),
                     "message": suite.mutants[m.name].message, "control": control(suite.mutants[m.name])}
-                   for m in MUTANTS if m.name in suite.mutants]
+                   for m in EVERY_MUTANT if m.name in suite.mutants]
         killed = sum(m["status"] == "killed" for m in mutants)
         report["mutants"] = {"killed": killed, "total": len(mutants),
                              "kill_rate": round(killed / len(mutants), 3) if mutants else None, "results": mutants}
@@ -199,7 +199,7 @@ def to_html(report: dict[str, Any]) -> str:
 def applicability_markdown() -> str:
     """The table of which scenario applies to which row, and why (docs/certification.md holds it)."""
     lines = ["| row | scenario | applies | why |", "|---|---|---|---|"]
-    for row in certification_rows():
+    for row in (r for r in certification_rows() if not r.plugin):
         for scenario in SCENARIOS:
             a = applicability(row, scenario)
             lines.append(f"| {slug(row)} | {scenario.number}. {scenario.slug} | {a.status.value} | {a.reason} |")

@@ -13,6 +13,7 @@ from enum import Enum
 from chaos.matrix import ANY, ROWS, Row
 from drivers.connectors import SINKS, SOURCES
 from drivers.sdk.capabilities import Maturity
+from drivers.sdk.connector import Connector
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ SCENARIOS = (
              "a worker crashes between the sink's commit and the source's ack; the source must not "
              "have advanced past what the sink holds"),
     Scenario(3, "sink-write-failure", "Sink write-failure rollback and retry",
-             "the sink's writes fail (disk EIO, or the broker link cut) mid-stream; nothing partial "
+             "the sink's writes fail (disk EIO, or its network link cut) mid-stream; nothing partial "
              "becomes visible and the retry neither duplicates nor loses"),
     Scenario(4, "two-phase-commit", "Two-phase commit: coordinator crash at each point",
              "the coordinator crashes after prepare before persist (abort), after persist before "
@@ -59,6 +60,11 @@ class Applicability:
 
 
 
+def reading_link(source: Connector) -> str:
+    """The link a networked source's workers read over (not the one a producer feeds it by)."""
+    return next(link for link in source.links if link.startswith("worker-"))
+
+
 def slug(row: Row) -> str:
     return f"{row.source}-to-{row.sink}"
 
@@ -74,7 +80,7 @@ def applicability(row: Row, scenario: Scenario) -> Applicability:
     applies, na, uncovered = Status.APPLIES, Status.NOT_APPLICABLE, Status.NOT_COVERED
     if scenario.number == 1:
         if source.networked:
-            return Applicability(applies, "the source reads from the broker over the worker-kafka link")
+            return Applicability(applies, f"the source reads over the network, on the {reading_link(source_kind)} link")
         return Applicability(na, "the source reads local files or process memory: there is no connection to lose")
     if scenario.number == 2:
         return Applicability(applies, "every source acknowledges its position only after the sink committed")
@@ -82,7 +88,9 @@ def applicability(row: Row, scenario: Scenario) -> Applicability:
         if not sink.durable:
             return Applicability(na, "the sink writes to process memory: no disk or network is under the write")
         if sink.networked:
-            return Applicability(applies, "the sink writes to the broker: its link is cut during the writes")
+            own = [link for link in sink_kind.links if link not in source_kind.links]
+            return Applicability(applies, f"the sink writes over the network: its own link ({', '.join(own)}) is "
+                                          "cut during the writes, and the source's stays up")
         if not sink.disk_faults_per_file:
             return Applicability(uncovered, f"the {sink_kind.title} sink's files are written by a library out of "
                                             "reach of the disk-fault hook (delta-rs, in Rust), so a fault cannot "

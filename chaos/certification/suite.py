@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chaos.certification.evidence import missing_evidence
-from chaos.certification.mutants import MUTANTS, Mutant
+from chaos.certification.mutants import Mutant
 from chaos.certification.plan import REPO, Case, materialize, plan, with_mutant
 from chaos.errors import EXIT_ENVIRONMENT, ChaosError
 from chaos.matrix import Row
@@ -62,14 +62,14 @@ class SuiteRun:
     seconds: float
 
 
-def run_suite(rows: list[Row], quick: bool, with_mutants: bool, runs_dir: Path, env_file: Path | None,
+def run_suite(rows: list[Row], quick: bool, mutants: list[Mutant] | None, runs_dir: Path, env_file: Path | None,
               private: bool, console: Console, keep_env: bool = False) -> SuiteRun:
+    """The cases of `rows`, then the seeded bugs in `mutants` (None: no mutant proofs at all)."""
     started = time.monotonic()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     directory = runs_dir.resolve() / f"certification-{stamp}{'-quick' if quick else ''}"
     (directory / "logs").mkdir(parents=True)
     cases = plan(rows, quick)
-    mutants = list(MUTANTS) if with_mutants else []
     with ExitStack() as stack:
         env = acquire_environment(None if private else env_file, private, True, directory / "env", stack, console,
                                   keep_env)
@@ -83,7 +83,7 @@ def run_suite(rows: list[Row], quick: bool, with_mutants: bool, runs_dir: Path, 
         runner = _Runner(directory, Path(env.state.workdir) / "state.json", fresh_environment)
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task("certifying", total=len(cases) + len(mutants))
+            task = progress.add_task("certifying", total=len(cases) + len(mutants or []))
             results: dict[str, Outcome] = {}
             for case in cases:
                 progress.update(task, description=case.id)
@@ -91,12 +91,13 @@ def run_suite(rows: list[Row], quick: bool, with_mutants: bool, runs_dir: Path, 
                 _print(console, outcome, {"pass": "green"})
                 progress.advance(task)
             killed: dict[str, Outcome] = {}
-            for mutant in mutants:
+            for mutant in mutants or []:
                 progress.update(task, description=f"mutant {mutant.name}")
                 killed[mutant.name] = outcome = runner.mutant(mutant)
                 _print(console, outcome, {"killed": "green"})
                 progress.advance(task)
-    return SuiteRun(directory, quick, rows, results, killed if with_mutants else None, time.monotonic() - started)
+    return SuiteRun(directory, quick, rows, results, killed if mutants is not None else None,
+                    time.monotonic() - started)
 
 
 def _print(console: Console, outcome: Outcome, good: dict[str, str]) -> None:

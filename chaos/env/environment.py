@@ -39,8 +39,8 @@ from chaos.env.processes import ManagedProcess, ProcessRef, signal_all, tail
 from chaos.env.state import EnvState, LinkPorts, ProcessState, read_state, state_files, state_lock, write_atomically
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
+from drivers.sdk.links import KAFKA_LINKS
 from faults.injector import Heal
-from faults.targets import KAFKA_LINKS
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
 log = logging.getLogger("chaos.env")

@@ -337,6 +337,8 @@ def start_postgres(workdir: Path, logs: Path, port: int, detached: bool,
     argv = prefix + [
         str(bin_dir / "postgres"), "-D", str(data), "-k", socket_dir, "-p", str(port),
         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "max_connections=50",
+        # Two-phase sinks (PREPARE TRANSACTION), such as the PostgreSQL plug-in's.
+        "-c", "max_prepared_transactions=32",
         # DSM segments in the data directory, not /dev/shm, so a SIGKILLed server leaks nothing outside it.
         "-c", "dynamic_shared_memory_type=mmap",
         # A client partitioned during its handshake must not hold a connection slot for long.

@@ -13,8 +13,9 @@ from chaos.experiment.topology import pipeline_links
 from drivers.connectors import SINKS, SOURCES
 from drivers.sdk.connector import Connector
 from drivers.sdk.crashpoints import role_of
+from drivers.sdk.links import NETWORK_LINKS
 from faults.catalog import CrashFault, Fault
-from faults.targets import NETWORK_LINKS, PROCESSES
+from faults.targets import PROCESSES
 
 Location = tuple[Any, ...]
 Problem = tuple[Location, str]

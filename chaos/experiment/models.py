@@ -13,11 +13,19 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from chaos import matrix
 from chaos.experiment.consistency import describe, inconsistencies
-from drivers.connectors import SINKS, SOURCES
+from drivers.connectors import SINKS, SOURCES, plugin_problem
 from faults.catalog import CrashFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
 from faults.targets import MAX_WORKERS, known, suggest
+
+
+def _loaded(kind: str) -> str:
+    """`kind`, unless a plug-in that would provide it was left out: then why."""
+    problem = plugin_problem(kind)
+    if problem is not None and kind not in SOURCES and kind not in SINKS:
+        raise ValueError(f"{kind!r} comes from a plug-in that could not be loaded: {problem}")
+    return kind
 
 
 class PipelineSpec(StrictModel):
@@ -35,12 +43,12 @@ class PipelineSpec(StrictModel):
     @field_validator("source")
     @classmethod
     def _known_source(cls, name: str) -> str:
-        return known(name, list(SOURCES), "source")
+        return known(_loaded(name), list(SOURCES), "source")
 
     @field_validator("sink")
     @classmethod
     def _known_sink(cls, name: str) -> str:
-        return known(name, list(SINKS), "sink")
+        return known(_loaded(name), list(SINKS), "sink")
 
     @model_validator(mode="after")
     def _supported(self) -> "PipelineSpec":

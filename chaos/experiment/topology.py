@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from drivers.connectors import SINKS, SOURCES
-from faults.targets import NETWORK_LINKS
+from drivers.sdk.links import NETWORK_LINKS
 
 
 class Pipeline(Protocol):

@@ -29,6 +29,7 @@ from drivers.sdk.diskfaults import DiskFaults, check_disk
 from drivers.sdk.events import Event
 from drivers.sdk.history import History, HistoryTail, read_history
 from drivers.sdk.schema_watch import SchemaWatch
+from drivers.sdk.seeded_bug import SeededBug
 
 API_VERSION = "1.0"
 """The SDK's version: a plug-in states the one it was built for, and a major change breaks it."""
@@ -56,6 +57,7 @@ __all__ = [
     "SCHEMA_CHANGES",
     "SPLIT_COLUMN",
     "SchemaWatch",
+    "SeededBug",
     "Settings",
     "SinkDriver",
     "SourceDriver",

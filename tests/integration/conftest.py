@@ -12,7 +12,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -23,12 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
-    env = Environment.start(tmp_path_factory.mktemp("env"), with_postgres=True)
-    try:
-        yield env
-    finally:
-        env.stop()
+def environment(chaos_env: Environment) -> Environment:
+    """The session's environment, from the testbed's own pytest plugin (`chaos.pytest_plugin`), as a
+    connector team's tests get it."""
+    return chaos_env
 
 
 def links_only(environment: Environment) -> FaultContext:

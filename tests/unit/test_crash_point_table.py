@@ -21,8 +21,10 @@ KINDS = [*SOURCES.values(), *SINKS.values()]
 
 
 def _passed_points(cls: type) -> set[str]:
+    """Its own package's classes and ours (a plug-in's driver subclasses or builds its own)."""
+    packages = ("drivers.", cls.__module__.split(".")[0] + ".")
     seen: set[type] = set()
-    todo = [c for c in inspect.getmro(cls) if c.__module__.startswith("drivers.")]
+    todo = [c for c in inspect.getmro(cls) if c.__module__.startswith(packages)]
     points: set[str] = set()
     while todo:
         current = todo.pop()
@@ -34,7 +36,7 @@ def _passed_points(cls: type) -> set[str]:
         namespace = vars(inspect.getmodule(current))
         for name in set(re.findall(r"\b([A-Z]\w+)\(", source)):  # helper classes it builds
             helper = namespace.get(name)
-            if inspect.isclass(helper) and helper.__module__.startswith("drivers.") and helper not in seen:
+            if inspect.isclass(helper) and helper.__module__.startswith(packages) and helper not in seen:
                 todo.append(helper)
     return points
 

@@ -145,7 +145,7 @@ def test_a_correct_sink_loses_nothing_in_the_same_hudi_recovery(tmp_path):
 
 @pytest.mark.parametrize("kind", sorted({k for k in SINKS if SINKS[k].mutants}))
 def test_every_sink_mutant_is_a_seeded_bug_that_reports_itself(kind):
-    from drivers.mutants import SeededBug
+    from drivers.sdk import SeededBug
 
     for variant in SINKS[kind].mutants:
         assert issubclass(load(variant.driver), SeededBug), variant.name

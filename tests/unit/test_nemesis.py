@@ -8,12 +8,31 @@ from types import SimpleNamespace
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from faults.catalog import (FAULT_MODELS, CrashFault, Fault, KillFault, LatencyFault, NetworkFault,
-                               PartitionFault, ProcessFault)
-from faults.targets import NETWORK_LINKS, PROCESSES
-from faults.nemesis import (DEFAULT_KINDS, PROCESS_KINDS, SCHEDULABLE_KINDS, SETTLE,
-                            NemesisSpec, describe, generate, minimise, resolved_seed, shrink)
 from chaos.experiment.topology import available_targets
+from drivers.sdk.links import NETWORK_LINKS
+from faults.catalog import (
+    FAULT_MODELS,
+    CrashFault,
+    Fault,
+    KillFault,
+    LatencyFault,
+    NetworkFault,
+    PartitionFault,
+    ProcessFault,
+)
+from faults.nemesis import (
+    DEFAULT_KINDS,
+    PROCESS_KINDS,
+    SCHEDULABLE_KINDS,
+    SETTLE,
+    NemesisSpec,
+    describe,
+    generate,
+    minimise,
+    resolved_seed,
+    shrink,
+)
+from faults.targets import PROCESSES
 
 LINKS = ["workload-kafka", "worker-kafka", "worker-coordinator"]
 PROCS = ["coordinator", "worker-0", "worker-1"]

@@ -12,10 +12,11 @@ import pytest
 
 from chaos.errors import SpecError
 from chaos.experiment.loader import load_experiment, parse_experiment
-from faults.fields import parse_duration
-from faults.catalog import FAULT_KINDS, KillFault, LatencyFault, PartitionFault
 from chaos.experiment.models import Experiment
-from faults.targets import NETWORK_LINKS, PROCESSES, suggest
+from drivers.sdk.links import NETWORK_LINKS
+from faults.catalog import FAULT_KINDS, KillFault, LatencyFault, PartitionFault
+from faults.fields import parse_duration
+from faults.targets import PROCESSES, suggest
 
 REPO = Path(__file__).resolve().parents[2]
 EXPERIMENTS = sorted((REPO / "experiments").glob("*.yaml"))

@@ -1,0 +1,1 @@
+"""A chaos plug-in: PostgreSQL as a two-phase sink and as a batch source (see README.md)."""
