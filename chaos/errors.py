@@ -24,7 +24,8 @@ class SpecError(ChaosError):
 
     def __init__(self, path: str, problems: list[str]):
         self.path = path
-        self.problems = problems
+        self.problems = [" ".join(problem.split()) for problem in problems]
+        """Each on one line, as printed: a parser's message may span lines, a user's key may hold any."""
         super().__init__(f"{path}: " + "; ".join(problems))
 
 

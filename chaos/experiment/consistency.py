@@ -84,5 +84,6 @@ def describe(location: Location) -> str:
     """`faults[2].target`, `workload.schema_change_at`: a location as a user reads it."""
     text = ""
     for key in location:
-        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else str(key))
+        name = str(key) if str(key).isprintable() and str(key).strip() == str(key) else repr(key)
+        text += f"[{key}]" if isinstance(key, int) else (f".{name}" if text else name)
     return text

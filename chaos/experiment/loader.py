@@ -19,21 +19,41 @@ from faults.nemesis import generate
 from faults.targets import suggest
 
 FAULT: TypeAdapter[Any] = TypeAdapter(Fault)
+MAX_BYTES = 1 << 20
+"""An experiment is a page of YAML: a megabyte is far beyond any real one, and bounds the parse."""
+MAX_VALUES = 100_000
+"""Anchors and aliases can make a small file expand to billions of values; none of ours needs more."""
+MAX_DEPTH = 32
+"""Nesting deeper than any experiment's (four levels): refused before the parser recurses into it."""
+_OPENS = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMappingStartToken,
+          yaml.FlowSequenceStartToken)
+_CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 
 
 def load_experiment(path: str | Path) -> Experiment:
     """Parse and validate; raises SpecError (exit 2) listing every problem found."""
     path = Path(path)
     try:
-        text = path.read_text()
+        with path.open("rb") as file:
+            raw = file.read(MAX_BYTES + 1)
     except OSError as e:
         raise SpecError(str(path), [f"cannot read the file: {e.strerror or e}"]) from None
+    if len(raw) > MAX_BYTES:
+        raise SpecError(str(path), [f"the file is over {MAX_BYTES // 1024} KiB; an experiment is far smaller"])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SpecError(str(path), [f"line {line}: the file is not UTF-8 text (byte 0x{raw[e.start]:02x} "
+                                    f"at offset {e.start})"]) from None
     return parse_experiment(text, str(path))
 
 
 def parse_experiment(text: str, source: str) -> Experiment:
     try:
+        _refuse_deep_nesting(text, source)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
+        _refuse_expansion(node, source)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
@@ -56,6 +76,36 @@ def parse_experiment(text: str, source: str) -> Experiment:
         raise SpecError(source, [f"line {line}: {text}" if line else text for line, text in ordered])
     assert experiment is not None
     return expand_nemesis(experiment)
+
+
+def _refuse_deep_nesting(text: str, source: str) -> None:
+    """PyYAML builds nested collections recursively: a document nested a few thousand levels deep
+    would end in a RecursionError. Its scanner is iterative, so the depth is measured on the tokens."""
+    depth = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        if isinstance(token, _OPENS):
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = token.start_mark.line + 1
+                raise SpecError(source, [f"line {line}: nested more than {MAX_DEPTH} levels deep; "
+                                         "an experiment needs at most a few"])
+        elif isinstance(token, _CLOSES):
+            depth -= 1
+
+
+def _refuse_expansion(root: yaml.Node | None, source: str) -> None:
+    """Count the values the document expands to, an alias counting once more each time it is used."""
+    stack, values = [root], 0
+    while stack:
+        node = stack.pop()
+        values += 1
+        if values > MAX_VALUES:
+            raise SpecError(source, [f"the document expands to more than {MAX_VALUES} values "
+                                     "(through anchors and aliases); an experiment is far smaller"])
+        if isinstance(node, yaml.SequenceNode):
+            stack += node.value
+        elif isinstance(node, yaml.MappingNode):
+            stack += [part for pair in node.value for part in pair]
 
 
 def _sections(experiment: Experiment | None, data: dict[str, Any]) -> tuple[Any, Any, list[tuple[int, Fault]]]:
