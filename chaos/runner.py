@@ -306,8 +306,9 @@ class Run:
         while True:
             if self.supervisor.failed.is_set():
                 self._require_environment()
+            finished = done()  # before the display reads the status, so that its last render is the final count
             live.update(self.progress, self.source.committed(self._status()), schedule.active())
-            if done():
+            if finished:
                 return True
             if time.monotonic() >= deadline:
                 return False

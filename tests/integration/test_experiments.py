@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow.parquet as pq
 import pytest
 
@@ -37,6 +39,8 @@ def test_quickstart_survives_a_partition_of_the_pipeline_link(run_experiment):
     # ...and the pipeline moves again after the heal.
     assert after and max(after) > max(during or [0])
     assert "quickstart: PASS" in run.stdout
+    # The progress display ends true: its last render shows every record committed.
+    assert re.search(r"committed\s.*\s20000/20000\s", run.stdout), run.stdout
     outcomes = pq.read_table(run.run_dir / "workload.parquet")
     assert outcomes.num_rows == 20000
     assert set(outcomes["status"].to_pylist()) <= {"acked", "failed", "indeterminate"}
