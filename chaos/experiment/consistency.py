@@ -25,9 +25,23 @@ def inconsistencies(pipeline: Any | None, workload: Any | None,
                     faults: Iterable[tuple[int, Fault]]) -> list[Problem]:
     """Every cross-section problem among the sections given (a missing section skips its checks)."""
     problems = list(_pipeline_and_workload(pipeline, workload))
+    faults = list(faults)
     for index, fault in faults:
         problems += [((("faults", index, *where)), message) for where, message in _fault(fault, pipeline, workload)]
-    return problems
+    return problems + list(_merged_crashes(faults))
+
+
+def _merged_crashes(faults: list[tuple[int, Fault]]) -> Iterator[Problem]:
+    """A process arms one hit per crash point: a second crash fault on the same point and process
+    would silently replace the first, so the schedule run would not be the one written."""
+    first: dict[tuple[str, str], int] = {}
+    for index, fault in faults:
+        if not isinstance(fault, CrashFault):
+            continue
+        armed = first.setdefault((fault.process, fault.point), index)
+        if armed != index:
+            yield (("faults", index, "point"), f"{fault.process} already crashes at {fault.point} "
+                   f"(faults[{armed}]); a process arms one hit per crash point, so this one would replace it")
 
 
 def _pipeline_and_workload(pipeline: Any | None, workload: Any | None) -> Iterator[Problem]:

@@ -468,3 +468,32 @@ def test_services_are_not_targets_of_disk_crash_or_network_faults(fault):
             f"  - at: 1s\n    target: kafka\n    duration: 1s\n    {fault}\n")
     problems = problems_of(text)
     assert any("unknown" in p and "'kafka'" in p for p in problems), problems
+
+
+# --- the schedule run is the schedule written -----------------------------------------------------
+
+CRASHES = """\
+  - kind: crash
+    point: sink.prepare.after
+    hit: 2
+  - kind: crash
+    point: sink.prepare.after
+    hit: 5
+    target: {process}
+"""
+
+
+def test_a_second_crash_on_the_same_point_and_process_is_refused_not_merged():
+    text = edit("expect:\n", CRASHES.format(process="worker-0") + "expect:\n")
+    problems = problems_of(text)
+    assert problems == [f"line {line_of(text, 'hit: 5') - 1}: faults[3].point: worker-0 already crashes at "
+                        "sink.prepare.after (faults[2]); a process arms one hit per crash point, so this one "
+                        "would replace it"]
+
+
+def test_crashes_on_the_same_point_in_different_processes_are_all_armed():
+    text = edit("expect:\n", CRASHES.format(process="worker-1") + "expect:\n",
+                edit("records: 1000", "records: 1000\n  partitions: 2",
+                     edit("checkpoint_interval: 1s", "checkpoint_interval: 1s\n  workers: 2")))
+    assert parse_experiment(text, "exp.yaml").crash_points() == {
+        "worker-0": {"sink.prepare.after": 2}, "worker-1": {"sink.prepare.after": 5}}
