@@ -1,4 +1,4 @@
-"""`python -m chaos`: run, replay, validate, certify, and the environment commands.
+"""`python -m chaos`: run, replay, validate, certify, explore, shrink, and the environment commands.
 
 Expected failures end with a message and their documented exit code (2 invalid experiment,
 3 environment), never with a traceback.
@@ -37,7 +37,22 @@ def _parser() -> argparse.ArgumentParser:
                          help="also run the seeded-bug variants, which must all be caught, and report the kill rate")
     certify.add_argument("--plan", action="store_true", dest="only_plan",
                          help="print which scenarios apply to which row, and why, and run nothing")
-    for command in (run, replay, certify):
+    explore = sub.add_parser("explore", help="run an experiment with a fresh draw of its nemesis each time, to find "
+                                             "failing schedules")
+    explore.add_argument("experiment", type=Path)
+    explore.add_argument("--runs", type=int, default=None, help="how many draws (default: 10, or the --seeds range)")
+    explore.add_argument("--budget", type=_duration, default=None, help="stop starting runs after this long, e.g. 30m")
+    explore.add_argument("--until-fail", action="store_true", help="stop at the first failing run")
+    explore.add_argument("--seeds", type=_seeds, default=None, metavar="A..B", help="the nemesis seeds to draw from")
+    explore.add_argument("--repeat", type=int, default=None, metavar="N",
+                         help="run one draw (the first seed) N times and count each invariant's failures")
+    shrink = sub.add_parser("shrink", help="reduce a failing run to a minimal experiment that fails the same way")
+    shrink.add_argument("run_dir", type=Path)
+    shrink.add_argument("--budget", type=_duration, default=None, help="stop after this long, keeping the smallest "
+                                                                       "failing experiment found, e.g. 30m")
+    shrink.add_argument("--confirm", type=_confirm, default=(2, 3), metavar="K/N",
+                        help="a candidate must fail the same way K of N times (default: 2/3)")
+    for command in (run, replay, certify, explore, shrink):
         command.add_argument("--runs-dir", type=Path, default=Path("runs"),
                              help="where run directories go (default: runs/)")
         command.add_argument("--env", type=Path, default=None, dest="env_file",
@@ -55,6 +70,33 @@ def _parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", help="provision and manage the shared environment")
     env.add_argument("action", choices=["install", "up", "down", "status"])
     return parser
+
+
+def _duration(text: str) -> float:
+    from faults.fields import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _seeds(text: str) -> list[int]:
+    from chaos.explore.explore import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(e.problems[0]) from None
+
+
+def _confirm(text: str) -> tuple[int, int]:
+    from chaos.explore.shrink import parse_confirm
+
+    try:
+        return parse_confirm(text)
+    except SpecError as e:
+        raise argparse.ArgumentTypeError(e.problems[0]) from None
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -103,6 +145,16 @@ def main(argv: list[str] | None = None) -> int:
 
             return certify(args.rows, args.quick, args.mutants, args.runs_dir, args.env_file, args.private_env, console,
                            args.only_plan, args.keep_env, args.connectors)
+        if args.command == "explore":
+            from chaos.explore.explore import explore
+
+            return explore(args.experiment, args.runs, args.budget, args.until_fail, args.seeds, args.repeat,
+                           args.runs_dir, args.env_file, args.private_env, args.keep_env, console)
+        if args.command == "shrink":
+            from chaos.explore.shrink import shrink_run
+
+            return shrink_run(args.run_dir, args.budget, args.confirm, args.runs_dir, args.env_file,
+                              args.private_env, args.keep_env, console)
         if args.command == "run":
             from chaos.commands.run import run_all
 

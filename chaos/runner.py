@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Callable
 
 import pyarrow.parquet as pq
-import yaml
 from confluent_kafka import KafkaException
 from rich.console import Console
 
@@ -33,7 +32,7 @@ from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, tail
 from chaos.errors import EnvironmentFailure, SpecError
-from chaos.experiment import Experiment, load_experiment
+from chaos.experiment import Experiment, dump_experiment, load_experiment
 from chaos.experiment.topology import pipeline_processes
 from chaos.report.html import write_html
 from chaos.report.junit import write_junit
@@ -85,16 +84,20 @@ def replay_run(recorded: Path, runs_dir: Path, env_file: Path | None, private: b
                keep_env: bool = False) -> RunResult:
     """Run a recorded run again: the same seed, workload and concrete fault schedule (a nemesis's
     draw included), as resolved.json recorded them."""
-    resolved = recorded / "resolved.json"
-    try:
-        experiment = Experiment.model_validate(json.loads(resolved.read_text())["experiment"])
-    except (OSError, ValueError, KeyError) as e:
-        raise SpecError(str(resolved), [f"not a recorded run: {e}"]) from None
+    experiment = recorded_experiment(recorded)
     run_dir = _new_run_dir(runs_dir, experiment.name)
-    (run_dir / "experiment.yaml").write_text(yaml.safe_dump(experiment.model_dump(mode="json", exclude_none=True),
-                                                            sort_keys=False))
+    (run_dir / "experiment.yaml").write_text(dump_experiment(experiment))
     (run_dir / "replay-of.txt").write_text(f"{recorded.resolve()}\n")
     return _run(experiment, run_dir, env_file, private, console, keep_env)
+
+
+def recorded_experiment(recorded: Path) -> Experiment:
+    """The experiment a run directory's `resolved.json` recorded, its nemesis drawn into plain faults."""
+    resolved = recorded / "resolved.json"
+    try:
+        return Experiment.model_validate(json.loads(resolved.read_text())["experiment"])
+    except (OSError, ValueError, KeyError) as e:
+        raise SpecError(str(resolved), [f"not a recorded run: {e}"]) from None
 
 
 def _run(experiment: Experiment, run_dir: Path, env_file: Path | None, private: bool, console: Console,

@@ -18,8 +18,7 @@ The schedule keeps three promises:
   heal and the next injection on that target never land in the same tick of the scheduler (where a
   `down` healed after the next `down` was injected would silently cancel it).
 
-`shrink` and `minimise` are the building blocks for reducing a failing schedule to a small one, in
-the spirit of Hypothesis: try smaller candidates, keep the first that still fails, repeat.
+Reducing a failing schedule to a small one is `faults.reduce` (the candidates) and `chaos shrink`.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from pydantic import Field, field_validator, model_validator
 
@@ -49,9 +48,6 @@ DEFAULT_KINDS = ("partition", "down", "latency", "reset_peer", "kill", "pause")
 SETTLE = 0.5
 """Seconds a target is left alone after a heal before its next fault, and before a healed fault's
 slot counts as free again for `max_concurrent`."""
-
-MIN_SHRINK_DURATION = 0.1
-"""`shrink` does not halve a duration below this many seconds."""
 
 
 class NemesisSpec(StrictModel):
@@ -205,49 +201,6 @@ def trigger_text(fault: Fault) -> str:
     return f"after crash {fault.after_crash}"
 
 
-def shrink(faults: Sequence[Fault], min_duration: float = MIN_SHRINK_DURATION) -> list[list[Fault]]:
-    """Smaller candidate schedules, most aggressive first: the building block for minimising.
-
-    First each schedule with one fault dropped, then the schedule with every duration halved, then
-    each schedule with one fault's duration halved. A duration is not halved below `min_duration`
-    seconds, so repeated shrinking ends. Dropping or shortening faults never creates an overlap, so
-    every candidate keeps the schedule's promises. An empty schedule has no candidates.
-
-    A minimiser tries the candidates in order, keeps the first that still fails, and starts again
-    from it until none fails (see `minimise`). Each candidate is a valid schedule to run as is.
-    """
-    faults = list(faults)
-    candidates = [faults[:i] + faults[i + 1:] for i in range(len(faults))]
-    halved = [_halved(f, min_duration) for f in faults]
-    shortenable = [i for i, h in enumerate(halved) if h is not None]
-    if len(shortenable) > 1:
-        candidates.append([h if h is not None else f for f, h in zip(faults, halved)])
-    for i in shortenable:
-        candidates.append(faults[:i] + [halved[i]] + faults[i + 1:])  # type: ignore[list-item]
-    return candidates
-
-
-def minimise(faults: Sequence[Fault], fails: Callable[[list[Fault]], bool], max_runs: int = 200,
-             min_duration: float = MIN_SHRINK_DURATION) -> list[Fault]:
-    """The smallest schedule `shrink` reaches on which `fails` still holds (greedy, first fit).
-
-    `fails(schedule)` runs the experiment with that schedule and says whether the violation came
-    back; it is called at most `max_runs` times. `faults` itself is assumed to fail. The runner is
-    not wired to this: a caller replays the experiment with each candidate as its `faults`.
-    """
-    current, runs = list(faults), 0
-    while True:
-        for candidate in shrink(current, min_duration):
-            if runs >= max_runs:
-                return current
-            runs += 1
-            if fails(candidate):
-                current = candidate
-                break
-        else:
-            return current
-
-
 def _pools(kinds: Iterable[str], targets: Sequence[str] | None, links: Sequence[str],
            processes: Sequence[str]) -> dict[str, tuple[str, ...]]:
     """For each kind, the targets it may hit; ValueError if a kind or a given target has none."""
@@ -317,16 +270,6 @@ def _ms_up(seconds: float) -> int:
 
 def _ms_down(seconds: float) -> int:
     return math.floor(round(seconds * 1000, 6))
-
-
-def _halved(fault: Fault, min_duration: float) -> Fault | None:
-    duration = getattr(fault, "duration", None)
-    if duration is None:
-        return None
-    half = _ms_down(duration / 2) / 1000
-    if half < min_duration:
-        return None
-    return fault.model_copy(update={"duration": half})
 
 
 _BASE_FIELDS = {"kind", "at", "at_records", "at_commits", "after_crash", "after_ready", "target", "duration",

@@ -30,8 +30,9 @@ _OPENS = (yaml.BlockMappingStartToken, yaml.BlockSequenceStartToken, yaml.FlowMa
 _CLOSES = (yaml.BlockEndToken, yaml.FlowMappingEndToken, yaml.FlowSequenceEndToken)
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Parse and validate; raises SpecError (exit 2) listing every problem found."""
+def load_experiment(path: str | Path, *, draw_nemesis: bool = True) -> Experiment:
+    """Parse and validate; raises SpecError (exit 2) listing every problem found. `draw_nemesis`:
+    draw its nemesis into plain faults (a run), or keep the block (`chaos explore` draws it anew)."""
     path = Path(path)
     try:
         with path.open("rb") as file:
@@ -46,10 +47,10 @@ def load_experiment(path: str | Path) -> Experiment:
         line = raw[: e.start].count(b"\n") + 1
         raise SpecError(str(path), [f"line {line}: the file is not UTF-8 text (byte 0x{raw[e.start]:02x} "
                                     f"at offset {e.start})"]) from None
-    return parse_experiment(text, str(path))
+    return parse_experiment(text, str(path), draw_nemesis=draw_nemesis)
 
 
-def parse_experiment(text: str, source: str) -> Experiment:
+def parse_experiment(text: str, source: str, *, draw_nemesis: bool = True) -> Experiment:
     try:
         _refuse_deep_nesting(text, source)
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -75,7 +76,7 @@ def parse_experiment(text: str, source: str) -> Experiment:
         ordered = sorted(problems, key=lambda p: (p[0] is None, p[0] or 0))
         raise SpecError(source, [f"line {line}: {text}" if line else text for line, text in ordered])
     assert experiment is not None
-    return expand_nemesis(experiment)
+    return expand_nemesis(experiment) if draw_nemesis else experiment
 
 
 def _refuse_deep_nesting(text: str, source: str) -> None:
@@ -125,6 +126,11 @@ def _sections(experiment: Experiment | None, data: dict[str, Any]) -> tuple[Any,
     return (valid(PipelineSpec.model_validate, data.get("pipeline") or {}),
             valid(WorkloadSpec.model_validate, data.get("workload")),
             [(i, f) for i, f in checked if f is not None])
+
+
+def dump_experiment(experiment: Experiment) -> str:
+    """An experiment as YAML that `load_experiment` reads back as the same experiment."""
+    return yaml.safe_dump(experiment.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
 
 def expand_nemesis(experiment: Experiment) -> Experiment:

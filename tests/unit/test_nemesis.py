@@ -28,9 +28,7 @@ from faults.nemesis import (
     NemesisSpec,
     describe,
     generate,
-    minimise,
     resolved_seed,
-    shrink,
 )
 from faults.targets import PROCESSES
 
@@ -292,54 +290,3 @@ def test_describe():
     assert "None" not in text
     generated = generate(NemesisSpec(until=60), 9, LINKS, PROCS)
     assert len(describe(generated).splitlines()) == len(generated) + 1
-
-
-def test_shrink_candidates():
-    assert shrink([]) == []
-    faults = [
-        KillFault(kind="kill", at=1, target="worker-0", duration=4),
-        PartitionFault(kind="partition", at=2, target="worker-kafka", duration=0.15),
-        LatencyFault(kind="latency", at=3, target="workload-kafka", duration=2, latency_ms=100),
-    ]
-    candidates = shrink(faults)
-    # Drop one at a time first, in order.
-    assert candidates[:3] == [faults[1:], [faults[0], faults[2]], faults[:2]]
-    # Then every duration halved at once (0.15s is too short to halve), then one at a time.
-    assert [f.duration for f in candidates[3]] == [2, 0.15, 1]
-    assert [f.duration for f in candidates[4]] == [2, 0.15, 2]
-    assert [f.duration for f in candidates[5]] == [4, 0.15, 1]
-    assert len(candidates) == 6
-    # Halving keeps the fault's kind and parameters, and the original is untouched.
-    assert candidates[5][2].latency_ms == 100 and type(candidates[5][2]) is LatencyFault
-    assert faults[2].duration == 2
-    # A crash fault can be dropped but has no duration to halve.
-    crash = CrashFault(kind="crash", point="sink.prepare.after")
-    assert shrink([crash]) == [[]]
-
-
-def test_shrunk_generated_schedules_keep_their_promises():
-    spec = NemesisSpec(until=60, interval=1, max_concurrent=3)
-    for seed in range(10):
-        faults = generate(spec, seed, LINKS, PROCS)
-        for candidate in shrink(faults):
-            assert len(candidate) < len(faults) or sum(f.duration for f in candidate) < sum(f.duration for f in faults)
-            relaxed = spec.model_copy(update={"duration_min": 0})
-            check_promises(relaxed, candidate)
-
-
-def test_minimise_finds_the_culprit():
-    spec = NemesisSpec(until=120, interval=1, kinds=list(SCHEDULABLE_KINDS), max_concurrent=3)
-    faults = generate(spec, 4, LINKS, PROCS)
-    culprit = next(f for f in faults if f.kind == "kill" and f.duration >= 1)
-
-    def fails(schedule):  # the bug needs a kill of that worker lasting at least 0.5s
-        return any(f.kind == "kill" and f.target == culprit.target and f.after_ready == culprit.after_ready and f.duration >= 0.5
-                   for f in schedule)
-
-    calls = []
-    smallest = minimise(faults, lambda s: calls.append(s) or fails(s))
-    assert len(smallest) == 1 and smallest[0].after_ready == culprit.after_ready
-    assert 0.5 <= smallest[0].duration < 1.0
-    assert fails(smallest) and calls
-    assert len(minimise(faults, fails, max_runs=3)) >= len(faults) - 3
-    assert minimise(faults, lambda s: False) == faults
