@@ -87,7 +87,7 @@ def explore(path: Path, runs: int | None, budget: float | None, until_fail: bool
                 progress.update(task, advance=1, failures=sum(t.status == "fail" for t in trials))
                 if until_fail and trial.status == "fail":
                     break
-    report = _report(path, experiment, trials, budget, time.monotonic() - started, repeat)
+    report = explore_report(path, experiment, trials, budget, time.monotonic() - started, repeat)
     (directory / "explore.json").write_text(json.dumps(report, indent=2))
     write_page(directory / "explore.html", f"explore {experiment.name}", _summary(report), report["runs"])
     _print(console, report, directory)
@@ -95,7 +95,7 @@ def explore(path: Path, runs: int | None, budget: float | None, until_fail: bool
     return EXIT_VIOLATION if "fail" in statuses else EXIT_ENVIRONMENT if "error" in statuses else EXIT_OK
 
 
-def _report(path: Path, experiment: Experiment, trials: list[Trial], budget: float | None, seconds: float,
+def explore_report(path: Path, experiment: Experiment, trials: list[Trial], budget: float | None, seconds: float,
             repeat: int | None) -> dict[str, Any]:
     ordered = sorted(trials, key=lambda t: ORDER.get(t.status, 5))
     report: dict[str, Any] = {

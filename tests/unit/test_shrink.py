@@ -9,9 +9,9 @@ import pytest
 
 from chaos.errors import SpecError
 from chaos.experiment import Experiment
-from chaos.explore.explore import drawn, parse_seeds
+from chaos.explore.explore import drawn, explore_report, parse_seeds
 from chaos.explore.shrink import Shrinker, parse_confirm
-from chaos.explore.trials import Trial, canonical_digest
+from chaos.explore.trials import Trial, canonical_digest, schedule_digest
 from faults.nemesis import NemesisSpec
 
 NEMESIS = NemesisSpec(kinds=["kill", "pause", "partition", "latency"], targets=["worker-0", "coordinator",
@@ -125,3 +125,23 @@ def test_seeds_and_confirm_are_parsed_or_refused():
     for bad in ("0/3", "4/3", "2-3", "x/y"):
         with pytest.raises(SpecError):
             parse_confirm(bad)
+
+
+def test_each_seed_draws_its_own_schedule_and_the_same_seed_the_same_one():
+    explorable = BASE.model_copy(update={"nemesis": NEMESIS})
+    schedules = {seed: schedule_digest(drawn(explorable, seed).faults) for seed in range(6)}
+    assert len(set(schedules.values())) == 6
+    assert schedule_digest(drawn(explorable, 3).faults) == schedules[3]
+    assert drawn(explorable, 3).nemesis is None  # drawn into plain faults, runnable as they are
+
+
+def test_explore_lists_failures_first_and_counts_each_invariant_over_repeats():
+    trials = [Trial(f"seed-4-run-{i}", Path("x.yaml"), status, failed, details={"seed": 4, "schedule_digest": "d",
+                                                                                  "faults": 9})
+              for i, (status, failed) in enumerate([("pass", ()), ("fail", ("no-loss",)), ("inconclusive", ()),
+                                                    ("fail", ("no-loss", "liveness"))])]
+    report = explore_report(Path("e.yaml"), BASE, trials, None, 12.0, repeat=4)
+    assert [r["status"] for r in report["runs"]] == ["fail", "fail", "inconclusive", "pass"]
+    assert report["failures"] == 2 and report["runs_done"] == 4
+    assert report["repeat"] == {"seed": 4, "runs": 4, "failed_invariants": {"liveness": 1, "no-loss": 2},
+                                "statuses": {"pass": 1, "fail": 2, "inconclusive": 1}}
