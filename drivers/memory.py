@@ -7,8 +7,14 @@ with the record that is due *now* on the stream's clock; what came due while the
 is lost. The stream's clock starts at `started_at` (wall-clock seconds), which the job's settings
 carry (the run's start), so that a restarted process knows what "now" means on the stream.
 
+Like a stream behind a schema registry, the source hands out each record under its own schema
+version (`workload.schema_change_at`), one version per batch, so the sink sees the schema evolve
+between writes. Asked for splits (`with_split`), it tags each record with its worker's share, the
+one split it reads, so that the worker's per-split watermark routes late records.
+
 `MemorySink` keeps committed rows in process memory and writes them out only at a graceful
 `close`: a crash loses them. That is exactly the best-effort promise, and the checker counts it.
+Batches of different schema versions are kept as they came and dumped under their unified schema.
 """
 
 from __future__ import annotations
@@ -23,12 +29,19 @@ import pyarrow as pa
 
 from drivers.parquet_files import write_durably
 from drivers.sdk.connector import Settings, WorkerContext
-from drivers.sdk.contracts import CommitHandle, CrashHook, Positions
-from drivers.sdk.records import SCHEMA, Record, Workload, generate
+from drivers.sdk.contracts import SPLIT_COLUMN, CommitHandle, CrashHook, Positions
+from drivers.sdk.records import SCHEMA, Record, Workload, generate, schema_for
 
 
 def _table(batch: list[Record]) -> pa.Table:
-    return pa.table({name: [getattr(r, name) for r in batch] for name in SCHEMA.names}, schema=SCHEMA)
+    """One batch, all of one schema version, under that version's schema."""
+    version = batch[0].version if batch else None
+    return pa.Table.from_pylist([r.fields() for r in batch], schema=schema_for(version))
+
+
+def split_of(worker: int) -> str:
+    """The one split a worker reads (its share of the ids): the same after every restart of it."""
+    return f"w{worker}"
 
 
 class MemoryStreamSource:
@@ -36,22 +49,32 @@ class MemoryStreamSource:
 
     @classmethod
     def create(cls, settings: Settings, ctx: WorkerContext) -> "MemoryStreamSource":
+        change, every = settings.get("schema_change_at"), settings.get("late_every")
         return cls(int(settings["records"]), float(settings["rate"]), int(settings["keys"]),
                    int(settings["payload_size"]), int(settings["seed"]), ctx.crash,
-                   started_at=float(settings["started_at"]))
+                   started_at=float(settings["started_at"]),
+                   schema_change_at=None if change is None else int(change),
+                   late_every=None if every is None else int(every), lateness=float(settings.get("lateness") or 0.0),
+                   with_split=ctx.with_split)
 
     def __init__(self, records: int, rate: float, keys: int, payload_size: int, seed: int,
-                 crash: CrashHook, started_at: float | None = None):
-        self.spec = Workload(records=records, rate=rate, keys=keys, payload_size=payload_size)
+                 crash: CrashHook, started_at: float | None = None, *, schema_change_at: int | None = None,
+                 late_every: int | None = None, lateness: float = 0.0, with_split: bool = False):
+        self.spec = Workload(records=records, rate=rate, keys=keys, payload_size=payload_size,
+                             schema_change_at=schema_change_at, late_every=late_every, lateness=lateness)
         self.seed = seed
         self.crash = crash
         self.started_at = started_at
+        self.with_split = with_split  # tag each record with its split, for per-split watermarks
         self.skipped = 0
-        """Records that came due while the source was down and were never handed out."""
+        """Where a restart resumed: this incarnation hands out none of the records before it."""
         self._anchor = 0.0
         self._rate = rate
         self._total = 0
         self._next = 0
+        self._changes_at = 0
+        """Index in this worker's share of its first record under the new schema version."""
+        self._split = split_of(0)
         self._records: Iterator[Record] = iter(())
 
     def open(self, worker: int, workers: int, start: Positions | None) -> None:
@@ -70,6 +93,9 @@ class MemoryStreamSource:
         self._anchor = self.started_at if self.started_at is not None else time.time()
         self._rate = self.spec.rate / workers
         self._total = len(range(worker, self.spec.records, workers))
+        change = self.spec.records if self.spec.schema_change_at is None else self.spec.schema_change_at
+        self._changes_at = len(range(worker, min(change, self.spec.records), workers))
+        self._split = split_of(worker)
         share = (r for r in generate(self.spec, self.seed) if r.id % workers == worker)
         self._next = 0 if start is None else max(0, self._due(time.time()) - 1)
         self.skipped = self._next
@@ -82,7 +108,8 @@ class MemoryStreamSource:
         return min(self._total, math.floor((now - self._anchor) * self._rate) + 1)
 
     def poll(self, max_records: int, timeout: float) -> pa.Table:
-        """What is due (up to `max_records`), waiting up to `timeout` for the next record."""
+        """What is due (up to `max_records`), waiting up to `timeout` for the next record. A batch
+        stops where the schema version changes, so that each batch has one schema."""
         deadline = time.monotonic() + timeout
         while True:
             available = self._due(time.time()) - self._next
@@ -93,10 +120,16 @@ class MemoryStreamSource:
                 return SCHEMA.empty_table()
             next_due = self._anchor + self._next / self._rate
             time.sleep(max(0.0, min(wait, next_due - time.time())) + 0.0005)
-        batch = list(itertools.islice(self._records, min(available, max_records)))
+        count = min(available, max_records)
+        if self._next < self._changes_at:
+            count = min(count, self._changes_at - self._next)
+        batch = list(itertools.islice(self._records, count))
         self._next += len(batch)
         self.crash.hit("source.poll.after")
-        return _table(batch)
+        table = _table(batch)
+        if self.with_split:
+            table = table.append_column(SPLIT_COLUMN, pa.array([self._split] * table.num_rows, pa.string()))
+        return table
 
     def snapshot_positions(self) -> Positions:
         return {"next": self._next}
@@ -175,6 +208,8 @@ class MemorySink:
         self._buffer = []
 
     def committed_table(self) -> pa.Table:
+        """Everything committed, under the schema that unifies its batches (which may span a schema
+        change): a dropped column null after the drop, an added one before it, a widened one widened."""
         if not self.committed:
             return SCHEMA.empty_table()
         return pa.concat_tables(self.committed, promote_options="permissive")

@@ -93,7 +93,7 @@ def applicability(row: Row, scenario: Scenario) -> Applicability:
                                           "cut during the writes, and the source's stays up")
         if not sink.disk_faults_per_file:
             return Applicability(uncovered, f"the {sink_kind.title} sink's files are written by a library out of "
-                                            "reach of the disk-fault hook (delta-rs, in Rust), so a fault cannot "
+                                            "reach of the disk-fault hook (a native writer), so a fault cannot "
                                             "land between two files of one commit; it needs a filesystem-level "
                                             "fault layer (FUSE or LD_PRELOAD)")
         return Applicability(applies, "the sink's file writes fail with EIO, each file on its own")

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from chaos.sides.base import OutputWatch, RunContext, empty_output, ids_of
 from chaos.sides.tables import TableSourceSide
@@ -25,6 +26,7 @@ from drivers.sdk.connector import Settings
 
 if TYPE_CHECKING:
     from deltalake import DeltaTable
+    from deltalake.transaction import AddAction
 
 _APP_ID = re.compile(r".*-w(\d+)")
 """The app id the two-phase sink gives its `txn` actions: `<job id>-w<worker>`."""
@@ -113,16 +115,58 @@ def delta_committed_units(table_uri: str) -> pa.Table:
     return units_table(units)
 
 
+def _input_file(table_dir: Path, name: str, table: pa.Table) -> AddAction:
+    """`table` written as the data file `name` (one row group), as the `add` action that commits it."""
+    from deltalake.transaction import AddAction
+
+    path = table_dir / name
+    pq.write_table(table, path, row_group_size=max(table.num_rows, 1))
+    stat = path.stat()
+    return AddAction(path=name, size=stat.st_size, partition_values={}, modification_time=int(stat.st_mtime * 1000),
+                     data_change=True, stats=json.dumps({"numRecords": table.num_rows}))
+
+
+def write_delta_input(table_dir: Path, parts: list[pa.Table]) -> None:
+    """The input table: one Delta commit per part, each part one data file named in stream order
+    (`input-00000.parquet`, ...), so that the sorted file list the source shares out between its
+    workers follows the stream and each worker meets files from both sides of a schema change.
+    Files are written with pyarrow and committed with deltalake (`create_write_transaction`).
+
+    A part with a wider type (the workload's int32 `score` becoming int64) first widens the table
+    the way delta-rs allows, as it cannot enable Delta's type widening: one overwrite commit that
+    replaces every file by a copy under the wider type (`input-00000-widened.parquet`), each with
+    its own columns, so the source still meets files written before the change. New columns alone
+    are added to the table's schema in a commit of their own."""
+    from deltalake import DeltaTable, Schema
+
+    table_dir.mkdir(parents=True, exist_ok=True)
+    uri = str(table_dir)
+    for n, part in enumerate(parts):
+        dt = DeltaTable(uri) if DeltaTable.is_deltatable(uri) else DeltaTable.create(uri, part.schema)
+        current = pa.schema(dt.schema().to_arrow())
+        merged = pa.unify_schemas([current, part.schema], promote_options="permissive")
+        if any(merged.field(f.name).type != f.type for f in current):
+            copies = []
+            for file in sorted(dt.file_uris()):
+                rows = pq.read_table(file)
+                copies.append(_input_file(table_dir, f"{Path(file).stem}-widened.parquet",
+                                          rows.cast(pa.schema([merged.field(c) for c in rows.column_names]))))
+            dt.create_write_transaction(copies, mode="overwrite", schema=merged)
+        elif len(merged) > len(current):
+            added = [merged.field(i) for i in range(len(current), len(merged))]
+            dt.alter.add_columns(list(Schema.from_arrow(pa.schema(added)).fields))
+        dt = DeltaTable(uri)
+        dt.create_write_transaction([_input_file(table_dir, f"input-{n:05d}.parquet", part)], mode="append",
+                                    schema=dt.schema())
+
+
 class DeltaSourceSide(TableSourceSide):
     @property
     def table(self) -> str:
         return str(self.context.lake / "input-delta")
 
     def write_input(self, parts: list[pa.Table]) -> None:
-        from deltalake import write_deltalake
-
-        for part in parts:
-            write_deltalake(self.table, part, mode="append")
+        write_delta_input(Path(self.table), parts)
 
     def read_input(self) -> pa.Table:
         return read_delta(self.table)

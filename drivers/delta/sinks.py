@@ -1,98 +1,26 @@
-"""The Delta sinks: plain appends, and two-phase commits made idempotent by Delta's `txn` action."""
+"""The two-phase Delta sink: commits made idempotent by Delta's `txn` action (the plain one is in batch_sink)."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-from deltalake import DeltaTable, Schema, write_deltalake
+import pyarrow.parquet as pq
+from deltalake import DeltaTable, Schema
 from deltalake.exceptions import CommitFailedError
-from deltalake.transaction import AddAction, CommitProperties, Transaction
+from deltalake.transaction import CommitProperties, Transaction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
-from drivers.delta.table import (
-    arrow_schema,
-    concat,
-    file_stats,
-    file_tag,
-    load_table,
-    local_path,
-    relative_files,
-    table_exists,
-)
+from drivers.delta.evolution import add_actions, add_columns, evolution, to_table_types, widen
+from drivers.delta.table import arrow_schema, ensure_table, file_stats, file_tag, load_table, local_path, relative_files
 from drivers.parquet_files import fsync_dir, write_durably
 from drivers.sdk.connector import Settings, WorkerContext
 from drivers.sdk.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError
-from drivers.sdk.diskfaults import check_disk
 
 if TYPE_CHECKING:
     from drivers.sdk.diskfaults import DiskFaults
-
-
-class DeltaBatchSink:
-    """Plain appends: `prepare` commits the checkpoint's rows at once, so commit has nothing to do.
-
-    Disk faults (`disk`): `write_deltalake` does its file I/O in Rust, out of reach of a Python
-    check, so the one injection point is a `write` check on the table directory right before each
-    append. An injected fault therefore lands before delta-rs touches the disk, never in the middle
-    of its write, which is why the connector declares `disk_faults_per_file=False` and its
-    certification scenario 3 is "not covered": it could not fail there.
-    """
-
-    SINK = "delta-batch"
-
-    @classmethod
-    def create(cls, settings: Settings, ctx: WorkerContext) -> "DeltaBatchSink":
-        return cls(settings["table"], ctx.job_id, ctx.worker, ctx.crash, disk=ctx.disk)
-
-    def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
-                 max_commit_attempts: int = 5, *, disk: DiskFaults | None = None):
-        self.table_uri = str(table_uri)
-        self.table_dir = local_path(table_uri)
-        self.job_id = job_id
-        self.worker = worker
-        self.crash = crash
-        self.max_commit_attempts = max_commit_attempts
-        self.disk = disk
-        """Disk-fault injection (drivers/sdk/diskfaults.py); None (the default) means no checks."""
-        self._buffer: list[pa.Table] = []
-
-    def write(self, records: pa.Table) -> None:
-        if records.num_rows:
-            self._buffer.append(records)
-
-    def prepare(self, checkpoint_id: int) -> CommitHandle:
-        self.crash.hit("sink.prepare.before")
-        rows = 0
-        if self._buffer:
-            table = concat(self._buffer)
-            check_disk(self.disk, f"worker-{self.worker}", "write", self.table_dir)  # before delta-rs writes
-            # A failed commit (a creation race) made nothing visible, so retrying cannot duplicate.
-            for attempt in Retrying(retry=retry_if_exception_type(CommitFailedError),
-                                    stop=stop_after_attempt(self.max_commit_attempts),
-                                    wait=wait_random_exponential(multiplier=0.05, max=1), reraise=True):
-                with attempt:
-                    write_deltalake(self.table_uri, table, mode="append", schema_mode="merge")
-            rows = table.num_rows
-            self._buffer = []
-        self.crash.hit("sink.prepare.after")
-        return CommitHandle(sink=self.SINK, job_id=self.job_id, checkpoint_id=checkpoint_id,
-                            worker=self.worker, payload={"rows": rows})
-
-    def commit(self, handle: CommitHandle) -> None:
-        """Nothing to do: the rows became visible in `prepare`."""
-
-    def abort(self, handle: CommitHandle) -> None:
-        """Nothing can be undone: committed Delta versions stay (the guarantee is not two-phase)."""
-
-    def recover(self, committed: list[CommitHandle]) -> None:
-        """Drop unprepared rows; data files of a write that crashed before its commit are
-        unreferenced, so no reader sees them (a Delta vacuum removes them)."""
-        self._buffer = []
-
-    def close(self) -> None:
-        self._buffer = []
 
 
 # -- two-phase sink ----------------------------------------------------------------------------
@@ -105,6 +33,13 @@ class DeltaTwoPhaseSink:
     Disk faults (`disk`) strike the staging of data files in `prepare` (the write, the fsync, the
     rename and the directory fsync of `write_durably`), where a failing disk can leave a hidden or
     unreferenced file behind: the prepare fails, the sink is poisoned, and `recover` removes it.
+    They also strike the files a commit rewrites to widen a column (below).
+
+    Schema evolution at commit, before the data commit (`sink.commit.mid` falls between): columns
+    the table lacks are added, and a column the staged files have in a wider type widens the table
+    by a rewrite of its files in one commit of its own (`drivers.delta.evolution.widen`, files
+    `part-…-c{ckpt}-r{k}.parquet`). Staged files narrower than the table (another worker widened it
+    since `prepare`) are rewritten in place under the table's types, same name, same rows.
     """
 
     SINK = "delta-2pc"
@@ -138,10 +73,11 @@ class DeltaTwoPhaseSink:
         return f"part-{file_tag(self.job_id, self.worker)}-c{checkpoint_id}-{n}.parquet"
 
     def _staged_pattern(self) -> re.Pattern[str]:
-        """This worker's data files (group 2: the checkpoint id) and their in-progress temporaries
-        (group 1: the leading dot), as `write_durably` names them."""
+        """This worker's data files and the files its commits rewrote to widen a column (group 2: the
+        checkpoint id), and their in-progress temporaries (group 1: the leading dot), as
+        `write_durably` names them."""
         tag = re.escape(file_tag(self.job_id, self.worker))
-        return re.compile(rf"(\.)?part-{tag}-c(\d+)-\d+\.parquet(?(1)\.inprogress)")
+        return re.compile(rf"(\.)?part-{tag}-c(\d+)-r?\d+\.parquet(?(1)\.inprogress)")
 
     def transaction_version(self) -> int | None:
         """The last checkpoint of this app_id in the Delta log (a fresh snapshot), None if none."""
@@ -157,7 +93,8 @@ class DeltaTwoPhaseSink:
 
     def _file_tables(self, table_schema: pa.Schema | None) -> list[pa.Table]:
         """The buffered batches as data files: one per run of equal schemas, split at max_file_rows,
-        each cast to the table's types where they differ (only if lossless)."""
+        each cast to the table's types where they differ: up, or down only if lossless; a wider type
+        stays, and widens the table at commit."""
         groups: list[list[pa.Table]] = []
         for batch in self._buffer:
             if groups and groups[-1][0].schema.equals(batch.schema):
@@ -168,30 +105,10 @@ class DeltaTwoPhaseSink:
         for group in groups:
             table = pa.concat_tables(group)
             if table_schema is not None:
-                table = self._cast_to_table_types(table, table_schema)
+                table = to_table_types(table, table_schema, keep_wider=True)
             for offset in range(0, table.num_rows, self.max_file_rows):
                 files.append(table.slice(offset, self.max_file_rows))
         return files
-
-    @staticmethod
-    def _cast_to_table_types(table: pa.Table, table_schema: pa.Schema) -> pa.Table:
-        for i, field in enumerate(table.schema):
-            if field.name not in table_schema.names:
-                continue
-            target = table_schema.field(field.name).type
-            if field.type == target:
-                continue
-            column = table.column(i)
-            try:
-                cast = column.cast(target, safe=True)
-                lossless = cast.cast(field.type, safe=True).equals(column)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                lossless = False
-            if not lossless:
-                raise CommitError(f"column {field.name!r} is {field.type} but the table has {target}; "
-                                  "the cast is not lossless and Delta type widening is not supported")
-            table = table.set_column(i, field.with_type(target), cast)
-        return table
 
     def prepare(self, checkpoint_id: int) -> CommitHandle:
         """Write the buffered rows as durable data files in the table directory, unreferenced by
@@ -253,80 +170,77 @@ class DeltaTwoPhaseSink:
             with attempt:
                 self._commit_once(handle, state)
 
-    def _ensure_table(self, schema: pa.Schema) -> DeltaTable:
-        dt = load_table(self.table_uri)
-        if dt is not None:
-            return dt
-        try:
-            DeltaTable.create(self.table_uri, schema, mode="ignore")
-        except Exception:
-            if not table_exists(self.table_uri):
-                raise
-            # another worker created it at the same moment
-        dt = load_table(self.table_uri)
-        if dt is None:
-            raise CommitError(f"could not create the Delta table at {self.table_uri}")
-        return dt
-
     def _commit_once(self, handle: CommitHandle, state: dict[str, bool]) -> None:
         schema = pa.schema(Schema.from_json(handle.payload["schema"]).to_arrow())
-        dt = self._ensure_table(schema)
+        dt = ensure_table(self.table_uri, schema)
         committed = dt.transaction_version(self.app_id)
         if committed is not None and committed >= handle.checkpoint_id:
             return  # already in the log: the commit landed earlier (maybe its response was lost)
         if not state["announced"]:
             state["announced"] = True
             self.crash.hit("sink.commit.before")
-        adds = handle.payload["adds"]
-        for add in adds:
-            path = self.table_dir / add["path"]
-            if not path.is_file():
+        for add in handle.payload["adds"]:
+            if not (self.table_dir / add["path"]).is_file():
                 raise CommitError(f"checkpoint {handle.checkpoint_id} of {self.app_id} is not in the "
                                   f"Delta log and its staged file {add['path']} is gone: the prepared "
                                   "data is lost")
-            if path.stat().st_size != add["size"]:
-                raise CommitError(f"staged file {add['path']} has changed size since prepare")
-        if self._evolve_schema(dt, schema):
+        if self._evolve_schema(dt, schema, handle.checkpoint_id):
             self.crash.hit("sink.commit.mid")
             dt = DeltaTable(self.table_uri)
             committed = dt.transaction_version(self.app_id)
             if committed is not None and committed >= handle.checkpoint_id:
                 return
-        self._add_files(dt, handle, adds)
+        self._add_files(dt, handle, self._staged_adds(dt, handle))
         self.crash.hit("sink.commit.after")
+
+    def _staged_adds(self, dt: DeltaTable, handle: CommitHandle) -> list[dict[str, Any]]:
+        """The handle's `add` actions, each staged file checked unchanged since prepare. A file
+        narrower than the table (widened since prepare) is first rewritten in place under the
+        table's types: same rows, same name, an atomic replace; a file no reader can see yet."""
+        table_schema = arrow_schema(dt)
+        adds = []
+        for add in handle.payload["adds"]:
+            path = self.table_dir / add["path"]
+            written = pq.read_schema(path)
+            differs = any(f.name in table_schema.names and table_schema.field(f.name).type != f.type
+                          for f in written)
+            rows = json.loads(add["stats"])["numRecords"]
+            if path.stat().st_size != add["size"] and (differs or pq.read_metadata(path).num_rows != rows):
+                # only a rewrite in place by an earlier attempt changes a staged file's size
+                raise CommitError(f"staged file {add['path']} has changed since prepare")
+            if differs:
+                table = to_table_types(pq.read_table(path), table_schema)
+                write_durably(table, self.table_dir, add["path"], disk=self.disk, who=f"worker-{self.worker}")
+                add = {**add, "stats": file_stats(table)}
+            if path.stat().st_size != add["size"]:
+                stat = path.stat()
+                add = {**add, "size": stat.st_size, "modification_time": int(stat.st_mtime * 1000)}
+            adds.append(add)
+        return adds
 
     def _add_files(self, dt: DeltaTable, handle: CommitHandle, adds: list[dict[str, Any]]) -> None:
         """One Delta commit: the `add` actions of `adds` with txn(app_id, checkpoint id)."""
-        actions = [AddAction(path=add["path"], size=add["size"], partition_values={},
-                             modification_time=add["modification_time"], data_change=True,
-                             stats=add["stats"]) for add in adds]
         properties = CommitProperties(
             app_transactions=[Transaction(app_id=self.app_id, version=handle.checkpoint_id)],
             custom_metadata={"chaos.job_id": self.job_id, "chaos.worker": self.worker,
                              "chaos.checkpoint_id": handle.checkpoint_id},
         )
         # The table's own schema: passing a wider one would not change the table's metadata
-        # (delta-rs ignores it on append), which is why new columns are added just above.
-        dt.create_write_transaction(actions, mode="append", schema=dt.schema(),
+        # (delta-rs ignores it on append), which is why the schema is evolved just above.
+        dt.create_write_transaction(add_actions(adds), mode="append", schema=dt.schema(),
                                     commit_properties=properties)
 
-    def _evolve_schema(self, dt: DeltaTable, schema: pa.Schema) -> bool:
-        """Add the handle's new columns to the table (nullable); refuse an incompatible type."""
-        current = arrow_schema(dt)
-        new_fields = []
-        for field in schema:
-            if field.name not in current.names:
-                new_fields.append(field.with_nullable(True))
-            elif current.field(field.name).type != field.type:
-                raise CommitError(f"column {field.name!r} is {field.type} in the staged files but "
-                                  f"{current.field(field.name).type} in the table")
-        for field in current:
-            if not field.nullable and field.name not in schema.names:
-                raise CommitError(f"the staged files lack the non-nullable column {field.name!r}")
-        if not new_fields:
-            return False
-        dt.alter.add_columns(list(Schema.from_arrow(pa.schema(new_fields)).fields))
-        return True
+    def _evolve_schema(self, dt: DeltaTable, schema: pa.Schema, checkpoint_id: int) -> bool:
+        """Bring the table's schema up to the handle's in one commit: a rewrite when a column
+        widens (new columns included), else the new columns added. False when nothing changed."""
+        change = evolution(arrow_schema(dt), schema)
+        if change.widened:
+            tag = file_tag(self.job_id, self.worker)
+            widen(dt, self.table_dir, change.schema, lambda k: f"part-{tag}-c{checkpoint_id}-r{k}.parquet",
+                  disk=self.disk, who=f"worker-{self.worker}")
+        elif change.added:
+            add_columns(dt, change.added)
+        return bool(change.widened or change.added)
 
     def abort(self, handle: CommitHandle) -> None:
         """Delete the handle's staged files; a committed checkpoint cannot be aborted."""
@@ -363,7 +277,8 @@ class DeltaTwoPhaseSink:
                 in_progress = match.group(1) is not None
                 if not in_progress and last is not None and int(match.group(2)) <= last:
                     # Its checkpoint is in the log, so the file was committed and later removed
-                    # from the table (compaction): only a vacuum may delete it (time travel).
+                    # from the table (compaction, a rewrite that widened a column): only a vacuum
+                    # may delete it (time travel).
                     continue
                 path.unlink(missing_ok=True)
                 removed += 1

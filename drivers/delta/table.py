@@ -13,6 +13,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import CommitProperties
+
+from drivers.sdk.contracts import CommitError
 
 
 def local_path(table_uri: str | os.PathLike[str]) -> Path:
@@ -38,6 +41,25 @@ def load_table(uri: str, version: int | None = None) -> DeltaTable | None:
         return DeltaTable(uri, version=version)
     except TableNotFoundError:
         return None
+
+
+def ensure_table(uri: str, schema: pa.Schema) -> DeltaTable:
+    """The table, created empty with `schema` (version 0) if there is none yet. Of two workers
+    racing to create it, one creation stands: the other must not land as version 1, where delta-rs
+    would put it on a retry (a second metadata action, whose schema could undo the first's)."""
+    dt = load_table(uri)
+    if dt is not None:
+        return dt
+    try:
+        DeltaTable.create(uri, schema, mode="ignore", commit_properties=CommitProperties(max_commit_retries=0))
+    except Exception:
+        if not table_exists(uri):
+            raise
+        # another worker created it at the same moment
+    dt = load_table(uri)
+    if dt is None:
+        raise CommitError(f"could not create the Delta table at {uri}")
+    return dt
 
 
 def arrow_schema(dt: DeltaTable) -> pa.Schema:

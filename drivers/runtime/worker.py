@@ -90,8 +90,11 @@ class Worker:
         # No ack here: a sink that commits offsets in its own transaction (Kafka to Kafka) may have had
         # that transaction aborted, and acking the checkpoint's positions would skip its records.
         self.source.open(self.index, self.config.workers, message["positions"])
+        # Where the source resumed, next to where the checkpoint says: a source that cannot rewind (a live
+        # stream) resumes past it, and the harness needs the gap to know what the restored pipeline never saw.
         self.history.append(Event.WORKER_RESTORED, worker=self.index, checkpoint_id=message["checkpoint_id"],
-                            recommitted=len(handles), pid=os.getpid())
+                            recommitted=len(handles), pid=os.getpid(), positions=message["positions"],
+                            resumed=self.source.snapshot_positions())
         self.restored_checkpoint = message["checkpoint_id"]
 
     def run(self) -> int:

@@ -43,7 +43,8 @@ class Capabilities:
     disk_faults_per_file: bool = True
     """A file sink whose every file write an injected disk fault can strike (its writes pass the
     fault hook one by one), so a fault can land between two files of one commit. False when a
-    library writes the files out of the hook's reach (delta-rs writes in Rust)."""
+    library writes the files out of the hook's reach (a native writer, such as delta-rs's, left to write
+    the data files itself)."""
 
     def __post_init__(self) -> None:
         unknown = set(self.schema_changes) - SCHEMA_CHANGES

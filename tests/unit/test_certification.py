@@ -3,6 +3,7 @@ the plan, the evidence a scenario must leave, the computed maturity labels, and 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from chaos.certification.report import build_report, markdown, to_html
 from chaos.certification.scenarios import BY_SLUG, SCENARIOS, Status, applicability, certification_rows, slug
 from chaos.certification.suite import Outcome, SuiteRun, _Runner
 from chaos.experiment import load_experiment
+from drivers.connectors import SINKS
 from drivers.sdk.capabilities import Maturity
 
 ROWS = [r for r in certification_rows() if not r.plugin]
@@ -56,7 +58,8 @@ def test_applicability_follows_the_connectors():
     assert applicability(by["kafka-to-parquet"], BY_SLUG["source-reconnect"]).status == Status.APPLIES
     assert applicability(by["parquet-batch-to-parquet"], BY_SLUG["source-reconnect"]).status == Status.NOT_APPLICABLE
     assert applicability(by["kafka-to-parquet"], BY_SLUG["two-phase-commit"]).status == Status.NOT_APPLICABLE
-    assert applicability(by["delta-batch-to-delta-2pc"], BY_SLUG["schema-evolution"]).status == Status.NOT_COVERED
+    assert applicability(by["delta-batch-to-delta-2pc"], BY_SLUG["schema-evolution"]).status == Status.APPLIES
+    assert applicability(by["delta-batch-to-delta-batch"], BY_SLUG["sink-write-failure"]).status == Status.APPLIES
     assert applicability(by["memory-stream-to-memory"], BY_SLUG["sink-write-failure"]).status == Status.NOT_APPLICABLE
 
 
@@ -147,9 +150,21 @@ def _all_pass() -> dict[tuple[str, str], str]:
     return {(slug(r), s.slug): "pass" for r, s in APPLICABLE}
 
 
-def test_a_connector_is_certified_only_when_all_its_rows_pass_and_are_covered():
+def _without_widening(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """The sink `name` as if it took added and dropped columns only (as the Delta sinks once did)."""
+    kind = SINKS[name]
+    narrowed = replace(kind.capabilities, schema_changes=frozenset({"add", "drop"}))
+    monkeypatch.setitem(SINKS, name, replace(kind, capabilities=narrowed))
+
+
+def test_a_connector_is_certified_only_when_all_its_rows_pass_and_are_covered(monkeypatch):
     labels = {(l.connector.role, l.connector.name): l for l in compute_labels(ROWS, _all_pass())}
     assert labels[("sink", "parquet-2pc")].computed == Maturity.CERTIFIED
+    assert labels[("sink", "delta-2pc")].computed == Maturity.CERTIFIED
+    _without_widening(monkeypatch, "delta-2pc")
+    row = next(r for r in ROWS if slug(r) == "delta-batch-to-delta-2pc")
+    assert applicability(row, BY_SLUG["schema-evolution"]).status == Status.NOT_COVERED
+    labels = {(l.connector.role, l.connector.name): l for l in compute_labels(ROWS, _all_pass())}
     delta = labels[("sink", "delta-2pc")]
     assert delta.computed == Maturity.PREVIEW and "schema-evolution not covered" in delta.why
     assert labels[("sink", "vector")].computed == Maturity.EXPERIMENTAL

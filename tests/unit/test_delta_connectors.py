@@ -23,15 +23,15 @@ from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import AddAction, CommitProperties, Transaction
 
 from chaos.experiment.models import WorkloadSpec
-from drivers.sdk.records import SCHEMA, expected_table
-from drivers.sdk.contracts import CommitHandle
-from drivers.delta.sinks import DeltaBatchSink, DeltaTwoPhaseSink
+from drivers.delta.batch_sink import DeltaBatchSink
+from drivers.delta.sinks import DeltaTwoPhaseSink
 from drivers.delta.source import DeltaBatchSource
-from drivers.sdk.contracts import CommitError
+from drivers.sdk.contracts import CommitError, CommitHandle
 from drivers.sdk.diskfaults import DiskFaults
+from drivers.sdk.records import SCHEMA, expected_table
 from faults.disk import write_control as inject
-from tests.unit.test_disk_faults import FailAt
 from tests.unit.crashes import Crash, SimulatedCrash
+from tests.unit.test_disk_faults import FailAt
 
 ROWS = 100
 TABLE = expected_table(WorkloadSpec(records=ROWS, rate=50, keys=5, payload_size=16), seed=3)
@@ -182,7 +182,8 @@ def test_batch_sink_appends_at_prepare_and_merges_new_columns(tmp_path: Path) ->
     assert table.schema.names == SCHEMA.names + ["region"]
     regions = dict(zip(table.column("id").to_pylist(), table.column("region").to_pylist()))
     assert regions[0] is None and regions[99] == "eu"
-    assert sink.prepare(3).payload == {"rows": 0} and version(uri) == 1
+    v = version(uri)  # the creation, an append, the new column, an append
+    assert v == 3 and sink.prepare(3).payload == {"rows": 0} and version(uri) == v  # no empty version
 
 
 def test_batch_sink_replay_after_a_crash_duplicates(tmp_path: Path) -> None:
@@ -517,9 +518,10 @@ def all_files(uri: Path) -> set[str]:
     return {str(p.relative_to(uri)) for p in uri.rglob("*") if p.is_file()} if uri.exists() else set()
 
 
-def test_batch_sink_disk_fault_fails_the_append_before_delta_rs_writes(tmp_path: Path) -> None:
-    """The check runs right before write_deltalake: the append fails with nothing written, so
-    nothing becomes visible, and the replay after the heal appends every row once."""
+def test_batch_sink_disk_fault_fails_the_append_with_nothing_visible_or_left(tmp_path: Path) -> None:
+    """A fault switched on through the control file fails the sink's first data-file write: the
+    append fails, its temporary is deleted, no log entry is made, and the replay after the heal
+    appends every row once (each file and the log commit on their own: test_delta_evolution.py)."""
     uri, ctl = tmp_path / "out", tmp_path / "disk-faults.json"
     sink = DeltaBatchSink(str(uri), "job", 0, Crash(), disk=DiskFaults(ctl))
     sink.write(TABLE.slice(0, 40))

@@ -40,3 +40,23 @@ def test_an_on_time_record_in_the_late_output_fails():
 def test_a_late_record_left_in_the_main_output_fails():
     verdict = check_late_events(_truth(), _ids([1, 2, 3, 4, 5, 6]), _ids([]), allowed_ms=100)
     assert verdict.status == "fail" and verdict.counts["late_in_main_output"] == 1
+
+
+def _truth_with_a_gap() -> pa.Table:
+    # partition 0: 100, then 1000 that a restarted source skipped, then 200 (late behind 1000, not behind 100)
+    return pa.table({"partition": [0, 0, 0], "offset": [0, 1, 2], "id": [1, 2, 3], "event_time": [100, 1000, 200],
+                     "skipped": [False, True, False]})
+
+
+def test_a_record_the_source_skipped_is_not_judged_and_moves_no_watermark():
+    assert expected_late(_truth_with_a_gap().drop_columns(["skipped"]), allowed_ms=100).to_pylist() == [3]
+    assert expected_late(_truth_with_a_gap(), allowed_ms=100).to_pylist() == []
+    verdict = check_late_events(_truth_with_a_gap(), _ids([1, 3]), _ids([2]), allowed_ms=100)  # 2: from a dead run
+    assert verdict.status == "pass" and verdict.counts["skipped"] == 1 and verdict.counts["routed_late"] == 0
+
+
+def test_a_skip_elsewhere_excuses_no_misrouted_or_dropped_record():
+    truth = _truth().append_column("skipped", pa.array([False, False, False, False, False, True]))
+    assert check_late_events(truth, _ids([1, 2, 3, 4, 5]), _ids([]), allowed_ms=100).counts["late_in_main_output"] == 1
+    dropped = check_late_events(truth, _ids([1, 2, 4, 5]), _ids([]), allowed_ms=100)
+    assert dropped.status == "fail" and dropped.examples == [3]
