@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from chaos.checkers.duplicates import check_duplicates
 from chaos.checkers.late import check_late_events
@@ -22,6 +23,7 @@ from chaos.checkers.order import check_key_order
 from chaos.checkers.orphans import check_orphans
 from chaos.checkers.phantoms import check_phantoms
 from chaos.checkers.progress import timeline
+from chaos.checkers.reads import check_aborted_reads, check_monotonic_reads, check_premature_reads
 from chaos.checkers.schema import check_schema
 from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.traffic import check_fault_traffic
@@ -30,9 +32,11 @@ from chaos.checkers.visibility import check_atomic_visibility, check_prefix
 from chaos.experiment import Experiment
 from chaos.matrix import Guarantee
 from chaos.sides.base import sink_side_class, source_side_class
+from chaos.sides.visibility import WORKERS_PER_CHECKPOINT
 from drivers.connectors import SINKS
 from drivers.sdk import records
 from drivers.sdk.crashpoints import MARKER_DIR, marker
+from drivers.sdk.events import Event
 
 
 @dataclass
@@ -73,6 +77,18 @@ def _expected(experiment: Experiment) -> pa.Table:
 
 def _fault_windows(history: list[dict[str, Any]]) -> list[tuple[float, float]]:
     return [(w.start, w.end) for w in timeline(history).faults]
+
+
+def commit_decisions(evidence: RunEvidence) -> dict[int, float]:
+    """When each commit unit's commit was decided: its checkpoint's first `checkpoint.persisted` (a
+    worker's unit of checkpoint c is c * WORKERS_PER_CHECKPOINT + worker)."""
+    persisted: dict[int, float] = {}
+    for event in evidence.history:
+        if event.get("event") == Event.CHECKPOINT_PERSISTED:
+            persisted.setdefault(int(event["checkpoint_id"]), float(event["ts"]))
+    units = [] if evidence.units is None else pc.unique(evidence.units["checkpoint_id"]).to_pylist()
+    return {unit: persisted[unit // WORKERS_PER_CHECKPOINT] for unit in units
+            if unit // WORKERS_PER_CHECKPOINT in persisted}
 
 
 def _drained(experiment: Experiment, evidence: RunEvidence) -> Verdict:
@@ -117,6 +133,12 @@ CHECKS = (
           lambda x, d, ev, every: check_atomic_visibility(ev.observations or [], ev.units,
                                                           read_errors=ev.read_errors,
                                                           fault_windows=_fault_windows(ev.history))),
+    Check("non-monotonic-read", lambda x: sink_side_class(x.pipeline.sink).watched,
+          lambda x, d, ev, every: check_monotonic_reads(ev.observations or [])),
+    Check("aborted-read", lambda x: sink_side_class(x.pipeline.sink).watched,
+          lambda x, d, ev, every: check_aborted_reads(ev.observations or [], ev.output["id"])),
+    Check("premature-read", lambda x: sink_side_class(x.pipeline.sink).watched,
+          lambda x, d, ev, every: check_premature_reads(ev.observations or [], ev.units, commit_decisions(ev))),
     Check("schema-compatibility", lambda x: x.workload.schema_change_at is not None,
           lambda x, d, ev, every: check_schema(_expected(x), every)),
     Check("liveness", lambda x: True, lambda x, d, ev, every: check_liveness(ev.history, x.expect.recovery_bound)),

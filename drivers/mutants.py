@@ -129,6 +129,30 @@ class NonAtomicCommitSink(SeededBug, TwoPhaseParquetSink):
         super().commit(handle)  # finds the files moved, and writes the manifest
 
 
+class ExposePreparedSink(SeededBug, TwoPhaseParquetSink):
+    """Seeded bug: publishes a checkpoint's files at prepare, under their final names, instead of at
+    commit; a rollback on recovery deletes the ones no manifest records. When the coordinator dies
+    between prepare and persist, readers saw records that the rollback then took back, and the
+    replay rebuilds the same records later: the final output is right, every final-state checker
+    passes, and only what the reader saw during the run shows the bug."""
+
+    def prepare(self, checkpoint_id: int) -> CommitHandle:
+        handle = super().prepare(checkpoint_id)
+        for pending, final in handle.payload.get("files", []):
+            os.replace(self.output_dir / pending, self.output_dir / final)
+            self.bites("prepared files published before the commit")
+        return handle  # commit finds them in place, and writes the manifest
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        kept = {name for manifest in (self.output_dir / "_manifests" / self.job_id).glob(f"c*-w{self.worker}.json")
+                for name in json.loads(manifest.read_text())["files"]}
+        kept |= {final for handle in committed for _, final in handle.payload.get("files", [])}
+        for path in self.output_dir.glob(f"part-{self.job_id}-w{self.worker}-c*.parquet"):
+            if path.name not in kept:
+                path.unlink()  # the rollback of what was published too early
+        super().recover(committed)
+
+
 class NonAtomicDeltaSink(SeededBug, DeltaTwoPhaseSink):
     """Seeded bug: commits a checkpoint's files in two Delta commits, 0.5 s apart, each with part of
     the rows and the same app transaction, the way a sink that caps the files per commit would. Each

@@ -29,7 +29,8 @@ CHUNK_ROWS = 5_000_000
 Ids = pa.Array | pa.ChunkedArray | Iterable[int]
 
 
-def _ids(values: Ids) -> pa.Array:
+def unique_ids(values: Ids) -> pa.Array:
+    """Ids as one int64 array, each once, nulls dropped: whatever form an observation gives them in."""
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     if not isinstance(values, pa.Array):
@@ -42,7 +43,7 @@ def checkpoint_table(committed: pa.Table | Mapping[int, Ids]) -> pa.Table:
     if isinstance(committed, pa.Table):
         return committed.select(["checkpoint_id", "id"]).cast(
             pa.schema([("checkpoint_id", pa.int64()), ("id", pa.int64())]))
-    parts = [(cid, _ids(ids)) for cid, ids in committed.items()]
+    parts = [(cid, unique_ids(ids)) for cid, ids in committed.items()]
     return pa.table({
         "checkpoint_id": pa.concat_arrays([pa.repeat(pa.scalar(cid, pa.int64()), len(a)) for cid, a in parts] or
                                           [pa.array([], pa.int64())]),
@@ -98,7 +99,7 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
     totals = pairs.group_by("checkpoint_id", use_threads=False).aggregate([("id", "count")])
     totals = pa.table({"checkpoint_id": totals["checkpoint_id"], "total": totals["id_count"]})
 
-    observed = [(n, _ids(o.get("ids", []))) for n, o in enumerate(observations)]
+    observed = [(n, unique_ids(o.get("ids", []))) for n, o in enumerate(observations)]
     partial = pa.concat_tables(
         [_partial(chunk, pairs, totals) for chunk in _chunks(observed)]
         + [pa.table({"obs": pa.array([], pa.int64()), "checkpoint_id": pa.array([], pa.int64())})])

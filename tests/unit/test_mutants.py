@@ -89,6 +89,20 @@ def test_non_atomic_commit_renames_one_file_at_a_time(tmp_path, monkeypatch):
     assert len(active(tmp_path)) == 1
 
 
+def test_expose_prepared_shows_a_checkpoint_before_its_commit_and_takes_it_back_on_rollback(tmp_path):
+    out = tmp_path / "out"
+    sink = build("parquet-2pc", "expose-prepared", {"output_dir": str(out)}, tmp_path)
+    sink.write(TABLE.slice(0, 60))
+    sink.commit(sink.prepare(1))
+    sink.write(TABLE.slice(60))
+    sink.prepare(2)  # never committed: the coordinator died before persisting checkpoint 2
+    assert ids(read_parquet_output(out)) == list(range(ROWS)), "prepared rows visible before any commit"
+    restarted = build("parquet-2pc", "expose-prepared", {"output_dir": str(out)}, tmp_path)
+    restarted.recover([])  # restored at checkpoint 1, whose manifest is on disk
+    assert ids(read_parquet_output(out)) == list(range(60)), "the rollback took the exposed rows back"
+    assert [e["what"] for e in active(tmp_path)] == ["prepared files published before the commit"]
+
+
 def test_drop_late_writes_nothing(tmp_path):
     sink = build("parquet-2pc", "drop-late", {"output_dir": str(tmp_path / "late")}, tmp_path)
     sink.write(TABLE)
