@@ -34,7 +34,8 @@ def _why_quiet(run: RunTimeline, window: Window, crash: bool) -> str | None:
         later = pc.any(pc.greater_equal(run.commit_ts, window.start)).as_py()
         return None if later else "the pipeline committed nothing from then on"
     moved = run.committed.filter(inside)
-    if len(moved) and (before is None or pc.max(moved).as_py() > before):
+    furthest = pc.max(moved).as_py()  # None when every commit inside is of unknown progress
+    if len(moved) and (before is None or (furthest is not None and furthest > before)):
         return None
     final = run.final()
     if final is not None and (before is None or before < final):
