@@ -335,3 +335,47 @@ def test_a_mutant_that_ended_in_an_environment_error_did_not_survive(tmp_path):
     suite.mutants["drop-late"] = Outcome("drop-late", "error", None, [], "toxiproxy died", exit_code=3)
     report = build_report(suite)
     assert report["status"] == "error" and report["errors"] == []
+
+
+class ScriptedCases(_Runner):
+    """The suite's case logic over scripted runs of the ack-after-commit case: each run in `script`
+    is (status, failed invariants, whether its history shows the worker crash the scenario needs)."""
+
+    def __init__(self, tmp_path: Path, script: list[tuple[str, list[str], bool]]):
+        super().__init__(tmp_path, tmp_path / "state.json", lambda: tmp_path / "state.json")
+        self.script, self.ran = list(script), []
+
+    def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+        self.ran.append(name)
+        status, failed, crashed = self.script.pop(0)
+        run_dir = runs_dir / f"run-{len(self.ran)}"
+        run_dir.mkdir(parents=True)
+        (run_dir / "result.json").write_text('{"restarts": {"worker-0": 1}, "verdicts": []}')
+        crash = '{"event": "crash", "point": "source.ack.before", "process": "worker-0"}\n'
+        (run_dir / "history.jsonl").write_text(crash if crashed else "")
+        return Outcome(name, status, None if status == "inconclusive" else run_dir, list(failed),
+                       "a fault met no traffic" if status == "inconclusive" else "")
+
+
+ACK_CASE = next(c for c in plan([BY_ROW["kafka-to-parquet"]], True) if c.scenario.slug == "ack-after-commit")
+
+
+@pytest.mark.parametrize("script, status, runs, failed", [
+    ([("pass", [], True)], "pass", 1, []),
+    # A run that kept every invariant but missed its evidence, or proved nothing, gets one more run.
+    ([("pass", [], False), ("pass", [], True)], "pass", 2, []),
+    ([("inconclusive", [], False), ("pass", [], True)], "pass", 2, []),
+    ([("pass", [], False), ("pass", [], False)], "fail", 2,
+     ["no worker crashed between the sink's commit and the source's ack"]),
+    ([("inconclusive", [], False), ("inconclusive", [], False)], "inconclusive", 2, []),
+    # A real violation is never run again, with or without its evidence.
+    ([("fail", ["no-loss"], False)], "fail", 1,
+     ["no-loss", "no worker crashed between the sink's commit and the source's ack"]),
+    ([("fail", ["no-loss"], True)], "fail", 1, ["no-loss"]),
+])
+def test_an_undecided_case_runs_once_more_and_a_violation_never_does(tmp_path, script, status, runs, failed):
+    runner = ScriptedCases(tmp_path, script)
+    outcome = runner.case(ACK_CASE, quick=True)
+    assert (outcome.status, len(runner.ran), outcome.failed) == (status, runs, failed)
+    if runs == 2:
+        assert runner.ran[1] == f"{ACK_CASE.id} again" and "run again after:" in outcome.message
