@@ -45,8 +45,9 @@ WEDGED_EXIT = 75
 T = TypeVar("T")
 
 
-def within(seconds: float, what: str, call: Callable[[], T]) -> T:
-    """`call()`, or the end of this process if it has not returned after `seconds`."""
+def within(seconds: float, what: str, call: Callable[[], T], on_wedged: Callable[[str], None] | None = None) -> T:
+    """`call()`, or the end of this process if it has not returned after `seconds` (`on_wedged` is
+    told why first, while the process can still say so)."""
     box: dict[str, object] = {}
 
     def run() -> None:
@@ -59,8 +60,10 @@ def within(seconds: float, what: str, call: Callable[[], T]) -> T:
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
-        print(f"{what} still blocked after {seconds:.0f}s (librdkafka #5456): failing over", file=sys.stderr,
-              flush=True)
+        why = f"{what} still blocked after {seconds:.0f}s (librdkafka #5456): failing over"
+        if on_wedged is not None:
+            on_wedged(why)
+        print(why, file=sys.stderr, flush=True)
         os._exit(WEDGED_EXIT)
     if "error" in box:
         raise box["error"]  # type: ignore[misc]
@@ -113,6 +116,12 @@ class KafkaTransactionalSink:
             if self.history is not None:
                 self.history.append(Event.SINK_WRITE_FAILED, topic=self.topic, error=error.str())
 
+    def _wedged(self, why: str) -> None:
+        """The transaction cannot complete while the broker is out of reach: that is this sink's write
+        failing, even when the wedged call kept librdkafka's error callbacks from being served."""
+        if self.history is not None:
+            self.history.append(Event.SINK_WRITE_FAILED, topic=self.topic, error=why)
+
     def attach_offsets(self, positions: Positions) -> None:
         """The source positions that the next prepare adds to the transaction."""
         self.offsets = positions
@@ -136,7 +145,8 @@ class KafkaTransactionalSink:
             offsets = [TopicPartition(self.source_topic, int(p), int(o)) for p, o in self.offsets.items()]
             metadata = self.consumer.consumer_group_metadata()
             within(OFFSETS_TIMEOUT + 5, "send_offsets_to_transaction",
-                   lambda: self.producer.send_offsets_to_transaction(offsets, metadata, OFFSETS_TIMEOUT))
+                   lambda: self.producer.send_offsets_to_transaction(offsets, metadata, OFFSETS_TIMEOUT),
+                   on_wedged=self._wedged)
         remaining = self.producer.flush(TIMEOUT)
         if remaining:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT, f"{remaining} records not flushed"))

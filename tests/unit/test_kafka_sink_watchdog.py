@@ -30,3 +30,12 @@ def test_a_call_still_blocked_after_the_bound_ends_the_process():
     assert proc.returncode == WEDGED_EXIT
     assert "stuck still blocked" in proc.stderr
     assert time.monotonic() - started < 10
+
+
+def test_a_wedged_call_is_reported_before_the_process_ends(tmp_path):
+    said = tmp_path / "said.txt"
+    code = ("import time, pathlib; from drivers.kafka_sink import within; "
+            f"within(0.3, 'stuck', lambda: time.sleep(30), on_wedged=pathlib.Path({str(said)!r}).write_text)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=20)
+    assert proc.returncode == WEDGED_EXIT
+    assert said.read_text() == "stuck still blocked after 0s (librdkafka #5456): failing over"
