@@ -19,7 +19,7 @@ class HudiBatchSource:
     """A bounded, replayable source over one snapshot of a Hudi table, read through hudi-rs.
 
     `open` pins the latest completed instant (or the one in `start`) and lists that snapshot's
-    file slices through hudi-rs, sorted by file id; this worker takes the slices whose index is
+    file slices through hudi-rs, in commit order; this worker takes the slices whose index is
     `worker` modulo `workers`. A position is the number of rows already handed out of each owned
     slice. A copy-on-write file slice at a fixed instant is immutable, so re-reading from a
     position yields the same rows: `ack` has nothing to commit upstream.
@@ -61,7 +61,10 @@ class HudiBatchSource:
         if self.instant not in completed:
             raise ValueError(f"instant {self.instant} is not a completed commit of {self.table_path}")
         options = hudi.HudiReadOptions().with_as_of_timestamp(self.instant)
-        slices = sorted(table.get_file_slices(options), key=lambda s: (s.partition_path, s.file_id))
+        # In commit order, as the table was written: a worker's share then spans the whole stream (and
+        # any schema change in it), whatever random ids the writer gave the file groups.
+        slices = sorted(table.get_file_slices(options),
+                        key=lambda s: (s.creation_instant_time, s.partition_path, s.file_id))
         self._slices = [s for i, s in enumerate(slices) if i % workers == worker]
         self._reader = table.create_file_group_reader_with_options(options)
         offsets = start.get("splits", {})
