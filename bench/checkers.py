@@ -1,27 +1,34 @@
-"""Checker throughput: the real pyarrow checkers (loss, duplicates, phantoms) against the same checks
-written with plain Python sets, dicts and a Counter, on 1M and 10M synthetic records.
+"""Checker throughput: the real checkers (loss, duplicates, phantoms) against the same checks written
+with plain Python sets, dicts and a Counter, on 1M and 10M synthetic records.
+
+The checkers count dense ids by position (numpy arrays indexed by id); their general, hash-based
+path (pyarrow `unique`, `is_in`, `group_by`, a join), which they fall back to for other ids, is
+timed too, on the same data. Each phase also reports its peak resident memory (`ru_maxrss`, its
+high-water mark reset before the phase where Linux allows it).
 
 Why: every run reads its whole output back and checks it, so checking must stay cheap as workloads
-grow; this shows how much the vectorised checkers buy over the obvious implementation, and where
-their time goes.
+grow; this shows how much each path buys over the obvious implementation, where the time goes, and
+what memory it takes.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from bench.common import median, show, timed, write_results
-from chaos.checkers.duplicates import check_duplicates
-from chaos.checkers.loss import check_loss
-from chaos.checkers.phantoms import check_phantoms
+from chaos.checkers.duplicates import check_duplicates, duplicates_by_hash
+from chaos.checkers.loss import check_loss, lost_by_hash
+from chaos.checkers.phantoms import check_phantoms, phantoms_by_join
 from drivers.sdk.records import SCHEMA
 
 POOL = 4096  # distinct payloads (and their CRC32s), reused so generating 10M records stays vectorised
@@ -67,13 +74,23 @@ def synthetic(n: int, seed: int = 7) -> tuple[pa.Table, pa.Table]:
 
 
 def arrow_checks(truth: pa.Table, output: pa.Table) -> tuple[Counts, dict[str, float]]:
-    """The project's checkers, as the runner calls them (truth doubles as the expected table)."""
+    """The project's checkers, as the runner calls them (truth doubles as the expected table): dense
+    ids, so they count by position."""
     loss, t_loss = timed(lambda: check_loss(truth, output, required=True))
     dups, t_dups = timed(lambda: check_duplicates(output, forbidden=True))
     phantoms, t_phantoms = timed(lambda: check_phantoms(truth, output))
     counts = Counts(loss.counts["lost"], dups.counts["duplicated_ids"], dups.counts["extra_copies"],
                     phantoms.counts["phantoms"], phantoms.counts["corrupted"])
     return counts, {"loss": t_loss, "duplicates": t_dups, "phantoms": t_phantoms}
+
+
+def general_checks(truth: pa.Table, output: pa.Table) -> tuple[Counts, dict[str, float]]:
+    """The checkers' general path, the one every id took before the fast path (pyarrow hashing)."""
+    (_, lost, _), t_loss = timed(lambda: lost_by_hash(truth, output))
+    (dup_ids, extra, _), t_dups = timed(lambda: duplicates_by_hash(output))
+    (phantom, corrupted, _), t_phantoms = timed(lambda: phantoms_by_join(truth, output))
+    return Counts(lost, dup_ids, extra, phantom, corrupted), {"loss": t_loss, "duplicates": t_dups,
+                                                             "phantoms": t_phantoms}
 
 
 def python_checks(truth_ids: list[int], truth_sums: list[int], out_ids: list[int], out_payloads: list[str],
@@ -105,34 +122,64 @@ def python_checks(truth_ids: list[int], truth_sums: list[int], out_ids: list[int
                                                              "phantoms": t_phantoms}
 
 
-def bench_size(n: int, reps: int) -> dict[str, Any]:
-    (truth, output), t_gen = timed(lambda: synthetic(n))
-    arrow_runs = []
+def reset_peak_rss() -> bool:
+    """Start a new high-water mark of resident memory (Linux: /proc/self/clear_refs), so that
+    `ru_maxrss` reads the peak of what follows rather than of the whole process; False elsewhere.
+    Arrow's allocator first returns the memory it keeps cached, or a phase could reuse it unseen."""
+    pa.default_memory_pool().release_unused()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mib() -> int:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # KiB on Linux
+
+
+def repeat(label: str, reps: int, check: Callable[..., tuple[Counts, dict[str, float]]], *args: Any
+           ) -> list[dict[str, float]]:
+    runs = []
     for _ in range(reps):
-        counts, times = arrow_checks(truth, output)
-        assert counts == EXPECTED, f"pyarrow checkers found {counts}, expected {EXPECTED}"
-        arrow_runs.append(times)
+        counts, times = check(*args)
+        assert counts == EXPECTED, f"{label} found {counts}, expected {EXPECTED}"
+        runs.append(times)
+    return runs
+
+
+def bench_size(n: int, reps: int) -> dict[str, Any]:
+    reset = reset_peak_rss()
+    (truth, output), t_gen = timed(lambda: synthetic(n))
+    rss = {"generate_peak": peak_rss_mib()}
+    reset_peak_rss()
+    rss["data"] = peak_rss_mib()  # just after a reset, the peak is what is resident now: both tables
+    arrow_runs = repeat("the checkers", reps, arrow_checks, truth, output)
+    rss["checkers_peak"] = peak_rss_mib()
+    reset_peak_rss()
+    general_runs = repeat("the general path", reps, general_checks, truth, output)
+    rss["general_peak"] = peak_rss_mib()
+    reset_peak_rss()
     columns, t_lists = timed(lambda: ([truth["id"].to_pylist(), truth["checksum"].to_pylist()],
                                       [output[c].to_pylist() for c in ("id", "payload", "checksum")]))
-    (truth_cols, out_cols) = columns
-    python_runs = []
-    for _ in range(reps):
-        counts, times = python_checks(*truth_cols, *out_cols)
-        assert counts == EXPECTED, f"plain Python found {counts}, expected {EXPECTED}"
-        python_runs.append(times)
-    del truth_cols, out_cols, columns
+    python_runs = repeat("plain Python", reps, python_checks, *columns[0], *columns[1])
+    rss["python_peak"] = peak_rss_mib()  # with its lists
+    del columns
 
     def summary(runs: list[dict[str, float]]) -> dict[str, float]:
         per = {k: round(median([r[k] for r in runs]), 4) for k in runs[0]}
         return {**per, "total": round(median([sum(r.values()) for r in runs]), 4)}
 
-    arrow, python = summary(arrow_runs), summary(python_runs)
+    arrow, general, python = summary(arrow_runs), summary(general_runs), summary(python_runs)
     return {"records": n, "output_rows": output.num_rows, "reps": reps, "generate_seconds": round(t_gen, 2),
-            "to_pylist_seconds": round(t_lists, 3), "pyarrow_seconds": arrow, "python_seconds": python,
-            "pyarrow_records_per_s": round(n / arrow["total"]), "python_records_per_s": round(n / python["total"]),
+            "to_pylist_seconds": round(t_lists, 3), "pyarrow_seconds": arrow, "general_seconds": general,
+            "python_seconds": python, "pyarrow_records_per_s": round(n / arrow["total"]),
+            "general_records_per_s": round(n / general["total"]), "python_records_per_s": round(n / python["total"]),
             "speedup": round(python["total"] / arrow["total"], 2),
             "speedup_with_to_pylist": round((python["total"] + t_lists) / arrow["total"], 2),
-            "found": asdict(EXPECTED)}
+            "speedup_over_general": round(general["total"] / arrow["total"], 2),
+            "general_speedup": round(python["total"] / general["total"], 2),
+            "rss_mib": rss, "rss_peak_reset": reset, "found": asdict(EXPECTED)}
 
 
 def main() -> None:
@@ -145,15 +192,22 @@ def main() -> None:
         results.append(bench_size(n, args.reps))
     rows: list[tuple[object, ...]] = []
     for r in results:
-        a, p, n = r["pyarrow_seconds"], r["python_seconds"], r["records"]
-        rows.append((n, "pyarrow", a["loss"], a["duplicates"], a["phantoms"], a["total"], r["pyarrow_records_per_s"]))
+        a, g, p, n, rss = r["pyarrow_seconds"], r["general_seconds"], r["python_seconds"], r["records"], r["rss_mib"]
+        rows.append((n, "by position (checkers)", a["loss"], a["duplicates"], a["phantoms"], a["total"],
+                     r["pyarrow_records_per_s"], rss["checkers_peak"]))
+        rows.append((n, "hashing (general path)", g["loss"], g["duplicates"], g["phantoms"], g["total"],
+                     r["general_records_per_s"], rss["general_peak"]))
         rows.append((n, "plain Python", p["loss"], p["duplicates"], p["phantoms"], p["total"],
-                     r["python_records_per_s"]))
-        rows.append((n, "to_pylist", "", "", "", r["to_pylist_seconds"], ""))
-        rows.append((n, "speed-up", "", "", "", f"x{r['speedup']}", f"x{r['speedup_with_to_pylist']} with to_pylist"))
-    show("Checker throughput (seconds, median of reps)",
-         ["records", "checkers", "loss", "dups", "phantoms", "total", "records/s"], rows,
-         note=f"both found {asdict(EXPECTED)}; to_pylist is plain Python's input conversion, not in its total", left=2)
+                     r["python_records_per_s"], rss["python_peak"]))
+        rows.append((n, "to_pylist", "", "", "", r["to_pylist_seconds"], "", ""))
+        rows.append((n, "resident, tables built", "", "", "", "", "", rss["data"]))
+        rows.append((n, "Python / position", "", "", "", f"x{r['speedup']}",
+                     f"x{r['speedup_with_to_pylist']} w/ to_pylist", ""))
+        rows.append((n, "hashing / position", "", "", "", f"x{r['speedup_over_general']}", "", ""))
+    show("Checker throughput (seconds, median of reps; peak RSS in MiB)",
+         ["records", "checkers", "loss", "dups", "phantoms", "total", "records/s", "peak RSS"], rows,
+         note=f"all found {asdict(EXPECTED)}; to_pylist is plain Python's input conversion, not in its total; "
+              "a / b is a's total over b's", left=2)
     write_results("checkers", {"results": results})
 
 

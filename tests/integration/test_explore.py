@@ -32,7 +32,7 @@ def test_explore_finds_a_failing_draw_and_shrink_reduces_it_to_a_minimal_reprodu
     assert (directory / "explore.html").read_text().count("<tr>") == len(report["runs"]) + 1
     assert f"chaos shrink {failing['run_dir']}" in " ".join(explored.stdout.split())
 
-    shrunk = chaos_cli("shrink", failing["run_dir"], "--confirm", "1/1", "--budget", "200s",
+    shrunk = chaos_cli("shrink", failing["run_dir"], "--confirm", "1/1", "--budget", "300s",
                        "--env", state, "--runs-dir", str(tmp_path / "shrink"))
     assert shrunk.returncode == 0, shrunk.stdout + shrunk.stderr
     (directory,) = (tmp_path / "shrink").glob("shrink-*")
