@@ -39,19 +39,25 @@ def test_explore_finds_a_failing_draw_and_shrink_reduces_it_to_a_minimal_reprodu
     steps = json.loads((directory / "shrink.json").read_text())
     assert steps["signature"] == failing["failed"]
     assert steps["minimal"]["faults"] <= 2 < steps["original"]["faults"]
-    assert steps["minimal"]["records"] < steps["original"]["records"] or \
-        steps["minimal"]["rate"] < steps["original"]["rate"], steps["minimal"]
+    smaller = [k for k in ("records", "rate", "workers", "partitions") if steps["minimal"][k] < steps["original"][k]]
+    assert smaller, steps["minimal"]  # a smaller workload or topology
     assert any(s["accepted"] for s in steps["steps"]) and any(not s["accepted"] for s in steps["steps"])
     minimal = directory / "minimal.yaml"
     assert f"python -m chaos run {minimal}" in " ".join(shrunk.stdout.split())
     document = yaml.safe_load(minimal.read_text())
     assert "nemesis" not in document and document["pipeline"]["mutant"] == "auto-commit"
 
-    again = chaos_cli("run", str(minimal), "--env", state, "--runs-dir", str(tmp_path / "again"))
-    assert again.returncode == 1, again.stdout + again.stderr
-    (run_dir,) = (tmp_path / "again").glob("*")
-    result = json.loads((run_dir / "result.json").read_text())
-    assert sorted(v["invariant"] for v in result["verdicts"] if v["status"] == "fail") == failing["failed"]
+    # The shrink took each step on one run's word (--confirm 1/1, for time): the bug needs a kill before
+    # the next checkpoint, so the minimal experiment is judged as the shrink would at 1 of 3.
+    signatures = []
+    for attempt in range(3):
+        again = chaos_cli("run", str(minimal), "--env", state, "--runs-dir", str(tmp_path / f"again-{attempt}"))
+        (run_dir,) = (tmp_path / f"again-{attempt}").glob("*")
+        result = json.loads((run_dir / "result.json").read_text())
+        signatures.append(sorted(v["invariant"] for v in result["verdicts"] if v["status"] == "fail"))
+        if again.returncode == 1:
+            break
+    assert failing["failed"] in signatures, signatures
 
     del document["pipeline"]["mutant"]
     clean = tmp_path / "minimal-without-the-bug.yaml"
