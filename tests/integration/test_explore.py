@@ -21,7 +21,7 @@ EXPERIMENT = REPO / "experiments" / "explore" / "auto-commit-nemesis.yaml"
 def test_explore_finds_a_failing_draw_and_shrink_reduces_it_to_a_minimal_reproducer(environment: Environment,
                                                                                     tmp_path: Path) -> None:
     state = str(Path(environment.state.workdir) / "state.json")
-    explored = chaos_cli("explore", str(EXPERIMENT), "--seeds", "3..6", "--until-fail", "--budget", "2m",
+    explored = chaos_cli("explore", str(EXPERIMENT), "--seeds", "3..20", "--until-fail", "--budget", "3m",
                          "--env", state, "--runs-dir", str(tmp_path / "explore"))
     assert explored.returncode == 1, explored.stdout + explored.stderr
     (directory,) = (tmp_path / "explore").glob("explore-*")
