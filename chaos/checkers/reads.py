@@ -27,19 +27,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chaos.checkers.verdict import Verdict, examples
-from chaos.checkers.visibility import Ids, unique_ids
+from chaos.checkers.visibility import Ids, seen_table, unique_ids
 
 _NOTHING_SEEN = "no observation during the run saw any committed data, so no read could be judged"
 
 
 def _seen(observations: list[dict[str, Any]]) -> pa.Table:
     """(obs, id) for every id of every observation, an id once per observation."""
-    parts = [(n, unique_ids(o.get("ids", []))) for n, o in enumerate(observations)]
-    parts = [(n, ids) for n, ids in parts if len(ids)]
+    parts = [(n, ids) for n, o in enumerate(observations) if len(ids := unique_ids(o.get("ids", [])))]
     if not parts:
         return pa.table({"obs": pa.array([], pa.int64()), "id": pa.array([], pa.int64())})
-    return pa.table({"obs": pa.concat_arrays([pa.repeat(pa.scalar(n, pa.int64()), len(ids)) for n, ids in parts]),
-                     "id": pa.concat_arrays([ids for _, ids in parts])})
+    return seen_table(parts)
 
 
 def check_monotonic_reads(observations: list[dict[str, Any]]) -> Verdict:

@@ -51,7 +51,8 @@ def checkpoint_table(committed: pa.Table | Mapping[int, Ids]) -> pa.Table:
     })
 
 
-def _seen(chunk: Sequence[tuple[int, pa.Array]]) -> pa.Table:
+def seen_table(chunk: Sequence[tuple[int, pa.Array]]) -> pa.Table:
+    """(obs, id) rows of numbered observations."""
     return pa.table({
         "obs": pa.concat_arrays([pa.repeat(pa.scalar(n, pa.int64()), len(a)) for n, a in chunk]),
         "id": pa.concat_arrays([a for _, a in chunk]),
@@ -73,7 +74,7 @@ def _chunks(observed: list[tuple[int, pa.Array]]) -> Iterator[list[tuple[int, pa
 
 def _partial(chunk: list[tuple[int, pa.Array]], pairs: pa.Table, totals: pa.Table) -> pa.Table:
     """(obs, checkpoint_id) of each observation in the chunk that saw some but not all of a checkpoint."""
-    seen = _seen(chunk).join(pairs, "id", join_type="inner")
+    seen = seen_table(chunk).join(pairs, "id", join_type="inner")
     per = seen.group_by(["obs", "checkpoint_id"], use_threads=False).aggregate([("id", "count")])
     per = per.join(totals, "checkpoint_id", join_type="inner")
     return per.filter(pc.less(per["id_count"], per["total"])).select(["obs", "checkpoint_id"])
@@ -119,7 +120,7 @@ def check_atomic_visibility(observations: list[dict[str, Any]],
     first = partial.group_by("checkpoint_id", use_threads=False).aggregate([("obs", "min")])
     first = pa.table({"checkpoint_id": first["checkpoint_id"], "obs": first["obs_min"]})
     wanted = first.join(pairs, "checkpoint_id", join_type="inner")
-    shown = pa.concat_tables([_seen([observed[n]]) for n in pc.unique(first["obs"]).to_pylist()])
+    shown = pa.concat_tables([seen_table([observed[n]]) for n in pc.unique(first["obs"]).to_pylist()])
     missing = wanted.join(shown, ["obs", "id"], join_type="left anti")
     first_missing = missing.group_by("checkpoint_id", use_threads=False).aggregate([("id", "min")])["id_min"]
     return Verdict("atomic-visibility", "fail",

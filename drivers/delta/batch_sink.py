@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from drivers.delta.base import DeltaSink
 from drivers.delta.evolution import (
     add_actions,
     add_columns,
@@ -21,16 +21,12 @@ from drivers.delta.evolution import (
     to_table_types,
     widen,
 )
-from drivers.delta.table import arrow_schema, concat, ensure_table, file_tag, local_path
+from drivers.delta.table import arrow_schema, concat, ensure_table, file_tag
 from drivers.parquet_files import fsync_dir
-from drivers.sdk.connector import Settings, WorkerContext
-from drivers.sdk.contracts import CommitHandle, CrashHook
-
-if TYPE_CHECKING:
-    from drivers.sdk.diskfaults import DiskFaults
+from drivers.sdk.contracts import CommitHandle
 
 
-class DeltaBatchSink:
+class DeltaBatchSink(DeltaSink):
     """Plain appends: `prepare` commits the checkpoint's rows at once, so commit has nothing to do.
 
     The sink stages the data files itself, one by one through `write_durably` (a disk-fault check
@@ -47,28 +43,6 @@ class DeltaBatchSink:
     """
 
     SINK = "delta-batch"
-
-    @classmethod
-    def create(cls, settings: Settings, ctx: WorkerContext) -> "DeltaBatchSink":
-        return cls(settings["table"], ctx.job_id, ctx.worker, ctx.crash, disk=ctx.disk)
-
-    def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
-                 max_file_rows: int = 1_000_000, max_commit_attempts: int = 8, *,
-                 disk: DiskFaults | None = None):
-        self.table_uri = str(table_uri)
-        self.table_dir = local_path(table_uri)
-        self.job_id = job_id
-        self.worker = worker
-        self.crash = crash
-        self.max_file_rows = max_file_rows
-        self.max_commit_attempts = max_commit_attempts
-        self.disk = disk
-        """Disk-fault injection (drivers/sdk/diskfaults.py); None (the default) means no checks."""
-        self._buffer: list[pa.Table] = []
-
-    @property
-    def who(self) -> str:
-        return f"worker-{self.worker}"
 
     def write(self, records: pa.Table) -> None:
         if records.num_rows:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,18 +13,15 @@ from deltalake.exceptions import CommitFailedError
 from deltalake.transaction import CommitProperties, Transaction
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from drivers.delta.base import DeltaSink
 from drivers.delta.evolution import add_actions, add_columns, evolution, to_table_types, widen
-from drivers.delta.table import arrow_schema, ensure_table, file_stats, file_tag, load_table, local_path, relative_files
+from drivers.delta.table import arrow_schema, ensure_table, file_stats, file_tag, load_table, relative_files
 from drivers.parquet_files import fsync_dir, write_durably
-from drivers.sdk.connector import Settings, WorkerContext
-from drivers.sdk.contracts import CommitError, CommitHandle, CrashHook, PoisonOnError
-
-if TYPE_CHECKING:
-    from drivers.sdk.diskfaults import DiskFaults
+from drivers.sdk.contracts import CommitError, CommitHandle, PoisonOnError
 
 
 # -- two-phase sink ----------------------------------------------------------------------------
-class DeltaTwoPhaseSink:
+class DeltaTwoPhaseSink(DeltaSink):
     """Two-phase Delta writes, idempotent per (app_id, checkpoint id) through Delta's `txn` action.
 
     `max_file_rows` splits a checkpoint into several data files (a schema change mid-checkpoint
@@ -44,24 +41,9 @@ class DeltaTwoPhaseSink:
 
     SINK = "delta-2pc"
 
-    @classmethod
-    def create(cls, settings: Settings, ctx: WorkerContext) -> "DeltaTwoPhaseSink":
-        return cls(settings["table"], ctx.job_id, ctx.worker, ctx.crash, disk=ctx.disk)
-
-    def __init__(self, table_uri: str, job_id: str, worker: int, crash: CrashHook,
-                 max_file_rows: int = 1_000_000, max_commit_attempts: int = 8, *,
-                 disk: DiskFaults | None = None):
-        self.table_uri = str(table_uri)
-        self.table_dir = local_path(table_uri)
-        self.job_id = job_id
-        self.worker = worker
-        self.crash = crash
-        self.max_file_rows = max_file_rows
-        self.max_commit_attempts = max_commit_attempts
-        self.disk = disk
-        """Disk-fault injection (drivers/sdk/diskfaults.py); None (the default) means no checks."""
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.orphans_removed = 0
-        self._buffer: list[pa.Table] = []
         self._poison = PoisonOnError()
 
     # -- names ---------------------------------------------------------------------------------
@@ -132,7 +114,7 @@ class DeltaTwoPhaseSink:
             for n, table in enumerate(tables):
                 name = self.file_name(checkpoint_id, n)
                 # fsync file, rename, fsync dir; disk: fault injection before each step
-                path = write_durably(table, self.table_dir, name, disk=self.disk, who=f"worker-{self.worker}")
+                path = write_durably(table, self.table_dir, name, disk=self.disk, who=self.who)
                 stat = path.stat()
                 adds.append({"path": name, "size": stat.st_size,
                              "modification_time": int(stat.st_mtime * 1000), "stats": file_stats(table)})
@@ -210,7 +192,7 @@ class DeltaTwoPhaseSink:
                 raise CommitError(f"staged file {add['path']} has changed since prepare")
             if differs:
                 table = to_table_types(pq.read_table(path), table_schema)
-                write_durably(table, self.table_dir, add["path"], disk=self.disk, who=f"worker-{self.worker}")
+                write_durably(table, self.table_dir, add["path"], disk=self.disk, who=self.who)
                 add = {**add, "stats": file_stats(table)}
             if path.stat().st_size != add["size"]:
                 stat = path.stat()
@@ -237,7 +219,7 @@ class DeltaTwoPhaseSink:
         if change.widened:
             tag = file_tag(self.job_id, self.worker)
             widen(dt, self.table_dir, change.schema, lambda k: f"part-{tag}-c{checkpoint_id}-r{k}.parquet",
-                  disk=self.disk, who=f"worker-{self.worker}")
+                  disk=self.disk, who=self.who)
         elif change.added:
             add_columns(dt, change.added)
         return bool(change.widened or change.added)
