@@ -30,9 +30,10 @@ header dt { font-size: 11px; text-transform: uppercase; letter-spacing: .04em; c
 header dd { margin: 0; font-weight: 600; }
 .badge { font-weight: 700; font-size: 18px; padding: 6px 16px; border-radius: 6px; color: #fff; }
 .badge.pass { background: #2f9e44; } .badge.violation { background: #d6336c; }
-.badge.inconclusive { background: #ae3ec9; }
+.badge.inconclusive { background: #ae3ec9; } .badge.interrupted { background: #e67700; }
 header .why { grid-column: 1 / 3; margin: 0; padding: 8px 12px; border-radius: 6px; background: #fff0f5; }
-header .why.inconclusive { background: #f8f0fc; } header .why li { margin: 2px 0; }
+header .why.inconclusive { background: #f8f0fc; } header .why.interrupted { background: #fff4e6; }
+header .why li { margin: 2px 0; }
 header .why h2 { margin: 0 0 4px; font-size: 14px; } header .why ul { margin: 0; padding-left: 18px; }
 section { background: #fff; border-radius: 8px; margin-top: 14px; padding: 10px 10px 6px;
           box-shadow: 0 1px 3px rgba(0,0,0,.08); }
@@ -69,12 +70,15 @@ def _text(value: Any) -> str:
 
 def _why(result: dict[str, Any], status: str) -> str:
     """Above the fold: why the run did not pass, in the failing verdicts' own words."""
-    wanted = {"violation": "fail", "inconclusive": "inconclusive"}.get(status)
+    wanted = {"violation": "fail", "inconclusive": "inconclusive", "interrupted": "inconclusive"}.get(status)
     if wanted is None:
         return ""
     reasons = [v for v in result.get("verdicts") or [] if v.get("status") == wanted]
-    heading = ("Why it failed: the invariants that broke" if status == "violation" else
-               "Why it is inconclusive: the experiment did not do what it said (no verdict on the connector)")
+    heading = {"violation": "Why it failed: the invariants that broke",
+               "inconclusive": "Why it is inconclusive: the experiment did not do what it said (no verdict on the "
+                               "connector)",
+               "interrupted": f"Interrupted by {_text(result.get('interrupted_by'))}: the run was cut short, so "
+                              "no verdict is held against the connector"}[status]
     items = "".join(f"<li><code>{_text(v.get('invariant'))}</code>: {_text(v.get('summary'))}</li>" for v in reasons)
     return f'<div class="why {status}" id="why"><h2>{heading}</h2><ul>{items}</ul></div>'
 

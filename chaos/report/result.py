@@ -15,10 +15,13 @@ from rich.table import Table
 
 from chaos.checkers.verdict import Verdict
 from chaos.errors import EXIT_INCONCLUSIVE, EXIT_OK, EXIT_VIOLATION
+from chaos.interrupt import EXIT_INTERRUPTED
 
-RESULT_SCHEMA_VERSION = 2
-"""2: `status` is pass, violation or inconclusive (1 had pass or fail)."""
-_STYLE = {"pass": "green", "fail": "bold red", "info": "yellow", "inconclusive": "magenta", "violation": "bold red"}
+RESULT_SCHEMA_VERSION = 3
+"""3: `status` may also be interrupted (with `interrupted_by` and `healed_faults`); 2: pass, violation
+or inconclusive; 1: pass or fail."""
+_STYLE = {"pass": "green", "fail": "bold red", "info": "yellow", "inconclusive": "magenta", "violation": "bold red",
+          "interrupted": "yellow"}
 
 
 def table_digest(table: pa.Table) -> str:
@@ -36,11 +39,13 @@ class Outcome(StrEnum):
     PASS = "pass"
     VIOLATION = "violation"
     INCONCLUSIVE = "inconclusive"
+    INTERRUPTED = "interrupted"
+    """Ctrl-C or SIGTERM cut the run short: whatever its verdicts, none is held against the connector."""
 
     @property
     def exit_code(self) -> int:
         return {Outcome.PASS: EXIT_OK, Outcome.VIOLATION: EXIT_VIOLATION,
-                Outcome.INCONCLUSIVE: EXIT_INCONCLUSIVE}[self]
+                Outcome.INCONCLUSIVE: EXIT_INCONCLUSIVE, Outcome.INTERRUPTED: EXIT_INTERRUPTED}[self]
 
 
 def overall_status(verdicts: list[Verdict]) -> Outcome:
@@ -52,10 +57,12 @@ def overall_status(verdicts: list[Verdict]) -> Outcome:
     return Outcome.PASS
 
 
-def write_result(run_dir: Path, verdicts: list[Verdict], **details: Any) -> dict[str, Any]:
+def write_result(run_dir: Path, verdicts: list[Verdict], status: Outcome | None = None,
+                 **details: Any) -> dict[str, Any]:
+    """Write `result.json` atomically; `status` defaults to what the verdicts say."""
     result = {
         "schema_version": RESULT_SCHEMA_VERSION,
-        "status": overall_status(verdicts),
+        "status": status or overall_status(verdicts),
         **details,
         "verdicts": [asdict(v) for v in verdicts],
     }
@@ -65,8 +72,9 @@ def write_result(run_dir: Path, verdicts: list[Verdict], **details: Any) -> dict
     return result
 
 
-def print_verdicts(console: Console, name: str, verdicts: list[Verdict], run_dir: Path) -> None:
-    outcome = overall_status(verdicts)
+def print_verdicts(console: Console, name: str, verdicts: list[Verdict], run_dir: Path,
+                   status: Outcome | None = None) -> None:
+    outcome = status or overall_status(verdicts)
     table = Table(title=f"{name}: [{_STYLE.get(outcome, 'green')}]{outcome.upper()}[/]", title_justify="left")
     table.add_column("invariant")
     table.add_column("verdict")
