@@ -7,14 +7,17 @@ are right. Each problem carries the location it is about, in the experiment's ow
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any, Iterable, Iterator
 
 from chaos.experiment.topology import pipeline_links
 from drivers.connectors import SINKS, SOURCES
-from drivers.sdk.connector import Connector
+from drivers.sdk.connector import Connector, load
 from drivers.sdk.crashpoints import role_of
 from drivers.sdk.links import NETWORK_LINKS
-from faults.catalog import CrashFault, Fault
+from faults.catalog import CrashFault, DiskFault, DownFault, Fault, ProcessFault
+from faults.nemesis import trigger_text
+from faults.reduce import overlapping
 from faults.targets import PROCESSES
 
 Location = tuple[Any, ...]
@@ -24,11 +27,11 @@ Problem = tuple[Location, str]
 def inconsistencies(pipeline: Any | None, workload: Any | None,
                     faults: Iterable[tuple[int, Fault]]) -> list[Problem]:
     """Every cross-section problem among the sections given (a missing section skips its checks)."""
-    problems = list(_pipeline_and_workload(pipeline, workload))
+    problems = [*_pipeline_and_workload(pipeline, workload), *_prefill(pipeline, workload)]
     faults = list(faults)
     for index, fault in faults:
         problems += [((("faults", index, *where)), message) for where, message in _fault(fault, pipeline, workload)]
-    return problems + list(_merged_crashes(faults))
+    return problems + [*_merged_crashes(faults), *_colliding(faults), *_unarmed_after_crash(faults)]
 
 
 def _merged_crashes(faults: list[tuple[int, Fault]]) -> Iterator[Problem]:
@@ -40,8 +43,97 @@ def _merged_crashes(faults: list[tuple[int, Fault]]) -> Iterator[Problem]:
             continue
         armed = first.setdefault((fault.process, fault.point), index)
         if armed != index:
-            yield (("faults", index, "point"), f"{fault.process} already crashes at {fault.point} "
-                   f"(faults[{armed}]); a process arms one hit per crash point, so this one would replace it")
+            yield (("faults", index, "point"), (f"{fault.process} already crashes at {fault.point} (faults[{armed}]); "
+                                                "a process arms one hit per crash point, so this one would replace it"))
+
+
+TOUCHING = 1e-6
+"""Seconds by which a fault may start after another's heal and still meet it: the schedule fires a
+due fault before it heals an expired one, and a duration counts from the end of its injection, so a
+fault due the moment another heals is injected before that heal. A microsecond is below anything a
+duration written in milliseconds can tell apart, and above the float error of adding two of them."""
+
+_HOLDS = MappingProxyType({
+    "process": "a process takes one kill, terminate or pause at a time: this one would act on a process "
+               "already stopped, and the first heal would restart or resume it while the other still holds it",
+    "link": "a link's proxy is either up or down: this down would find it down already, and the first heal "
+            "would bring it back up while the other still holds it",
+    "disk": "every disk fault goes through the run's one control file: this one would replace the other "
+            "there, and the first heal would remove the file, ending both",
+})
+"""Why two faults on one thing, active at once, are not the schedule written, by what they hold."""
+
+
+def _colliding(faults: list[tuple[int, Fault]]) -> Iterator[Problem]:
+    """Two faults that hold the same thing (a process, a link's proxy, the disk control file) at the
+    same time would silently run another schedule: the second acts on what the first already
+    stopped, and the first heal releases both. Toxics and partitions are not among them: each is a
+    toxic of its own name on the link, so they stack and each heal removes only its own.
+
+    Only faults on the same clock are compared: `at` with `at`, `after_ready` with `after_ready`,
+    and equal event triggers (the same record count, commit count or crash point), which fire in
+    the same tick. Across clocks (the pipeline is ready some seconds after the workload starts, a
+    commit count is reached at no fixed time) whether two spans meet is decided by the run, not the
+    file, so nothing is refused there. Each problem is at the trigger of the fault that starts later."""
+    timed = [(i, f, held) for i, f in faults if not isinstance(f, CrashFault) and (held := _held(f)) is not None]
+    for position, (i, first, held) in enumerate(timed):
+        for j, second, other in timed[position + 1:]:
+            if held != other or not _meet(first, second):
+                continue
+            (earlier_index, earlier), (later_index, later) = sorted(
+                ((i, first), (j, second)), key=lambda pair: (_start(pair[1]), pair[0]))
+            yield (("faults", later_index, _trigger(later)),
+                   f"starts no later than faults[{earlier_index}] ({_span(earlier)}) heals; {_HOLDS[held[0]]}")
+
+
+def _held(fault: Fault) -> tuple[str, ...] | None:
+    """What a fault holds while it is active, such that a second fault on it would collide; None for
+    the faults that stack (toxics and partitions, each its own named toxic)."""
+    if isinstance(fault, ProcessFault):
+        return ("process", fault.target)
+    if isinstance(fault, DownFault):
+        return ("link", fault.target)
+    if isinstance(fault, DiskFault):
+        return ("disk",)  # one control file, whatever the target
+    return None
+
+
+def _meet(a: Fault, b: Fault) -> bool:
+    """Whether two faults are certainly active at once: equal event triggers fire together; timed
+    ones meet when one starts no later than the other heals (`overlapping`, on one target)."""
+    if _trigger(a) not in ("at", "after_ready") or _trigger(b) not in ("at", "after_ready"):
+        return _trigger(a) == _trigger(b) and getattr(a, _trigger(a)) == getattr(b, _trigger(b))
+    # `overlapping` pairs faults by target: a disk fault on `*` and one on worker-0 share the file.
+    return overlapping([a, b.model_copy(update={"target": a.target})], TOUCHING)
+
+
+def _trigger(fault: Fault) -> str:
+    """The name of the fault's one trigger field."""
+    return next(name for name in ("at", "after_ready", "at_records", "at_commits", "after_crash")
+                if getattr(fault, name) is not None)
+
+
+def _start(fault: Fault) -> float:
+    """Where the fault starts on its clock (an event trigger: at the event itself)."""
+    return fault.at if fault.at is not None else fault.after_ready if fault.after_ready is not None else 0.0
+
+
+def _span(fault: Fault) -> str:
+    """`kill worker-0 at 5s for 3s`: the other fault of a problem, as its entry reads."""
+    when = (f"at {fault.at:g}s" if fault.at is not None else f"after_ready {fault.after_ready:g}s"
+            if fault.after_ready is not None else trigger_text(fault))
+    return f"{fault.kind} {fault.target} {when} for {fault.duration:g}s"
+
+
+def _unarmed_after_crash(faults: list[tuple[int, Fault]]) -> Iterator[Problem]:
+    """Only an armed crash point fires (and says so in the history): an `after_crash` on a point no
+    `crash` fault arms would never be triggered."""
+    armed = sorted({f.point for _, f in faults if isinstance(f, CrashFault)})
+    for index, fault in faults:
+        if not isinstance(fault, CrashFault) and fault.after_crash is not None and fault.after_crash not in armed:
+            yield (("faults", index, "after_crash"), (f"{fault.after_crash} never fires: no `crash` fault arms it "
+                                                      f"(armed: {', '.join(armed) or 'none'}), and only an armed "
+                                                      "crash point fires"))
 
 
 def _pipeline_and_workload(pipeline: Any | None, workload: Any | None) -> Iterator[Problem]:
@@ -64,10 +156,24 @@ def _pipeline_and_workload(pipeline: Any | None, workload: Any | None) -> Iterat
                    f"column, but the {kind.name} {kind.role} takes {takes}")
 
 
+def _prefill(pipeline: Any | None, workload: Any | None) -> Iterator[Problem]:
+    """A prefilled workload is produced before the job starts: only a source that a producer feeds
+    during the run has one to produce first."""
+    if pipeline is None or workload is None or not workload.prefill:
+        return
+    if not load(SOURCES[pipeline.source].harness).live_feed:
+        yield (("workload", "prefill"), (f"the {pipeline.source} source's input is all written before the job "
+                                         "starts anyway; prefill is for a source that a producer feeds during the "
+                                         "run, such as kafka"))
+
+
 def _fault(fault: Fault, pipeline: Any | None, workload: Any | None) -> Iterator[tuple[Location, str]]:
     crash = isinstance(fault, CrashFault)
     if not crash and workload is not None and fault.at_records is not None and fault.at_records >= workload.records:
         yield (("at_records",), f"{fault.at_records} never fires: the workload produces {workload.records} records")
+    elif not crash and workload is not None and fault.at_records is not None and workload.prefill:
+        yield (("at_records",), ("with workload.prefill every record is produced before the pipeline starts, so "
+                                 "this would fire as it starts; use `after_ready` or `at_commits`"))
     if pipeline is None:
         return
     point, field = (fault.point, "point") if crash else (fault.after_crash, "after_crash")

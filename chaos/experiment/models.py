@@ -90,6 +90,9 @@ class WorkloadSpec(StrictModel):
         None, ge=1, description="from this record on: `tag` dropped, `score` widened to int64, `region` added")
     late_every: int | None = Field(None, ge=2, description="every Nth record's event time lags by `lateness`")
     lateness: Duration = Field(0.0, description="how far behind the stream a late record's event time is")
+    prefill: bool = Field(
+        False, description="produce the whole workload before the pipeline starts, so that the job starts on a "
+        "full topic and sets its own pace; faults' `at` then counts from the pipeline's start")
 
 
 class ExpectSpec(StrictModel):

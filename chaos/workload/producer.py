@@ -3,24 +3,33 @@
 An outcome is *acked* (the broker confirmed it), *failed* (definitely not written) or
 *indeterminate* (timed out, or never answered: it may or may not be in the topic, Jepsen's
 `:info`). Ground truth is read back from the topic later; these outcomes only explain it.
+
+The producer is meant to outrun any pipeline it feeds: the records come encoded a batch at a time
+(`chaos.workload.encoded`), they are produced in a tight loop that serves delivery reports every
+millisecond's worth of records, and one callback takes every report, reading the record's id from
+the head of its value, and stores it into an array indexed by that id (a callback object per record
+cost about 1 µs more a record, a fifth of the whole).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 from confluent_kafka import KafkaError, Message, Producer
 
-from drivers.sdk.history import History
 from chaos.env.kafka_clients import client_config
 from chaos.experiment.models import WorkloadSpec
-from drivers.sdk.records import generate
+from chaos.workload.encoded import encoded_batches
 from drivers.sdk.events import Event
+from drivers.sdk.history import History
 
 ACKED, FAILED, INDETERMINATE = "acked", "failed", "indeterminate"
+NO_REPORT = "no delivery report before the flush timeout"
 
 _INDETERMINATE_CODES = {
     KafkaError._MSG_TIMED_OUT,
@@ -29,6 +38,29 @@ _INDETERMINATE_CODES = {
     KafkaError._TRANSPORT,
     KafkaError.NETWORK_EXCEPTION,
 }
+
+SETTINGS = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 5,
+    "batch.num.messages": 10_000,
+    "queue.buffering.max.messages": 1_000_000,  # room for a second of records between polls, at any rate
+    "message.timeout.ms": 30000,
+    "socket.timeout.ms": 10000,
+    "reconnect.backoff.max.ms": 1000,
+    "partitioner": "murmur2_random",
+}
+UNASSIGNED = -1
+"""`produce`'s partition argument for "the partitioner decides" (librdkafka's RD_KAFKA_PARTITION_UA)."""
+POLL_EVERY = 1000
+"""Records produced between two polls at most; fewer when the rate is low (about a millisecond's worth)."""
+PARTITION_BITS = 6
+"""An acked record's place is stored as `offset << PARTITION_BITS | partition`: at most 64 partitions,
+and with `acks=all` every ack carries its offset."""
+ID_AT = len(b'{"id":')
+"""Where a record's id begins in its value: `Record.encode` writes it first."""
+_UNANSWERED, _FAILED, _INDETERMINATE = -1, -2, -3
+"""What a record's place holds when it was not acked: no report yet, or the report's kind of error."""
 
 
 @dataclass
@@ -48,6 +80,46 @@ class WorkloadOutcome:
     seconds: float
 
 
+class Outcomes:
+    """Each record's delivery report, in one array indexed by record id: a report costs one store."""
+
+    def __init__(self, records: int, progress: WorkloadProgress):
+        self.place = np.full(records, _UNANSWERED, np.int64)
+        self.errors: dict[int, str] = {}
+        self.progress = progress
+
+    def delivered(self, err: KafkaError | None, msg: Message) -> None:
+        value = msg.value()
+        record_id = int(value[ID_AT:value.index(b",", ID_AT)])
+        if err is None:
+            self.place[record_id] = msg.offset() << PARTITION_BITS | msg.partition()
+            self.progress.acked += 1
+        elif err.code() in _INDETERMINATE_CODES or err.retriable():
+            self.place[record_id], self.errors[record_id] = _INDETERMINATE, err.str()
+            self.progress.indeterminate += 1
+        else:
+            self.place[record_id], self.errors[record_id] = _FAILED, err.str()
+            self.progress.failed += 1
+
+    def table(self, produced: int) -> pa.Table:
+        """The outcomes of records 0..produced-1; a record never answered is indeterminate."""
+        place = self.place[:produced]
+        acked = place >= 0
+        status = np.select([acked, place == _FAILED], [0, 1], 2).astype(np.int8)
+        messages = {"": 0, NO_REPORT: 1}
+        error = np.where(acked, 0, 1).astype(np.int32)
+        for record_id, message in self.errors.items():
+            if record_id < produced:
+                error[record_id] = messages.setdefault(message, len(messages))
+        return pa.table({
+            "id": pa.array(np.arange(produced, dtype=np.int64)),
+            "status": pa.DictionaryArray.from_arrays(status, [ACKED, FAILED, INDETERMINATE]).cast(pa.string()),
+            "partition": pa.array(np.where(acked, place & (2**PARTITION_BITS - 1), -1).astype(np.int32)),
+            "offset": pa.array(np.where(acked, place >> PARTITION_BITS, -1)),
+            "error": pa.DictionaryArray.from_arrays(error, list(messages)).cast(pa.string()),
+        })
+
+
 def run_workload(
     spec: WorkloadSpec,
     seed: int,
@@ -58,59 +130,52 @@ def run_workload(
     stop: threading.Event,
     flush_timeout: float = 60.0,
 ) -> WorkloadOutcome:
-    status: dict[int, tuple[str, int, int, str]] = {}
-
-    def on_delivery(record_id: int, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            status[record_id] = (ACKED, msg.partition(), msg.offset(), "")
-            progress.acked += 1
-        elif err.code() in _INDETERMINATE_CODES or err.retriable():
-            status[record_id] = (INDETERMINATE, -1, -1, err.str())
-            progress.indeterminate += 1
-        else:
-            status[record_id] = (FAILED, -1, -1, err.str())
-            progress.failed += 1
-
-    producer = Producer(client_config(bootstrap, **{
-        "acks": "all",
-        "enable.idempotence": True,
-        "linger.ms": 5,
-        "message.timeout.ms": 30000,
-        "socket.timeout.ms": 10000,
-        "reconnect.backoff.max.ms": 1000,
-        "partitioner": "murmur2_random",
-    }))
+    outcomes = Outcomes(spec.records, progress)
+    producer = Producer(client_config(bootstrap, **SETTINGS))
     history.append(Event.WORKLOAD_START, records=spec.records, rate=spec.rate, topic=topic)
     start = time.monotonic()
-    ids: list[int] = []
-    for record in generate(spec, seed):
-        if stop.is_set():
-            break
-        due = start + record.id / spec.rate
-        while (delay := due - time.monotonic()) > 0:
-            producer.poll(min(delay, 0.05))
-        while True:
-            try:
-                producer.produce(topic, key=record.key.encode(), value=record.encode(),
-                                 on_delivery=lambda err, msg, rid=record.id: on_delivery(rid, err, msg))
-                break
-            except BufferError:
-                producer.poll(0.1)
-        ids.append(record.id)
-        progress.produced += 1
-        producer.poll(0)
+    produced = _produce(producer, topic, spec, seed, outcomes, stop, start)
     remaining = producer.flush(flush_timeout)
     seconds = time.monotonic() - start
     progress.done.set()
-    rows = [status.get(i, (INDETERMINATE, -1, -1, "no delivery report before the flush timeout")) for i in ids]
-    progress.indeterminate += sum(1 for i in ids if i not in status)
-    table = pa.table({
-        "id": pa.array(ids, pa.int64()),
-        "status": pa.array([r[0] for r in rows], pa.string()),
-        "partition": pa.array([r[1] for r in rows], pa.int32()),
-        "offset": pa.array([r[2] for r in rows], pa.int64()),
-        "error": pa.array([r[3] for r in rows], pa.string()),
-    })
-    history.append(Event.WORKLOAD_END, produced=len(ids), acked=progress.acked, failed=progress.failed,
+    table = outcomes.table(produced)
+    progress.indeterminate += int(np.count_nonzero(outcomes.place[:produced] == _UNANSWERED))
+    history.append(Event.WORKLOAD_END, produced=produced, acked=progress.acked, failed=progress.failed,
                    indeterminate=progress.indeterminate, unflushed=remaining, seconds=round(seconds, 3))
     return WorkloadOutcome(table, seconds)
+
+
+def _produce(producer: Producer, topic: str, spec: WorkloadSpec, seed: int, outcomes: Outcomes,
+             stop: threading.Event, start: float) -> int:
+    """Produce the records in id order, record `i` not before `start + i / rate`, a slice of about a
+    millisecond's worth at a time; how many were produced before `stop`."""
+    progress, produce, delivered = outcomes.progress, producer.produce, outcomes.delivered
+    step = max(1, min(POLL_EVERY, int(spec.rate / 1000)))
+    rows = max(256, int(spec.rate / 20))  # a batch is encoded in well under its 50 ms of records
+    for batch in encoded_batches(spec, seed, rows):
+        for at in range(0, len(batch.values), step):
+            first = batch.first + at
+            while (delay := start + first / spec.rate - time.monotonic()) > 0 and not stop.is_set():
+                producer.poll(min(delay, 0.05))
+            if stop.is_set():
+                return first
+            keys, values = batch.keys[at:at + step], batch.values[at:at + step]
+            for key, value in zip(keys, values):
+                try:
+                    produce(topic, value, key, UNASSIGNED, delivered)
+                except BufferError:  # the local queue is full: serve delivery reports until it has room
+                    _produce_when_room(producer, topic, key, value, delivered)
+            progress.produced = first + len(values)
+            producer.poll(0)
+    return spec.records
+
+
+def _produce_when_room(producer: Producer, topic: str, key: bytes, value: bytes,
+                       report: Callable[[KafkaError | None, Message], None]) -> None:
+    while True:
+        producer.poll(0.05)
+        try:
+            producer.produce(topic, value, key, UNASSIGNED, report)
+            return
+        except BufferError:
+            continue
