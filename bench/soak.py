@@ -10,10 +10,10 @@ Beside the suites run two loads:
   ones all the time, so that ephemeral ports all over the kernel's range are held by outgoing
   connections: exactly how the port race took a coordinator's port.
 
-Each suite runs as `python -m chaos certify --quick --private-env`, as a user would. Its failed
+Each suite runs as `python -m chaos certify --quick --private-env [--jobs N]`, as a user would. Its failed
 cases and environment errors are recorded with their causes in bench/results/soak.json.
 
-    .venv/bin/python -m bench.soak [--suites 5] [--cpu-load 50] [--connections 2000] [--churn 200]
+    .venv/bin/python -m bench.soak [--suites 5] [--cpu-load 50] [--connections 2000] [--churn 200] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -71,10 +71,10 @@ def churn(connections: int, per_second: float, stop: threading.Event) -> None:
         acceptor.join(2)
 
 
-def run_suite(index: int, runs_dir: Path) -> dict[str, Any]:
+def run_suite(index: int, runs_dir: Path, jobs: int) -> dict[str, Any]:
     """One `chaos certify --quick` in a process of its own; its outcome and every non-passing case."""
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "chaos", "certify", "--quick", "--private-env",
+    proc = subprocess.run([sys.executable, "-m", "chaos", "certify", "--quick", "--private-env", "--jobs", str(jobs),
                            "--runs-dir", str(runs_dir)], cwd=REPO, capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, timeout=3 * 3600)
     seconds = time.monotonic() - started
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--cpu-load", type=int, default=50, help="stress-ng's load on every CPU, in percent")
     parser.add_argument("--connections", type=int, default=2000, help="loopback connections held at once")
     parser.add_argument("--churn", type=float, default=200.0, help="connections replaced per second")
+    parser.add_argument("--jobs", type=int, default=1, help="cases each suite runs at once (`chaos certify --jobs`)")
     args = parser.parse_args()
     stress_ng = shutil.which("stress-ng")
     if stress_ng is None:
@@ -111,7 +112,7 @@ def main() -> None:
     try:
         for index in range(1, args.suites + 1):
             console.print(f"suite {index} of {args.suites} ...")
-            suites.append(outcome := run_suite(index, workdir / f"suite-{index}"))
+            suites.append(outcome := run_suite(index, workdir / f"suite-{index}", args.jobs))
             console.print(f"  exit {outcome['exit_code']}, {outcome['cases']} cases in {outcome['wall_s']} s, "
                           f"{len(outcome['false_alarms'])} false alarms, "
                           f"{len(outcome['environment_errors'])} environment errors")
@@ -125,6 +126,7 @@ def main() -> None:
     write_results("soak", {
         "load": {"stress_ng_cpu_load_percent": args.cpu_load, "connections_held": args.connections,
                  "connections_replaced_per_s": args.churn},
+        "jobs": args.jobs,
         "suites": suites,
         "false_alarms": sum(len(s["false_alarms"]) for s in suites),
         "environment_errors": sum(len(s["environment_errors"]) for s in suites),

@@ -1,7 +1,7 @@
 """`python -m chaos`: run, replay, validate, certify, explore, shrink, and the environment commands.
 
 Expected failures end with a message and their documented exit code (2 invalid experiment,
-3 environment), never with a traceback.
+3 environment, 130 interrupted by Ctrl-C or SIGTERM), never with a traceback.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from types import FrameType
 
 from rich.console import Console
 from rich.markup import escape
 
 from chaos.errors import EXIT_OK, ChaosError, EnvironmentFailure, SpecError
+from chaos.interrupt import EXIT_INTERRUPTED, interrupted_message, terminate
+
+MAX_JOBS = 8
+"""More lanes than this only wait on each other, and each starts an environment of its own."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument("--quick", action="store_true", help="every scenario once, at half the size (what CI runs)")
     certify.add_argument("--mutants", action="store_true",
                          help="also run the seeded-bug variants, which must all be caught, and report the kill rate")
+    certify.add_argument("--jobs", type=_jobs, default=1, metavar="N",
+                         help="run N cases at once, each on an environment of its own (default: 1)")
     certify.add_argument("--plan", action="store_true", dest="only_plan",
                          help="print which scenarios apply to which row, and why, and run nothing")
     explore = sub.add_parser("explore", help="run an experiment with a fresh draw of its nemesis each time, to find "
@@ -99,8 +104,11 @@ def _confirm(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(e.problems[0]) from None
 
 
-def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
+def _jobs(text: str) -> int:
+    """How many certification cases run at once: each needs an environment (a broker, about 1 GB)."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_JOBS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to {MAX_JOBS}, got {text!r}")
+    return int(text)
 
 
 def _warn_about_plugins(errors: Console, command: str) -> None:
@@ -116,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 120)
     errors = Console(stderr=True, soft_wrap=True)
-    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGTERM, terminate)
     logging.getLogger("chaos").addHandler(logging.NullHandler())
     logging.getLogger("chaos").setLevel(logging.INFO)
     _warn_about_plugins(errors, args.command)
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             from chaos.certification.cli import certify
 
             return certify(args.rows, args.quick, args.mutants, args.runs_dir, args.env_file, args.private_env, console,
-                           args.only_plan, args.keep_env, args.connectors)
+                           args.only_plan, args.keep_env, args.connectors, args.jobs)
         if args.command == "explore":
             from chaos.explore.explore import explore
 
@@ -174,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
             errors.print("[dim]--- log tail ---[/]")
             errors.print(e.log_tail, markup=False, highlight=False)
         return e.exit_code
-    except KeyboardInterrupt:
-        errors.print("[yellow]interrupted: every fault was healed and every process stopped[/]")
-        return 130
+    except KeyboardInterrupt as e:
+        errors.print(f"[yellow]{escape(interrupted_message(e))}[/]", highlight=False)
+        return EXIT_INTERRUPTED
 

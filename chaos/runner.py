@@ -34,7 +34,9 @@ from chaos.env.processes import ManagedProcess, tail
 from chaos.errors import EnvironmentFailure, SpecError
 from chaos.experiment import Experiment, dump_experiment, load_experiment
 from chaos.experiment.topology import pipeline_processes
+from chaos.interrupt import RunInterrupted
 from chaos.report.html import write_html
+from chaos.report.interrupted import record_interrupted
 from chaos.report.junit import write_junit
 from chaos.report.live import LiveProgress
 from chaos.report.result import Outcome, print_verdicts, table_digest, write_result
@@ -54,6 +56,8 @@ from faults.schedule import FaultSchedule
 
 NOWHERE = 1
 """tcpmux's port, where nothing listens: a link pointed here refuses every connection at once."""
+READY_WAIT = 120.0
+"""Seconds the workload waits for the pipeline to be ready (`Run._await_ready`)."""
 
 
 def ready_events(workers: int) -> dict[str, str]:
@@ -102,15 +106,21 @@ def recorded_experiment(recorded: Path) -> Experiment:
 
 def _run(experiment: Experiment, run_dir: Path, env_file: Path | None, private: bool, console: Console,
          keep_env: bool) -> RunResult:
-    with ExitStack() as stack:
-        log = logging.FileHandler(run_dir / "logs" / "harness.log")
-        log.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
-        logging.getLogger("chaos").addHandler(log)
-        stack.callback(logging.getLogger("chaos").removeHandler, log)
-        env = acquire_environment(None if private else env_file, private,
-                                  experiment.pipeline.profile == "distributed-durable", run_dir / "env", stack, console,
-                                  keep_env)
-        return Run(experiment, run_dir, env, console).execute()
+    try:
+        with ExitStack() as stack:
+            log = logging.FileHandler(run_dir / "logs" / "harness.log")
+            # The thread tells runs apart when `chaos certify --jobs` runs several in one process.
+            log.setFormatter(logging.Formatter("%(asctime)s %(threadName)s %(name)s %(levelname)s %(message)s"))
+            logging.getLogger("chaos").addHandler(log)
+            stack.callback(logging.getLogger("chaos").removeHandler, log)
+            env = acquire_environment(None if private else env_file, private,
+                                      experiment.pipeline.profile == "distributed-durable", run_dir / "env", stack,
+                                      console, keep_env)
+            return Run(experiment, run_dir, env, console).execute()
+    except RunInterrupted:
+        raise
+    except KeyboardInterrupt as e:  # before the run began: still say so
+        raise record_interrupted(run_dir, e, experiment, None, console) from e
 
 
 def _new_run_dir(runs_dir: Path, name: str) -> Path:
@@ -164,12 +174,18 @@ class Run:
         self.job = run_dir / "job.json"
         self.probe: VisibilityProbe | None = None
         self.watch: OutputWatch | None = None
+        self.prefilled: WorkloadOutcome | None = None
 
     def execute(self) -> RunResult:
         try:
             return self._execute()
         except KafkaException as e:
             raise EnvironmentFailure(f"Kafka failed during the run: {e}", tail(self.env.state.logs / "server.log")) from e
+        except KeyboardInterrupt as e:  # the stack has healed the faults and stopped the processes
+            supervisor: Supervisor | None = getattr(self, "supervisor", None)
+            restarts = {name: supervisor.restarts(name) for name in self.processes} if supervisor else None
+            raise record_interrupted(self.run_dir, e, self.experiment, lambda: self._evidence(None, False, 0.0, []),
+                                     self.console, restarts) from e
 
     def _execute(self) -> RunResult:
         experiment = self.experiment
@@ -282,6 +298,8 @@ class Run:
             "schedule": [f.model_dump(mode="json") for f in experiment.faults],
         }, indent=2))
         self.history.append(Event.RUN_START, experiment=experiment.name, seed=experiment.seed, run_id=self.run_id)
+        if experiment.workload.prefill:  # before any pipeline process starts
+            self._prefill()
 
     def _factory(self, name: str):
         repo_root = Path(__file__).resolve().parent.parent
@@ -317,8 +335,27 @@ class Run:
                 return False
             time.sleep(0.25)
 
+    def _prefill(self) -> None:
+        """`workload.prefill`: the whole workload goes into the topic before the job starts, so that the
+        job, not the producer, sets the pace (the runtime's own ceiling)."""
+        self.console.print(f"prefilling the source with {self.experiment.workload.records:,} records ...")
+        self.prefilled = self.source.drive(self.progress, threading.Event())
+
+    def _await_ready(self, live: LiveProgress, schedule: FaultSchedule) -> None:
+        """The workload and the schedule's clock start once every pipeline process is ready, as a
+        Jepsen client starts once the system is set up. Otherwise a worker that is slow to start (one
+        importing a table format's library on a busy machine) finds the whole input waiting, reads it
+        in one burst, and a fault timed from readiness meets no traffic. A pipeline that is not ready
+        within READY_WAIT gets its workload anyway: the liveness checks then say what they see."""
+        if not self._follow(live, schedule, lambda: self.supervisor.ready_at is not None, READY_WAIT):
+            logging.getLogger("chaos.runner").warning("the pipeline was not ready within %ss; the workload starts "
+                                                      "anyway", READY_WAIT)
+
     def _drive(self, schedule: FaultSchedule, live: LiveProgress) -> WorkloadOutcome | None:
         """Feed the source (in a thread) while the schedule fires faults and the display updates."""
+        if self.experiment.workload.prefill:  # fed already, before the pipeline started (`_prefill`)
+            schedule.start()
+            return self.prefilled
         stop = threading.Event()
         box: dict[str, object] = {}
 
@@ -331,6 +368,7 @@ class Run:
                 self.progress.done.set()
 
         producer = threading.Thread(target=produce, name="workload", daemon=True)
+        self._await_ready(live, schedule)
         schedule.start()
         producer.start()
         try:

@@ -34,12 +34,12 @@ from drivers.sdk.seeded_bug import SeededBug
 
 
 class AutoCommitKafkaSource(SeededBug, KafkaSource):
-    """Seeded bug: the consumer commits what it has polled every 200 ms, written or not (librdkafka's
+    """Seeded bug: the consumer commits what it has polled every 50 ms, written or not (librdkafka's
     `enable.auto.commit`): a crash between the poll and the sink's commit skips those records. The
     classic loss bug of a pipeline that leaves offsets to the client."""
 
     def _consumer_config(self, config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, "enable.auto.commit": True, "auto.commit.interval.ms": 200}
+        return {**config, "enable.auto.commit": True, "auto.commit.interval.ms": 50}
 
     def poll(self, max_records: int, timeout: float) -> pa.Table:
         rows = super().poll(max_records, timeout)

@@ -39,7 +39,7 @@ def _scope(connectors: list[str] | None) -> tuple[list[Row], tuple[Mutant, ...]]
 
 def certify(row_names: list[str] | None, quick: bool, mutants: bool, runs_dir: Path, env_file: Path | None,
             private: bool, console: Console, only_plan: bool = False, keep_env: bool = False,
-            connectors: list[str] | None = None) -> int:
+            connectors: list[str] | None = None, jobs: int = 1) -> int:
     """Our own rows and seeded bugs, or with `connectors` every row those kinds join and their own
     seeded bugs (a plug-in's, say). Exit 1 when a connector labelled Certified fails the suite or a mutant
     survives; else 3 when a case or mutant ended in an environment failure (twice: it is retried
@@ -54,7 +54,8 @@ def certify(row_names: list[str] | None, quick: bool, mutants: bool, runs_dir: P
             rows = [by_slug[known(name, list(by_slug), "row")] for name in row_names]
         except ValueError as e:
             raise SpecError("--row", [str(e)]) from None
-    suite = run_suite(rows, quick, list(proofs) if mutants else None, runs_dir, env_file, private, console, keep_env)
+    suite = run_suite(rows, quick, list(proofs) if mutants else None, runs_dir, env_file, private, console, keep_env,
+                      jobs)
     report = build_report(suite)
     write_reports(suite.directory, report)
     print_summary(console, report, suite.directory)

@@ -1,4 +1,5 @@
-"""`chaos certify`: runs the certification cases (and the mutant proofs) on one shared environment.
+"""`chaos certify`: runs the certification cases (and the mutant proofs) on a shared environment
+(or, with `--jobs N`, on N environments at once).
 
 Every case is an ordinary `chaos run` of a committed experiment, so its run directory has the
 usual result.json, report.html and junit.xml, and `chaos replay` repeats it. The suite keeps each
@@ -8,6 +9,7 @@ run's terminal output in a log file and shows its own progress instead.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from chaos.certification.evidence import missing_evidence
+from chaos.certification.lanes import Lanes
 from chaos.certification.mutants import Mutant
 from chaos.certification.plan import REPO, Case, materialize, plan, with_mutant
 from chaos.errors import EXIT_ENVIRONMENT, ChaosError
@@ -66,8 +69,9 @@ class SuiteRun:
 
 
 def run_suite(rows: list[Row], quick: bool, mutants: list[Mutant] | None, runs_dir: Path, env_file: Path | None,
-              private: bool, console: Console, keep_env: bool = False) -> SuiteRun:
-    """The cases of `rows`, then the seeded bugs in `mutants` (None: no mutant proofs at all)."""
+              private: bool, console: Console, keep_env: bool = False, jobs: int = 1) -> SuiteRun:
+    """The cases of `rows`, then the seeded bugs in `mutants` (None: no mutant proofs at all), on
+    `jobs` lanes at once, each with an environment of its own (`chaos/certification/lanes.py`)."""
     started = time.monotonic()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     directory = runs_dir.resolve() / f"certification-{stamp}{'-quick' if quick else ''}"
@@ -77,28 +81,38 @@ def run_suite(rows: list[Row], quick: bool, mutants: list[Mutant] | None, runs_d
         env = acquire_environment(None if private else env_file, private, True, directory / "env", stack, console,
                                   keep_env)
         fresh = iter(range(1, 1 << 30))
+        starting = threading.Lock()  # lanes start environments on their own threads; one stack owns them all
 
         def fresh_environment() -> Path:
-            """A new private environment, for a case whose environment failed, and for the rest."""
-            env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console, keep_env)
+            """A new private environment: for a lane, and for a case whose environment failed."""
+            with starting:
+                env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console,
+                                          keep_env)
             return Path(env.state.workdir) / "state.json"
 
-        runner = _Runner(directory, Path(env.state.workdir) / "state.json", fresh_environment)
+        def lane_failed(number: int, error: BaseException) -> None:
+            console.print(f"[yellow]lane {number} has no environment ({error}); the other lanes take its cases[/]")
+
+        first = _Runner(directory, Path(env.state.workdir) / "state.json", fresh_environment)
+        lanes = Lanes(jobs, first, lambda _: _Runner(directory, fresh_environment(), fresh_environment), lane_failed)
+        items: list[Case | Mutant] = [*cases, *(mutants or [])]
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
-            task = progress.add_task("certifying", total=len(cases) + len(mutants or []))
-            results: dict[str, Outcome] = {}
-            for case in cases:
-                progress.update(task, description=case.id)
-                results[case.id] = outcome = runner.case(case, quick)
-                _print(console, outcome, {"pass": "green"})
+            task = progress.add_task("certifying", total=len(items))
+
+            def begin(item: Case | Mutant) -> None:
+                progress.update(task, description=item.id if isinstance(item, Case) else f"mutant {item.name}")
+
+            def end(item: Case | Mutant, outcome: Outcome) -> None:
+                _print(console, outcome, {"pass": "green"} if isinstance(item, Case) else {"killed": "green"})
                 progress.advance(task)
-            killed: dict[str, Outcome] = {}
-            for mutant in mutants or []:
-                progress.update(task, description=f"mutant {mutant.name}")
-                killed[mutant.name] = outcome = runner.mutant(mutant)
-                _print(console, outcome, {"killed": "green"})
-                progress.advance(task)
+
+            def work(runner: _Runner, item: Case | Mutant) -> Outcome:
+                return runner.case(item, quick) if isinstance(item, Case) else runner.mutant(item)
+
+            outcomes = lanes.run(items, work, begin, end)
+    results = {case.id: outcome for case, outcome in zip(cases, outcomes)}
+    killed = {mutant.name: outcome for mutant, outcome in zip(mutants or [], outcomes[len(cases):])}
     return SuiteRun(directory, quick, rows, results, killed if mutants is not None else None,
                     time.monotonic() - started)
 

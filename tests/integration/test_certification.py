@@ -1,4 +1,5 @@
-"""`chaos certify --quick --mutants`, end to end on the session's environment: what CI runs.
+"""`chaos certify --quick --mutants --jobs 2`, end to end on the session's environment (and a second
+one that the suite starts for its second lane): what CI runs.
 
 The suite runs once for the module; each case and each mutant is then its own test, so a failure
 names the row and the scenario. Run these alone with `pytest -m certification`.
@@ -19,7 +20,7 @@ from chaos.env.environment import Environment
 from tests.integration.conftest import chaos_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.certification,
-              pytest.mark.timeout(3600)]  # the first test's setup runs the whole suite (about 8 min here)
+              pytest.mark.timeout(3600)]  # the first test's setup runs the whole suite (about 7 min here)
 
 CASES = plan([r for r in certification_rows() if not r.plugin], quick=True)  # ours; plug-ins: test_plugins.py
 
@@ -28,8 +29,8 @@ CASES = plan([r for r in certification_rows() if not r.plugin], quick=True)  # o
 def certification(environment: Environment, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     runs = tmp_path_factory.mktemp("certification")
     state_file = Path(environment.state.workdir) / "state.json"
-    proc = chaos_cli("certify", "--quick", "--mutants", "--env", str(state_file), "--runs-dir", str(runs),
-                     timeout=3600)
+    proc = chaos_cli("certify", "--quick", "--mutants", "--jobs", "2", "--env", str(state_file),
+                     "--runs-dir", str(runs), timeout=3600)
     (directory,) = runs.glob("certification-*")
     report = json.loads((directory / "certification.json").read_text())
     return {"code": proc.returncode, "output": proc.stdout + proc.stderr, "report": report, "directory": directory}

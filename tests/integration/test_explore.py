@@ -47,10 +47,11 @@ def test_explore_finds_a_failing_draw_and_shrink_reduces_it_to_a_minimal_reprodu
     document = yaml.safe_load(minimal.read_text())
     assert "nemesis" not in document and document["pipeline"]["mutant"] == "auto-commit"
 
-    # The shrink took each step on one run's word (--confirm 1/1, for time): the bug needs a kill before
-    # the next checkpoint, so the minimal experiment is judged as the shrink would at 1 of 3.
+    # The shrink took each step on one run's word (--confirm 1/1, for time): the bug needs a kill after a
+    # poll and before the next checkpoint, and a step that moved the kill earlier can land near the edge
+    # of that window, so the minimal experiment is held to what one run showed: one failure in up to 4.
     signatures = []
-    for attempt in range(3):
+    for attempt in range(4):
         again = chaos_cli("run", str(minimal), "--env", state, "--runs-dir", str(tmp_path / f"again-{attempt}"))
         (run_dir,) = (tmp_path / f"again-{attempt}").glob("*")
         result = json.loads((run_dir / "result.json").read_text())

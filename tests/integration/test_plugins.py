@@ -33,7 +33,7 @@ def test_the_example_plugin_is_listed_and_its_rows_are_in_the_matrix() -> None:
 def test_certify_connector_certifies_the_plugin_and_kills_its_seeded_bug(environment: Environment,
                                                                         tmp_path: Path) -> None:
     state_file = Path(environment.state.workdir) / "state.json"
-    proc = chaos_cli("certify", *[f"--connector={k}" for k in PLUGIN_KINDS], "--quick", "--mutants",
+    proc = chaos_cli("certify", *[f"--connector={k}" for k in PLUGIN_KINDS], "--quick", "--mutants", "--jobs", "2",
                      "--env", str(state_file), "--runs-dir", str(tmp_path), timeout=1800)
     (directory,) = tmp_path.glob("certification-*")
     report = json.loads((directory / "certification.json").read_text())
