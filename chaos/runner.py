@@ -28,8 +28,8 @@ from rich.console import Console
 from chaos.checkers.progress import drain_seconds
 from chaos.checkers.verdict import Verdict
 from chaos.checks import RunEvidence, check_run
+from chaos.env.acquire import acquire_environment
 from chaos.env.environment import Environment
-from chaos.env.paths import default_env_file
 from chaos.env.processes import ManagedProcess, tail
 from chaos.errors import EnvironmentFailure, SpecError
 from chaos.experiment import Experiment, dump_experiment, load_experiment
@@ -128,35 +128,6 @@ def _new_run_dir(runs_dir: Path, name: str) -> Path:
     run_dir = runs_dir.resolve() / f"{name}-{stamp}-{secrets.token_hex(2)}"
     (run_dir / "logs").mkdir(parents=True)
     return run_dir
-
-
-def acquire_environment(env_file: Path | None, private: bool, with_postgres: bool, workdir: Path, stack: ExitStack,
-                        console: Console, keep_env: bool = False) -> Environment:
-    """Attach to a shared environment when there is one, otherwise start one in `workdir` that
-    `stack` stops, and whose data it then deletes unless `keep_env` (its logs stay)."""
-    shared = env_file or default_env_file()
-    if not private and (env_file is not None or shared.exists()):
-        try:
-            env = Environment.attach(shared)
-            console.print(f"attached to the environment in {shared}")
-            return env
-        except Exception:
-            if env_file is not None:
-                raise
-            console.print(f"[yellow]the shared environment in {shared} is not healthy; starting a private one[/]")
-    console.print(f"starting a private environment in {workdir} ...")
-    if not keep_env:
-        stack.callback(discard_data, workdir)  # after the stop below: callbacks run last first
-    env = Environment.start(workdir, with_postgres=with_postgres)
-    stack.callback(env.stop)
-    return env
-
-
-def discard_data(workdir: Path) -> None:
-    """Delete a stopped private environment's data (tens of MB a run), keeping its logs."""
-    for path in workdir.iterdir() if workdir.is_dir() else []:
-        if path.name != "logs":
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
 
 
 class Run:

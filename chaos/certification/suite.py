@@ -24,10 +24,11 @@ from chaos.certification.evidence import missing_evidence
 from chaos.certification.lanes import Lanes
 from chaos.certification.mutants import Mutant
 from chaos.certification.plan import REPO, Case, materialize, plan, with_mutant
+from chaos.env.acquire import acquire_environment
 from chaos.errors import EXIT_ENVIRONMENT, ChaosError
 from chaos.matrix import Row
 from chaos.report.result import Outcome as RunOutcome
-from chaos.runner import acquire_environment, run_file
+from chaos.runner import run_file
 from drivers.sdk.events import Event
 from drivers.sdk.history import read_history
 

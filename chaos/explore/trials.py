@@ -17,10 +17,11 @@ from typing import Any, Iterator, Sequence
 
 from rich.console import Console
 
+from chaos.env.acquire import acquire_environment
 from chaos.errors import ChaosError, SpecError
 from chaos.experiment import Experiment, dump_experiment
 from chaos.report.result import Outcome
-from chaos.runner import acquire_environment, run_file
+from chaos.runner import run_file
 from faults.catalog import Fault
 
 STATUS = {Outcome.PASS: "pass", Outcome.VIOLATION: "fail", Outcome.INCONCLUSIVE: "inconclusive"}

@@ -13,11 +13,11 @@ import pytest
 
 from chaos.checkers.traffic import check_fault_traffic
 from chaos.checkers.verdict import Verdict
+from chaos.env.acquire import discard_data
 from chaos.errors import SpecError
 from chaos.experiment.loader import parse_experiment
 from chaos.report.junit import build_junit
 from chaos.report.result import Outcome, overall_status
-from chaos.runner import discard_data
 
 REPO = Path(__file__).resolve().parents[2]
 
