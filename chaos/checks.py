@@ -81,11 +81,12 @@ def _fault_windows(history: list[dict[str, Any]]) -> list[tuple[float, float]]:
 
 def commit_decisions(evidence: RunEvidence) -> dict[int, float]:
     """When each commit unit's commit was decided: its checkpoint's first `checkpoint.persisted` (a
-    worker's unit of checkpoint c is c * WORKERS_PER_CHECKPOINT + worker)."""
+    worker's unit of checkpoint c is c * WORKERS_PER_CHECKPOINT + worker), or, for a commit the
+    harness saw from outside, the time the table format itself records (`decided_at`)."""
     persisted: dict[int, float] = {}
     for event in evidence.history:
         if event.get("event") == Event.CHECKPOINT_PERSISTED:
-            persisted.setdefault(int(event["checkpoint_id"]), float(event["ts"]))
+            persisted.setdefault(int(event["checkpoint_id"]), float(event.get("decided_at", event["ts"])))
     units = [] if evidence.units is None else pc.unique(evidence.units["checkpoint_id"]).to_pylist()
     return {unit: persisted[unit // WORKERS_PER_CHECKPOINT] for unit in units
             if unit // WORKERS_PER_CHECKPOINT in persisted}

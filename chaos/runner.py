@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import shutil
-import sys
 import threading
 import time
 from contextlib import ExitStack
@@ -28,12 +26,12 @@ from rich.console import Console
 from chaos.checkers.progress import drain_seconds
 from chaos.checkers.verdict import Verdict
 from chaos.checks import RunEvidence, check_run
+from chaos.engines import engine_for
 from chaos.env.acquire import acquire_environment
 from chaos.env.environment import Environment
-from chaos.env.processes import ManagedProcess, tail
+from chaos.env.processes import tail
 from chaos.errors import EnvironmentFailure, SpecError
 from chaos.experiment import Experiment, dump_experiment, load_experiment
-from chaos.experiment.topology import pipeline_processes
 from chaos.interrupt import RunInterrupted
 from chaos.report.html import write_html
 from chaos.report.interrupted import record_interrupted
@@ -45,7 +43,6 @@ from chaos.sides.parquet import read_parquet_output
 from chaos.sides.visibility import VisibilityProbe
 from chaos.supervisor import Supervisor
 from chaos.workload.producer import WorkloadOutcome, WorkloadProgress
-from drivers.runtime.config import JobConfig
 from drivers.runtime.factory import DISK_CONTROL
 from drivers.sdk import records
 from drivers.sdk.events import Event
@@ -54,15 +51,8 @@ from faults.injector import FaultContext
 from faults.nemesis import describe
 from faults.schedule import FaultSchedule
 
-NOWHERE = 1
-"""tcpmux's port, where nothing listens: a link pointed here refuses every connection at once."""
 READY_WAIT = 120.0
 """Seconds the workload waits for the pipeline to be ready (`Run._await_ready`)."""
-
-
-def ready_events(workers: int) -> dict[str, str]:
-    """The event by which each pipeline process says it is ready: listening, or restored."""
-    return {"coordinator": Event.COORDINATOR_START, **{f"worker-{i}": Event.WORKER_RESTORED for i in range(workers)}}
 
 
 @dataclass(frozen=True)
@@ -142,7 +132,7 @@ class Run:
         context = RunContext(experiment, env, run_dir, self.history)
         self.source = source_side(context)
         self.sink = sink_side(context)
-        self.job = run_dir / "job.json"
+        self.engine = engine_for(context, self.source, self.sink)
         self.probe: VisibilityProbe | None = None
         self.watch: OutputWatch | None = None
         self.prefilled: WorkloadOutcome | None = None
@@ -165,13 +155,14 @@ class Run:
         with ExitStack() as stack:
             stack.callback(self.history.close)
             supervisor = self.supervisor = Supervisor(
-                self.history, restart_delay=pipeline.restart_delay, ready_events=ready_events(pipeline.workers),
-                on_ready=self._on_ready)
+                self.history, restart_delay=pipeline.restart_delay, ready_events=self.engine.ready_events,
+                on_ready=self.engine.on_ready)
             stack.callback(supervisor.stop_all)
             for name in self.processes:
-                supervisor.start(name, self._factory(name))
+                supervisor.start(name, self.engine.factory(name))
+            self.engine.start(supervisor.pid, stack)
             context = FaultContext(toxiproxy=self.env.toxiproxy, processes=supervisor, services=self.env,
-                                   disk_control=self.run_dir / DISK_CONTROL)
+                                   disk_control=self.run_dir / DISK_CONTROL, resolve_role=self.engine.resolve_role)
             schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)
@@ -215,12 +206,7 @@ class Run:
 
     @property
     def processes(self) -> list[str]:
-        return pipeline_processes(self.experiment.pipeline)
-
-    def _on_ready(self, name: str, event: dict) -> None:
-        """A coordinator listens on a port of its own choosing: the workers' link goes there now."""
-        if name == "coordinator":
-            self.env.retarget_link("worker-coordinator", int(event["port"]))
+        return self.engine.processes
 
     def _require_environment(self) -> None:
         """The pipeline could not run, or a service died with no fault to explain it: whatever the
@@ -234,29 +220,10 @@ class Run:
                                      tail(self.env.state.logs / "server.log"))
 
     def _prepare(self) -> None:
-        experiment, pipeline = self.experiment, self.experiment.pipeline
+        experiment = self.experiment
         self.env.reset()
         self.source.prepare()
-        # The coordinator binds a port of its own; until it says which (`_on_ready`), the link leads nowhere.
-        link = self.env.create_link("worker-coordinator", NOWHERE, listen_port=self.env.reserve_port())
-        store: dict[str, str] = {}
-        if pipeline.profile == "single-node-durable":
-            store["sqlite_path"] = str(self.run_dir / "checkpoints.sqlite")
-        elif pipeline.profile == "distributed-durable":
-            store["postgres_dsn"] = self.env.postgres_dsn(via="coordinator-store")
-        sink_settings = self.sink.settings()
-        if pipeline.allowed_lateness is not None:  # a Parquet directory whatever the sink
-            sink_settings["late_output_dir"] = str(self.run_dir / "late")
-        config = JobConfig(
-            job_id=self.run_id, run_dir=str(self.run_dir), workers=pipeline.workers,
-            checkpoint_interval=pipeline.checkpoint_interval, profile=pipeline.profile,
-            worker_coordinator_port=link.port,
-            source=pipeline.source, source_settings=self.source.settings(),
-            sink=pipeline.sink, sink_settings=sink_settings, mutant=pipeline.mutant,
-            crash_points=experiment.crash_points(), max_rate=self.source.max_rate(),
-            allowed_lateness=pipeline.allowed_lateness, **store,
-        )
-        self.job.write_text(config.model_dump_json(indent=2))
+        job = self.engine.prepare()
         (self.run_dir / "schedule.txt").write_text(describe(experiment.faults))
         for log in self.env.log_files():
             target = self.run_dir / "logs" / log.name
@@ -264,33 +231,13 @@ class Run:
                 target.symlink_to(log.resolve())
         (self.run_dir / "resolved.json").write_text(json.dumps({
             "experiment": experiment.model_dump(mode="json"), "run_id": self.run_id,
-            "job": json.loads(self.job.read_text()),
+            "job": job,
             "links": {name: proxy.listen for name, proxy in self.env.toxiproxy.proxies().items()},
             "schedule": [f.model_dump(mode="json") for f in experiment.faults],
         }, indent=2))
         self.history.append(Event.RUN_START, experiment=experiment.name, seed=experiment.seed, run_id=self.run_id)
         if experiment.workload.prefill:  # before any pipeline process starts
             self._prefill()
-
-    def _factory(self, name: str):
-        repo_root = Path(__file__).resolve().parent.parent
-        env = dict(os.environ, PYTHONPATH=str(repo_root), PYTHONUNBUFFERED="1")
-        if name == "coordinator":
-            argv = [sys.executable, "-m", "drivers.runtime.coordinator", str(self.job)]
-        else:
-            argv = [sys.executable, "-m", "drivers.runtime.worker", str(self.job), name.split("-")[1]]
-
-        def start(incarnation: int) -> ManagedProcess:
-            return ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}-{incarnation}.log",
-                                  cwd=repo_root, env=env)
-        return start
-
-    def _status(self) -> dict | None:
-        """The coordinator's last committed checkpoint, or None before the first one."""
-        try:
-            return json.loads((self.run_dir / "job-status.json").read_text())
-        except (OSError, ValueError):
-            return None
 
     def _follow(self, live: LiveProgress, schedule: FaultSchedule, done: Callable[[], bool], timeout: float) -> bool:
         """Keep the display true until `done()` or `timeout`; end the run early if the pipeline cannot run."""
@@ -299,7 +246,7 @@ class Run:
             if self.supervisor.failed.is_set():
                 self._require_environment()
             finished = done()  # before the display reads the status, so that its last render is the final count
-            live.update(self.progress, self.source.committed(self._status()), schedule.active())
+            live.update(self.progress, self.source.committed(self.engine.status()), schedule.active())
             if finished:
                 return True
             if time.monotonic() >= deadline:
@@ -357,11 +304,11 @@ class Run:
         started = time.monotonic()
 
         def caught_up() -> bool:
-            status = self._status()
-            return bool(status) and self.source.caught_up(status)
+            status = self.engine.status()
+            return bool(status) and status.get("settled", True) and self.source.caught_up(status)
 
         if self._follow(live, schedule, caught_up, self.experiment.expect.drain_timeout):
-            covering = (self._status() or {}).get("checkpoint_id")
+            covering = (self.engine.status() or {}).get("checkpoint_id")
             seconds = drain_seconds(read_history(self.history.path), covering)
             seconds = time.monotonic() - started if seconds is None else seconds
             self.history.append(Event.RUN_DRAINED, seconds=round(seconds, 3), checkpoint_id=covering)

@@ -120,6 +120,12 @@ class Supervisor:
         self.signal(name, signal.SIGSTOP, Event.PROCESS_PAUSE)
         return lambda: self.signal(name, signal.SIGCONT, Event.PROCESS_RESUME)
 
+    def pid(self, name: str) -> int | None:
+        """The current incarnation's pid, or None before the first."""
+        with self._lock:
+            proc = self._procs.get(name)
+        return proc.pid if proc is not None else None
+
     def restarts(self, name: str) -> int:
         return self._incarnations.get(name, 1) - 1
 

@@ -8,7 +8,7 @@ supervisor), the environment's services, and the control file of the sinks' disk
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -37,6 +37,8 @@ class FaultContext:
     """The environment's services: `kafka`, `postgres`."""
     disk_control: Path
     """The control file through which the sinks' file writes are faulted."""
+    resolve_role: Callable[[str], str] = field(default=lambda role: role)
+    """The process that plays a role (`faults.targets.ROLES`) right now."""
 
 
 class Injector(Protocol):

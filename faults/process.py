@@ -2,7 +2,8 @@
 
 A pipeline process is restarted by its supervisor when the fault heals; a service (the broker,
 PostgreSQL) is started again on its data by the environment. Either way the fault only names the
-target; what stopping and starting it means belongs to whoever owns it.
+target; what stopping and starting it means belongs to whoever owns it. A role (the Connect worker
+running the commit coordinator) is resolved to its process when the fault fires.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Callable
 
 from faults.catalog import ProcessFault
 from faults.injector import FaultContext, Heal, ProcessControl
-from faults.targets import SERVICES
+from faults.targets import ROLES, SERVICES
 
 ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
     "kill": lambda control, name: control.stop_process(name, graceful=False),
@@ -21,5 +22,7 @@ ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
 
 
 def inject(fault: ProcessFault, context: FaultContext) -> Heal:
-    control = context.services if fault.target in SERVICES else context.processes
-    return ACTIONS[fault.kind](control, fault.target)
+    if fault.target in SERVICES:
+        return ACTIONS[fault.kind](context.services, fault.target)
+    name = context.resolve_role(fault.target) if fault.target in ROLES else fault.target
+    return ACTIONS[fault.kind](context.processes, name)

@@ -166,8 +166,8 @@ class FaultSchedule:
         try:
             heal = injector_for(fault)(fault, self.context)
         except Exception as e:  # noqa: BLE001 - a failed injection is recorded, and fails the run
-            self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) could not be injected: {e}")
-            self.history.append(Event.FAULT_ERROR, index=index, error=str(e), **fields)
+            self.errors.append(f"faults[{index}] ({fault.kind} {fault.target}) could not be injected: {e or repr(e)}")
+            self.history.append(Event.FAULT_ERROR, index=index, error=str(e) or repr(e), **fields)
             return
         self.history.append(Event.FAULT_INJECT, index=index, produced=self.progress.produced, **fields)
         with self._lock:

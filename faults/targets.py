@@ -9,8 +9,13 @@ SERVICES = ("kafka", "postgres")
 """The environment's services that process faults may pause, kill or terminate (then restart)."""
 
 MAX_WORKERS = 8
-PROCESSES = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS))
-"""Processes the runner supervises and faults may kill: the coordinator and each worker."""
+PROCESSES = (("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS))
+             + tuple(f"connect-{i}" for i in range(MAX_WORKERS)))
+"""Processes the runner supervises and faults may kill: our runtime's coordinator and workers, or a
+Kafka Connect engine's workers."""
+ROLES = ("connect-coordinator",)
+"""Processes named by what they do, resolved when the fault fires: `connect-coordinator` is the
+Connect worker whose task runs the Iceberg sink's commit coordinator."""
 
 
 def suggest(word: str, choices: Sequence[str]) -> str:

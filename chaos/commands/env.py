@@ -7,6 +7,7 @@ import time
 from rich.console import Console
 
 from chaos.env import install as installer
+from chaos.env.connect_install import install_connect
 from chaos.env.environment import Environment
 from chaos.env.paths import chaos_home, default_env_file
 from chaos.env.postgres import ensure_postgres_installed
@@ -20,6 +21,9 @@ def env_command(action: str, console: Console) -> int:
         console.print(f"kafka {installer.KAFKA_VERSION}: {len(tools.kafka_classpath.split(':'))} jars")
         console.print(f"toxiproxy: {tools.toxiproxy_server}")
         console.print(f"postgresql: {ensure_postgres_installed()}")
+        connect = install_connect()
+        console.print(f"kafka connect {installer.KAFKA_VERSION}: {len(connect.classpath.split(':'))} jars; "
+                      f"plug-ins in {connect.plugin_path}")
         return EXIT_OK
     if action == "up":
         if state_file.exists():

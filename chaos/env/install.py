@@ -13,8 +13,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaos.env.maven import resolve_jars
 from chaos.env.paths import chaos_home
 from chaos.errors import EnvironmentFailure
+from drivers.engines import Artifact
 
 KAFKA_VERSION = "4.1.1"
 SCALA_VERSION = "2.13"
@@ -68,51 +70,15 @@ def _kafka_classpath(verbose: bool) -> str:
         if not jars:
             raise EnvironmentFailure(f"KAFKA_HOME={home} has no libs/*.jar: expected a Kafka tarball layout.")
         return ":".join(str(j) for j in jars)
-    target = chaos_home() / "kafka" / KAFKA_VERSION
-    libs = target / "libs"
-    marker = target / ".complete"
-    if not marker.exists():
-        mvn = require_tool("mvn")
-        target.mkdir(parents=True, exist_ok=True)
-        (target / "pom.xml").write_text(_kafka_pom())
-        if libs.exists():
-            shutil.rmtree(libs)
-        _run(
-            [mvn, "-B", "-q" if not verbose else "-ntp", "-f", str(target / "pom.xml"),
-             "dependency:copy-dependencies", f"-DoutputDirectory={libs}", "-DincludeScope=runtime"],
-            what=f"resolving Kafka {KAFKA_VERSION} from Maven Central",
-        )
-        _check_slf4j(libs)
-        marker.write_text(KAFKA_VERSION + "\n")
-    return ":".join(str(j) for j in sorted(libs.glob("*.jar")))
+    broker = Artifact("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION)
+    jars = resolve_jars(chaos_home() / "kafka" / KAFKA_VERSION, "kafka-broker", (broker, Artifact(*SLF4J_BINDING)),
+                        f"Kafka {KAFKA_VERSION}", verbose=verbose)
+    _check_slf4j(jars)
+    return ":".join(str(j) for j in jars)
 
 
-def _kafka_pom() -> str:
-    group, artifact, version = SLF4J_BINDING
-    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>chaos.provision</groupId>
-  <artifactId>kafka-broker</artifactId>
-  <version>{KAFKA_VERSION}</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency>
-      <groupId>org.apache.kafka</groupId>
-      <artifactId>kafka_{SCALA_VERSION}</artifactId>
-      <version>{KAFKA_VERSION}</version>
-    </dependency>
-    <dependency>
-      <groupId>{group}</groupId>
-      <artifactId>{artifact}</artifactId>
-      <version>{version}</version>
-    </dependency>
-  </dependencies>
-</project>
-"""
-
-
-def _check_slf4j(libs: Path) -> None:
-    names = [p.name for p in libs.glob("slf4j-api-*.jar")]
+def _check_slf4j(jars: list[Path]) -> None:
+    names = [p.name for p in jars if p.name.startswith("slf4j-api-")]
     if not any(n.startswith(EXPECTED_SLF4J_API) for n in names):
         raise EnvironmentFailure(
             f"Kafka {KAFKA_VERSION} resolved {names or 'no slf4j-api'}, but the pinned binding "

@@ -10,15 +10,16 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Any, Iterable, Iterator
 
-from chaos.experiment.topology import pipeline_links
+from chaos.experiment.topology import pipeline_links, pipeline_processes, pipeline_roles
 from drivers.connectors import SINKS, SOURCES
+from drivers.engines import NATIVE
 from drivers.sdk.connector import Connector, load
 from drivers.sdk.crashpoints import role_of
 from drivers.sdk.links import NETWORK_LINKS
 from faults.catalog import CrashFault, DiskFault, DownFault, Fault, ProcessFault
 from faults.nemesis import trigger_text
 from faults.reduce import overlapping
-from faults.targets import PROCESSES
+from faults.targets import PROCESSES, ROLES
 
 Location = tuple[Any, ...]
 Problem = tuple[Location, str]
@@ -180,9 +181,15 @@ def _fault(fault: Fault, pipeline: Any | None, workload: Any | None) -> Iterator
     if point is not None and (unreached := _unreached(point, SOURCES[pipeline.source], SINKS[pipeline.sink])):
         yield ((field,), unreached)
     target = fault.process if crash else fault.target
-    workers = {f"worker-{i}" for i in range(pipeline.workers)}
-    if target in PROCESSES and target != "coordinator" and target not in workers:
-        yield (("target",), f"{target} is not in this pipeline, which has {pipeline.workers} worker(s)")
+    if target in PROCESSES and target not in (processes := pipeline_processes(pipeline)):
+        yield (("target",), f"{target} is not in this pipeline, which has {pipeline.workers} worker(s) "
+                            f"(its processes: {', '.join(processes)})")
+    if target in ROLES and target not in pipeline_roles(pipeline):
+        yield (("target",), f"{target} is a role this pipeline has no process for (its roles: "
+                            f"{', '.join(pipeline_roles(pipeline)) or 'none'})")
+    if pipeline.engine != NATIVE and point is not None:
+        yield ((field,), f"a black-box engine ({pipeline.engine}) has no crash points: time its faults with "
+                         "`at_commits`, `at_records` or `at`")
     if target == "postgres" and pipeline.profile != "distributed-durable":
         yield (("target",), "postgres is only used by the distributed-durable profile")
     if target in NETWORK_LINKS and target not in (links := pipeline_links(pipeline)):

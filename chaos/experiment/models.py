@@ -14,6 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from chaos import matrix
 from chaos.experiment.consistency import describe, inconsistencies
 from drivers.connectors import SINKS, SOURCES, plugin_problem
+from drivers.engines import ENGINE_CONNECTORS, ENGINES, NATIVE
 from faults.catalog import CrashFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
@@ -39,6 +40,9 @@ class PipelineSpec(StrictModel):
         None, description="route records further behind their split's event-time watermark to the late output")
     mutant: str | None = Field(
         None, description="a deliberately buggy variant of the source's or the sink's kind, to prove the checkers catch it")
+    engine: str = Field(NATIVE, description="what runs the pipeline: native (our runtime) or kafka-connect")
+    connector: str | None = Field(
+        None, description="with a black-box engine: the engine's connector under test, e.g. iceberg-sink")
 
     @field_validator("source")
     @classmethod
@@ -50,10 +54,19 @@ class PipelineSpec(StrictModel):
     def _known_sink(cls, name: str) -> str:
         return known(_loaded(name), list(SINKS), "sink")
 
+    @field_validator("engine")
+    @classmethod
+    def _known_engine(cls, name: str) -> str:
+        return known(name, list(ENGINES), "engine")
+
     @model_validator(mode="after")
     def _supported(self) -> "PipelineSpec":
         if self.checkpoint_interval <= 0:
             raise ValueError("checkpoint_interval must be greater than zero")
+        if self.engine != NATIVE:
+            self._black_box()
+        elif self.connector is not None:
+            raise ValueError("`connector` names a black-box engine's connector: set `engine` too (kafka-connect)")
         if self.mutant is not None:
             source, sink = SOURCES[self.source], SINKS[self.sink]
             if source.mutant(self.mutant) is None and sink.mutant(self.mutant) is None:
@@ -69,6 +82,24 @@ class PipelineSpec(StrictModel):
         except matrix.Unsupported as e:
             raise ValueError(str(e)) from None
         return self
+
+    def _black_box(self) -> None:
+        """A black-box engine runs one of its connectors, which implements one row of the matrix."""
+        offered = [c.name for c in ENGINE_CONNECTORS.values() if c.engine == self.engine]
+        if self.connector is None:
+            raise ValueError(f"engine {self.engine} needs `connector`: one of {', '.join(offered)}")
+        connector = ENGINE_CONNECTORS.get(self.connector)
+        if connector is None or connector.engine != self.engine:
+            raise ValueError(f"unknown {self.engine} connector {self.connector!r} (known: {', '.join(offered)})"
+                             f"{suggest(self.connector, offered)}")
+        if self.source not in connector.sources or self.sink != connector.sink:
+            raise ValueError(f"{connector.name} reads {' or '.join(connector.sources)} and writes {connector.sink}: "
+                             f"set source and sink to match (got {self.source} -> {self.sink})")
+        if self.mutant is not None:
+            raise ValueError(f"a black-box engine has no seeded bugs: remove `mutant` ({self.mutant})")
+        if self.profile != "distributed-durable":
+            raise ValueError(f"{connector.name} keeps its state in Kafka and its catalog in PostgreSQL: "
+                             "profile must be distributed-durable")
 
     @property
     def row(self) -> "matrix.Row":

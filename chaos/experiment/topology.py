@@ -3,7 +3,8 @@
 Derived from the connector table: each kind names the links its processes use (`Connector.links`),
 the runtime adds the workers' link to the coordinator, and the distributed-durable profile adds
 the coordinator's link to its checkpoint store and puts a catalog database (if a kind has one)
-behind the `worker-catalog` link.
+behind the `worker-catalog` link. A black-box engine's processes are its own (`connect-0`, ...),
+and its connector names their links (`drivers.engines`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from drivers.connectors import SINKS, SOURCES
+from drivers.engines import ENGINE_CONNECTORS, KAFKA_CONNECT, NATIVE
 from drivers.sdk.links import NETWORK_LINKS
 
 
@@ -19,10 +21,15 @@ class Pipeline(Protocol):
     sink: str
     profile: str
     workers: int
+    engine: str
+    connector: str | None
 
 
 def pipeline_links(pipeline: Pipeline) -> list[str]:
     """The pipeline's links, in the order of `NETWORK_LINKS`."""
+    if pipeline.engine != NATIVE:  # a black box: its own processes' links, and the producer's
+        used = {*SOURCES[pipeline.source].links} - {"worker-kafka"} | {*ENGINE_CONNECTORS[pipeline.connector].links}
+        return [link for link in NETWORK_LINKS if link in used]
     distributed = pipeline.profile == "distributed-durable"
     used = {"worker-coordinator", *(["coordinator-store"] if distributed else [])}
     for kind in (SOURCES[pipeline.source], SINKS[pipeline.sink]):
@@ -31,7 +38,14 @@ def pipeline_links(pipeline: Pipeline) -> list[str]:
 
 
 def pipeline_processes(pipeline: Pipeline) -> list[str]:
+    if pipeline.engine == KAFKA_CONNECT:
+        return [f"connect-{i}" for i in range(pipeline.workers)]
     return ["coordinator"] + [f"worker-{i}" for i in range(pipeline.workers)]
+
+
+def pipeline_roles(pipeline: Pipeline) -> list[str]:
+    """The process roles a fault may target, resolved to a process when it fires."""
+    return list(ENGINE_CONNECTORS[pipeline.connector].roles) if pipeline.engine != NATIVE else []
 
 
 def available_targets(pipeline: Pipeline) -> tuple[list[str], list[str]]:

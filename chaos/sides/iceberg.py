@@ -8,8 +8,9 @@ are the testbed's convention, which the sinks follow.
 
 What a reader sees during the run is the current snapshot of `main` (`IcebergSnapshotIds`). Which
 ids each commit made visible comes from the snapshots in the current snapshot's ancestry: their
-summary properties `chaos.checkpoint-id` and `chaos.worker` name the unit, and the manifest
-entries a snapshot itself added are its files.
+summary properties `chaos.checkpoint-id` and `chaos.worker` name the unit (for the Kafka Connect
+sink, `kafka.connect.commit-id` marks a snapshot that is one unit), and the manifest entries a
+snapshot itself added are its files.
 """
 
 from __future__ import annotations
@@ -129,9 +130,12 @@ def iceberg_committed_units(uri: str, warehouse: Path, table_name: str) -> pa.Ta
         units: list[tuple[int, pa.Array]] = []
         for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
             props = snapshot.summary.additional_properties if snapshot.summary is not None else {}
-            if "chaos.checkpoint-id" not in props or "chaos.worker" not in props:
+            if "chaos.checkpoint-id" in props and "chaos.worker" in props:
+                unit = unit_id(props["chaos.checkpoint-id"], props["chaos.worker"])
+            elif "kafka.connect.commit-id" in props:  # the Kafka Connect sink: one snapshot per commit
+                unit = unit_id(snapshot.sequence_number, 0)
+            else:
                 continue  # table creation, a schema change of its own
-            unit = unit_id(props["chaos.checkpoint-id"], props["chaos.worker"])
             for manifest in snapshot.manifests(table.io):
                 if manifest.added_snapshot_id != snapshot.snapshot_id:
                     continue  # a manifest an earlier snapshot wrote: none of its entries are new here

@@ -48,6 +48,13 @@ class Event(StrEnum):
     WORKER_RESTORED = "worker.restored"
     WORKER_COORDINATOR_LOST = "worker.coordinator_lost"
     WORKER_STOP = "worker.stop"
+    # a black-box engine, as the harness observes it (`chaos.engines`)
+    ENGINE_WORKER_READY = "engine.worker_ready"
+    """A black-box engine's process serves requests and the connector's tasks run (written by the
+    harness on the process's behalf, with its pid)."""
+    ENGINE_CONNECTOR_CREATED = "engine.connector_created"
+    ENGINE_COMMIT_SEEN = "engine.commit_seen"
+    """A new commit in the output (an Iceberg snapshot, say), with what it says of itself."""
     # what the drivers saw: the evidence that a scenario's fault really reached them
     SOURCE_DISCONNECTED = "source.disconnected"
     SOURCE_RECONNECTED = "source.reconnected"

@@ -224,15 +224,20 @@ def test_generate_rejects_targets_the_experiment_lacks():
 
 
 def test_available_targets_follow_the_pipeline():
-    kafka = SimpleNamespace(source="kafka", sink="parquet", profile="single-node-durable", workers=2)
+    native = {"engine": "native", "connector": None}
+    kafka = SimpleNamespace(source="kafka", sink="parquet", profile="single-node-durable", workers=2, **native)
     assert available_targets(kafka) == (["workload-kafka", "worker-kafka", "worker-coordinator"],
                                         ["coordinator", "worker-0", "worker-1"])
     iceberg = SimpleNamespace(source="kafka-transactional", sink="iceberg-2pc", profile="distributed-durable",
-                              workers=1)
+                              workers=1, **native)
     assert available_targets(iceberg)[0] == ["workload-kafka", "worker-kafka", "worker-coordinator",
                                              "coordinator-store", "worker-catalog"]
-    batch = SimpleNamespace(source="parquet-batch", sink="parquet", profile="in-memory", workers=1)
+    batch = SimpleNamespace(source="parquet-batch", sink="parquet", profile="in-memory", workers=1, **native)
     assert available_targets(batch) == (["worker-coordinator"], ["coordinator", "worker-0"])
+    connect = SimpleNamespace(source="kafka-transactional", sink="iceberg-2pc", profile="distributed-durable",
+                              workers=2, engine="kafka-connect", connector="iceberg-sink")
+    assert available_targets(connect) == (["workload-kafka", "worker-kafka", "worker-catalog"],
+                                          ["connect-0", "connect-1"])
     links, procs = available_targets(iceberg)
     assert set(links) <= set(NETWORK_LINKS) and set(procs) <= set(PROCESSES)
 
