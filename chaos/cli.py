@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     certify.add_argument("--connector", metavar="KIND", action="append", dest="connectors",
                          help="certify a connector kind (a plug-in's, say): every row it joins, and its own mutants "
                               "(repeatable)")
+    certify.add_argument("--engine", metavar="ENGINE", default=None,
+                         help="certify a connector of a black-box engine (kafka-connect), named with --connector")
     certify.add_argument("--quick", action="store_true", help="every scenario once, at half the size (what CI runs)")
     certify.add_argument("--mutants", action="store_true",
                          help="also run the seeded-bug variants, which must all be caught, and report the kill rate")
@@ -148,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
 
             return replay_run(args.run_dir, args.runs_dir, args.env_file, args.private_env, console,
                               args.keep_env).exit_code
+        if args.command == "certify" and args.engine is not None:
+            from chaos.certification.black_box import certify_black_box
+
+            return certify_black_box(args.engine, args.connectors, args.quick, args.runs_dir, args.env_file,
+                                     args.private_env, console, args.keep_env)
         if args.command == "certify":
             from chaos.certification.cli import certify
 

@@ -94,8 +94,8 @@ def run_suite(rows: list[Row], quick: bool, mutants: list[Mutant] | None, runs_d
         def lane_failed(number: int, error: BaseException) -> None:
             console.print(f"[yellow]lane {number} has no environment ({error}); the other lanes take its cases[/]")
 
-        first = _Runner(directory, Path(env.state.workdir) / "state.json", fresh_environment)
-        lanes = Lanes(jobs, first, lambda _: _Runner(directory, fresh_environment(), fresh_environment), lane_failed)
+        first = CaseRunner(directory, Path(env.state.workdir) / "state.json", fresh_environment)
+        lanes = Lanes(jobs, first, lambda _: CaseRunner(directory, fresh_environment(), fresh_environment), lane_failed)
         items: list[Case | Mutant] = [*cases, *(mutants or [])]
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         with Progress(*columns, console=console) as progress:
@@ -108,7 +108,7 @@ def run_suite(rows: list[Row], quick: bool, mutants: list[Mutant] | None, runs_d
                 _print(console, outcome, {"pass": "green"} if isinstance(item, Case) else {"killed": "green"})
                 progress.advance(task)
 
-            def work(runner: _Runner, item: Case | Mutant) -> Outcome:
+            def work(runner: CaseRunner, item: Case | Mutant) -> Outcome:
                 return runner.case(item, quick) if isinstance(item, Case) else runner.mutant(item)
 
             outcomes = lanes.run(items, work, begin, end)
@@ -125,7 +125,7 @@ def _print(console: Console, outcome: Outcome, good: dict[str, str]) -> None:
                   + (f": {detail}" if detail else ""), highlight=False)
 
 
-class _Runner:
+class CaseRunner:
     def __init__(self, directory: Path, state_file: Path, fresh_environment: Callable[[], Path]):
         self.directory = directory
         self.state_file = state_file
@@ -145,7 +145,7 @@ class _Runner:
 
     def _judged(self, case: Case, experiment: Path, name: str) -> Outcome:
         """One run of a case, held to its invariants and to the scenario's evidence."""
-        outcome = self._run(name, experiment, self.directory / "runs" / case.row.sink)
+        outcome = self.run(name, experiment, self.directory / "runs" / case.row.sink)
         if outcome.status not in UNDECIDED and outcome.run_dir is not None:
             result = json.loads((outcome.run_dir / "result.json").read_text())
             history = read_history(outcome.run_dir / "history.jsonl")
@@ -162,8 +162,8 @@ class _Runner:
         nothing."""
         experiments = self.directory / "experiments" / "mutants"
         runs = self.directory / "runs" / "mutants"
-        outcome = self._run(mutant.name, with_mutant(REPO / mutant.path, mutant.name, experiments), runs)
-        control = self._run(f"{mutant.name} control", with_mutant(REPO / mutant.path, None, experiments), runs)
+        outcome = self.run(mutant.name, with_mutant(REPO / mutant.path, mutant.name, experiments), runs)
+        control = self.run(f"{mutant.name} control", with_mutant(REPO / mutant.path, None, experiments), runs)
         outcome.control = control
         if outcome.status in UNDECIDED:
             return outcome
@@ -176,7 +176,7 @@ class _Runner:
         for repeat in range(1, mutant.repeats):
             if outcome.status != "killed":
                 break
-            again = self._run(f"{mutant.name} #{repeat + 1}",
+            again = self.run(f"{mutant.name} #{repeat + 1}",
                               with_mutant(REPO / mutant.path, mutant.name, experiments, repeat), runs)
             if again.status not in UNDECIDED:
                 self._judge(mutant, again)
@@ -201,7 +201,7 @@ class _Runner:
         if outcome.status == "survived":
             outcome.message = f"{mutant.caught_by} did not fail"
 
-    def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+    def run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
         """Run once; a run whose environment failed is run again, once, on a fresh environment."""
         outcome = self._run_once(name, experiment, runs_dir, "")
         if outcome.exit_code != EXIT_ENVIRONMENT:

@@ -14,8 +14,15 @@ from chaos.certification.maturity import compute_labels
 from chaos.certification.mutants import MUTANTS
 from chaos.certification.plan import CERTIFICATION_DIR, REPO, materialize, plan
 from chaos.certification.report import build_report, markdown, to_html
-from chaos.certification.scenarios import BY_SLUG, SCENARIOS, Status, applicability, certification_rows, slug
-from chaos.certification.suite import Outcome, SuiteRun, _Runner
+from chaos.certification.scenarios import (
+    BY_SLUG,
+    SCENARIOS,
+    Status,
+    applicability,
+    certification_rows,
+    slug,
+)
+from chaos.certification.suite import CaseRunner, Outcome, SuiteRun
 from chaos.experiment import load_experiment
 from drivers.connectors import SINKS
 from drivers.sdk.capabilities import Maturity
@@ -252,7 +259,7 @@ def test_a_kill_whose_control_run_fails_proves_nothing(tmp_path):
     assert report["mutants"]["killed"] == len(MUTANTS) - 1
 
 
-class ScriptedRunner(_Runner):
+class ScriptedRunner(CaseRunner):
     """The suite's mutant logic over scripted runs: `script` maps a run's name to (status, failed
     invariants, whether the bug bit); a name not in it is a kill that bit."""
 
@@ -260,7 +267,7 @@ class ScriptedRunner(_Runner):
         super().__init__(tmp_path, tmp_path / "state.json", lambda: tmp_path / "state.json")
         self.caught_by, self.script, self.ran = caught_by, script, []
 
-    def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+    def run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
         self.ran.append(name)
         default = ("pass", [], False) if name.endswith("control") else ("fail", [self.caught_by], True)
         status, failed, bit = self.script.get(name, default)
@@ -337,7 +344,7 @@ def test_a_mutant_that_ended_in_an_environment_error_did_not_survive(tmp_path):
     assert report["status"] == "error" and report["errors"] == []
 
 
-class ScriptedCases(_Runner):
+class ScriptedCases(CaseRunner):
     """The suite's case logic over scripted runs of the ack-after-commit case: each run in `script`
     is (status, failed invariants, whether its history shows the worker crash the scenario needs)."""
 
@@ -345,7 +352,7 @@ class ScriptedCases(_Runner):
         super().__init__(tmp_path, tmp_path / "state.json", lambda: tmp_path / "state.json")
         self.script, self.ran = list(script), []
 
-    def _run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+    def run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
         self.ran.append(name)
         status, failed, crashed = self.script.pop(0)
         run_dir = runs_dir / f"run-{len(self.ran)}"
