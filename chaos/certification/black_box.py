@@ -86,7 +86,7 @@ def black_box_experiment(connector: EngineConnector, case: BlackBoxScenario, see
                 "sink": connector.sink, "profile": "distributed-durable", "workers": 2, "checkpoint_interval": "2s"}
     return {"name": f"cert-{connector.name}-{case.scenario.slug}", "seed": seed, "pipeline": pipeline,
             "workload": {**WORKLOAD, **(case.workload or {})}, "faults": [dict(f) for f in case.faults],
-            "expect": {"drain_timeout": "90s"}}
+            "expect": {"drain_timeout": "45s"}}
 
 
 def seeds(case: BlackBoxScenario, quick: bool) -> list[int]:

@@ -5,11 +5,9 @@ offset and status topics and a REST listener on a leased 127.0.0.1 port. The wor
 through the `worker-kafka` link and the catalog through the `worker-catalog` link, so faults
 can cut them off; the harness talks to them over REST directly.
 
-Nothing inside a black box reports to the history, so a watcher thread does it from outside:
-- a worker is ready once it serves REST requests and every task of the connector runs;
-- the connector is created once every worker first serves, and deleted at the end;
-- a commit is a new snapshot of the output table, seen with the consumer group's offsets, which
-  stand for the checkpoint positions of our runtime.
+Nothing inside a black box reports to the history, so a watcher thread does it from outside
+(`connect_watcher.py`): readiness, the connector's creation, failed tasks, and each new snapshot
+as a commit. The connector is deleted at the end, before the workers stop.
 
 Settled (the `status` may cover the input) means the connector's consumer group has committed
 offsets at the input's end and the commit coordinator has since consumed its control topic past
@@ -19,31 +17,26 @@ where it stood then, so whatever was handed over has been through a commit.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable
 
-from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 from tenacity import Retrying, stop_after_delay, wait_fixed
 
 from chaos.engines.base import Factory, Status
 from chaos.engines.connect_rest import ConnectRest, ConnectRestError
+from chaos.engines.connect_watcher import POLL, ConnectWatcher
 from chaos.env.connect_install import install_connect
-from chaos.env.kafka_clients import client_config
 from chaos.env.processes import ManagedProcess
 from chaos.sides.base import RunContext, SinkSide, SourceSide
-from chaos.sides.iceberg import CATALOG_NAME, catalog_uri, close_catalog, identifier, open_catalog
+from chaos.sides.iceberg import CATALOG_NAME, identifier
 from drivers.engines import ENGINE_CONNECTORS
 from drivers.sdk.events import Event
-from drivers.sdk.history import History
 
 HEAP = ["-Xmx384m", "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 """Two workers share the machine with the broker and PostgreSQL; C1 alone starts them sooner."""
-POLL = 0.5
-"""Seconds between the watcher's looks at the workers, the connector and the output."""
 DELETE_TIMEOUT = 10.0
 ROLE_TIMEOUT = 15.0
 """Seconds a role may take to resolve: a rebalance settles well within it."""
@@ -83,9 +76,7 @@ class KafkaConnectEngine:
         self.tools = install_connect()
         self.ports = {name: context.env.reserve_port() for name in self.processes}
         self.rest = {name: ConnectRest(port) for name, port in self.ports.items()}
-        self._status: Status | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self.watcher: ConnectWatcher | None = None
 
     # --- the Engine protocol ---
 
@@ -120,13 +111,12 @@ class KafkaConnectEngine:
         """Nothing to wire: the workers find each other through Kafka."""
 
     def start(self, pid: Callable[[str], int | None], stack: ExitStack) -> None:
-        watcher = _Watcher(self, pid)
-        self._thread = threading.Thread(target=watcher.run, name="connect-watcher", daemon=True)
-        self._thread.start()
-        stack.callback(self._finish, watcher)
+        self.watcher = ConnectWatcher(self, pid)
+        self.watcher.start()
+        stack.callback(self._finish)
 
     def status(self) -> Status | None:
-        return self._status
+        return self.watcher.status if self.watcher is not None else None
 
     def resolve_role(self, role: str) -> str:
         """`connect-coordinator`: the sink elects as its commit coordinator the task that holds
@@ -223,12 +213,10 @@ class KafkaConnectEngine:
             "iceberg.control.commit.interval-ms": str(int(pipeline.checkpoint_interval * 1000)),
         }
 
-    def _finish(self, watcher: "_Watcher") -> None:
+    def _finish(self) -> None:
         """Stop watching, then delete the connector while its workers still run (they stop next)."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-        watcher.close()
+        if self.watcher is not None:
+            self.watcher.stop()
         deadline = time.monotonic() + DELETE_TIMEOUT
         while time.monotonic() < deadline:
             for rest in self.rest.values():
@@ -238,136 +226,3 @@ class KafkaConnectEngine:
                 except ConnectRestError as e:
                     log.info("deleting connector %s: %s", self.name, e)
             time.sleep(POLL)
-
-
-class _Watcher:
-    """Observes the black box from outside and writes what it sees to the history."""
-
-    def __init__(self, engine: KafkaConnectEngine, pid: Callable[[str], int | None]):
-        self.engine = engine
-        self.pid = pid
-        run_dir = engine.context.run_dir
-        self.histories = {name: History(run_dir / "history.jsonl", source=name) for name in engine.processes}
-        self.history = engine.context.history
-        self.announced: dict[str, int] = {}
-        """The pid of each worker's incarnation whose readiness was written."""
-        self.created = False
-        self.sequence: int | None = None
-        """The sequence number of the last snapshot seen."""
-        self.handed_over_at: int | None = None
-        """The control topic's end when the group's offsets first covered the input."""
-        self._offsets: Consumer | None = None
-        self._catalog: Any = None
-
-    def run(self) -> None:
-        engine = self.engine
-        while not engine._stop.wait(POLL):
-            try:
-                self._step()
-            except Exception as e:  # noqa: BLE001 - a black box under faults: look again next time
-                log.info("connect watcher: %s", e)
-
-    def _step(self) -> None:
-        engine = self.engine
-        serving = [name for name, rest in engine.rest.items() if self.pid(name) is not None and rest.up()]
-        if not self.created:
-            if len(serving) < len(engine.processes):
-                return
-            engine.rest[serving[0]].put_config(engine.name, engine.config)
-            self.created = True
-            self.history.append(Event.ENGINE_CONNECTOR_CREATED, connector=engine.name, kind=engine.connector.name,
-                                version=engine.connector.version)
-        status = engine.rest[serving[0]].status(engine.name) if serving else None
-        tasks = (status or {}).get("tasks", [])
-        running = len(tasks) == len(engine.processes) and all(t.get("state") == "RUNNING" for t in tasks)
-        for name in serving:
-            pid = self.pid(name)
-            if running and pid is not None and self.announced.get(name) != pid:
-                self.announced[name] = pid
-                self.histories[name].append(Event.ENGINE_WORKER_READY, pid=pid,
-                                            tasks=[t.get("worker_id") for t in tasks])
-        self._observe_commits()
-
-    def _observe_commits(self) -> None:
-        """Each new snapshot of the output table is a commit, whose positions are the group's offsets."""
-        positions = self._group_offsets()
-        for snapshot in self._new_snapshots():
-            self.sequence = snapshot.sequence_number
-            summary = snapshot.summary.additional_properties if snapshot.summary is not None else {}
-            self.history.append(Event.ENGINE_COMMIT_SEEN, snapshot_id=snapshot.snapshot_id, sequence=self.sequence,
-                                commit_id=summary.get("kafka.connect.commit-id"),
-                                added_records=summary.get("added-records"))
-            # Decided when the catalog took the snapshot: its own timestamp, not when the watcher looked.
-            self.history.append(Event.CHECKPOINT_PERSISTED, checkpoint_id=self.sequence, positions={"0": positions},
-                                observed=True, decided_at=snapshot.timestamp_ms / 1000)
-            self.history.append(Event.CHECKPOINT_COMMITTED, checkpoint_id=self.sequence, observed=True)
-        self.engine._status = {"checkpoint_id": self.sequence, "positions": {"0": positions},
-                               "settled": self._settled(positions)}
-
-    def _settled(self, positions: dict[int, int]) -> bool:
-        """The group has handed over the whole input, and the commit coordinator has since consumed
-        its control topic past where the topic ended then: the hand-over has been through a commit."""
-        ends = self._ends()
-        if any(positions.get(p, 0) < end for p, end in ends.items() if end > 0):
-            self.handed_over_at = None
-            return False
-        consumed, end = self._control_offsets()
-        if self.handed_over_at is None:
-            self.handed_over_at = end
-        return consumed >= self.handed_over_at
-
-    # --- reading from outside, directly (never through the faulted links) ---
-
-    def _consumer(self) -> Consumer:
-        if self._offsets is None:
-            env = self.engine.context.env
-            self._offsets = Consumer(client_config(env.bootstrap_direct, **{
-                "group.id": f"connect-{self.engine.name}", "enable.auto.commit": False}))
-        return self._offsets
-
-    def _input(self) -> list[TopicPartition]:
-        topic = str(self.engine.source.settings()["topic"])
-        return [TopicPartition(topic, p) for p in range(self.engine.context.experiment.workload.partitions)]
-
-    def _group_offsets(self) -> dict[int, int]:
-        committed = self._consumer().committed(self._input(), timeout=5)
-        return {tp.partition: max(tp.offset, 0) for tp in committed}
-
-    def _ends(self) -> dict[int, int]:
-        return {tp.partition: self._consumer().get_watermark_offsets(tp, timeout=5)[1] for tp in self._input()}
-
-    def _control_offsets(self) -> tuple[int, int]:
-        """(where the commit coordinator's group stands, the end) on the control topic."""
-        control = TopicPartition(self.engine.control_topic, 0)
-        group = Consumer(client_config(self.engine.context.env.bootstrap_direct, **{
-            "group.id": f"connect-{self.engine.name}-coord", "enable.auto.commit": False}))
-        try:
-            committed = group.committed([control], timeout=5)[0].offset
-            return max(committed, 0), group.get_watermark_offsets(control, timeout=5)[1]
-        finally:
-            group.close()
-
-    def _new_snapshots(self) -> list[Any]:
-        """The output table's snapshots newer than the last one seen, oldest first."""
-        from pyiceberg.exceptions import NoSuchTableError
-
-        settings = self.engine.sink_settings
-        if self._catalog is None:
-            self._catalog = open_catalog(catalog_uri(self.engine.context, harness=True),
-                                         Path(str(settings["warehouse"])))
-        try:
-            table = self._catalog.load_table(identifier(str(settings["table_name"])))
-        except NoSuchTableError:
-            return []
-        seen = self.sequence or 0
-        return sorted((s for s in table.snapshots() if (s.sequence_number or 0) > seen),
-                      key=lambda s: s.sequence_number)
-
-    def close(self) -> None:
-        if self._offsets is not None:
-            self._offsets.close()
-        if self._catalog is not None:
-            close_catalog(self._catalog)
-        for history in self.histories.values():
-            history.close()
-

@@ -53,6 +53,8 @@ class Event(StrEnum):
     """A black-box engine's process serves requests and the connector's tasks run (written by the
     harness on the process's behalf, with its pid)."""
     ENGINE_CONNECTOR_CREATED = "engine.connector_created"
+    ENGINE_TASK_FAILED = "engine.task_failed"
+    """A black-box engine reports a task failed, with the first line of its trace (once per task and trace)."""
     ENGINE_COMMIT_SEEN = "engine.commit_seen"
     """A new commit in the output (an Iceberg snapshot, say), with what it says of itself."""
     # what the drivers saw: the evidence that a scenario's fault really reached them
