@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 SINK = ENGINE_CONNECTORS["iceberg-sink"]
 INCIDENT = (REPO / "experiments" / "incidents" / "kafka-connect"
             / "iceberg-sink-coordinator-change-before-first-commit.yaml")
-ATTEMPTS = 3
+ATTEMPTS = 4
 
 
 @pytest.fixture(scope="module")
