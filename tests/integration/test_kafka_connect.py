@@ -16,7 +16,8 @@ from drivers.sdk.events import Event
 from drivers.sdk.history import read_history
 from tests.integration.conftest import REPO, chaos_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration,
+              pytest.mark.timeout(3600)]  # the certification fixture runs five cases (about 7 min here)
 
 SINK = ENGINE_CONNECTORS["iceberg-sink"]
 INCIDENT = (REPO / "experiments" / "incidents" / "kafka-connect"
