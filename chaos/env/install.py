@@ -72,7 +72,7 @@ def _kafka_classpath(verbose: bool) -> str:
         return ":".join(str(j) for j in jars)
     broker = Artifact("org.apache.kafka", f"kafka_{SCALA_VERSION}", KAFKA_VERSION)
     jars = resolve_jars(chaos_home() / "kafka" / KAFKA_VERSION, "kafka-broker", (broker, Artifact(*SLF4J_BINDING)),
-                        f"Kafka {KAFKA_VERSION}", verbose=verbose)
+                        f"Kafka {KAFKA_VERSION}", verbose=verbose, instead="or set KAFKA_HOME to an unpacked Kafka")
     _check_slf4j(jars)
     return ":".join(str(j) for j in jars)
 

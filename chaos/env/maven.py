@@ -20,9 +20,10 @@ MAVEN_TIMEOUT = 1800
 
 
 def resolve_jars(target: Path, name: str, artifacts: tuple[Artifact, ...], what: str,
-                 exclude: tuple[str, ...] = (), verbose: bool = False) -> list[Path]:
+                 exclude: tuple[str, ...] = (), verbose: bool = False, instead: str = "") -> list[Path]:
     """The jars of `artifacts` and their runtime dependencies (less the `exclude`d artifact ids), in
-    `target/libs`, resolved now unless this exact pom was resolved there before."""
+    `target/libs`, resolved now unless this exact pom was resolved there before. `instead` says what a
+    user without Maven can do instead, in the error."""
     libs = target / "libs"
     marker = target / ".complete"
     pom = _pom(name, artifacts)
@@ -30,7 +31,7 @@ def resolve_jars(target: Path, name: str, artifacts: tuple[Artifact, ...], what:
         mvn = shutil.which("mvn")
         if mvn is None:
             raise EnvironmentFailure("`mvn` was not found on PATH. Install Apache Maven (Debian: apt-get install "
-                                     "maven) to resolve " + what + ".")
+                                     f"maven) to resolve {what}{', ' + instead if instead else ''}.")
         target.mkdir(parents=True, exist_ok=True)
         marker.unlink(missing_ok=True)
         (target / "pom.xml").write_text(pom)
