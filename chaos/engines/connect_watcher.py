@@ -57,7 +57,7 @@ class ConnectWatcher:
         """The sequence number of the last snapshot seen."""
         self.handed_over_at: int | None = None
         """The control topic's end when the group's offsets first covered the input."""
-        self._offsets: Consumer | None = None
+        self._clients: dict[str, Consumer] = {}
         self._catalog: Any = None
 
     def start(self) -> None:
@@ -139,12 +139,14 @@ class ConnectWatcher:
 
     # --- reading from outside, directly (never through the faulted links) ---
 
-    def _consumer(self) -> Consumer:
-        if self._offsets is None:
-            env = self.engine.context.env
-            self._offsets = Consumer(client_config(env.bootstrap_direct, **{
-                "group.id": f"connect-{self.engine.name}", "enable.auto.commit": False}))
-        return self._offsets
+    def _consumer(self, group: str | None = None) -> Consumer:
+        """A long-lived client that reads `group`'s committed offsets (by default the connector's
+        consumer group) without ever joining it; one per group for the whole run."""
+        group = group or f"connect-{self.engine.name}"
+        if group not in self._clients:
+            self._clients[group] = Consumer(client_config(self.engine.context.env.bootstrap_direct, **{
+                "group.id": group, "enable.auto.commit": False}))
+        return self._clients[group]
 
     def _input(self) -> list[TopicPartition]:
         topic = str(self.engine.source.settings()["topic"])
@@ -160,13 +162,9 @@ class ConnectWatcher:
     def _control_offsets(self) -> tuple[int, int]:
         """(where the commit coordinator's group stands, the end) on the control topic."""
         control = TopicPartition(self.engine.control_topic, 0)
-        group = Consumer(client_config(self.engine.context.env.bootstrap_direct, **{
-            "group.id": f"connect-{self.engine.name}-coord", "enable.auto.commit": False}))
-        try:
-            committed = group.committed([control], timeout=5)[0].offset
-            return max(committed, 0), group.get_watermark_offsets(control, timeout=5)[1]
-        finally:
-            group.close()
+        group = self._consumer(f"connect-{self.engine.name}-coord")
+        committed = group.committed([control], timeout=5)[0].offset
+        return max(committed, 0), group.get_watermark_offsets(control, timeout=5)[1]
 
     def _new_snapshots(self) -> list[Any]:
         """The output table's snapshots newer than the last one seen, oldest first."""
@@ -185,8 +183,8 @@ class ConnectWatcher:
                       key=lambda s: s.sequence_number)
 
     def _close(self) -> None:
-        if self._offsets is not None:
-            self._offsets.close()
+        for client in self._clients.values():
+            client.close()
         if self._catalog is not None:
             close_catalog(self._catalog)
         for history in self.histories.values():
