@@ -41,11 +41,15 @@ def test_every_applicable_scenario_gets_a_verdict_and_the_label_follows(certific
     assert verdicts["late-events"]["status"] == "n/a"
     applicable = [s for s in report["scenarios"] if s["applicability"] == "applies"]
     assert len(applicable) == 5
-    for scenario in applicable:  # a black box's verdict is never vacuous: pass with its evidence, or a named failure
-        assert scenario["status"] in ("pass", "fail"), scenario
+    # Pass with its evidence, a named failure, or inconclusive when the sink's first commit came only
+    # after the stream (its first commit cycle can wait out a 30 s timeout): never an environment error.
+    for scenario in applicable:
+        assert scenario["status"] in ("pass", "fail", "inconclusive"), scenario
         assert (scenario["status"] == "fail") == bool(scenario["failed"]), scenario
-    passed = all(s["status"] == "pass" for s in applicable)
-    assert report["connector"]["computed"] == ("Certified" if passed else "Preview")
+    assert any(s["status"] in ("pass", "fail") for s in applicable), applicable
+    statuses = {s["status"] for s in applicable}
+    label = "Preview" if "fail" in statuses else None if "inconclusive" in statuses else "Certified"
+    assert report["connector"]["computed"] == label
     for name in ("certification.md", "certification.html"):
         assert SINK.version in (certification["directory"] / name).read_text()
 
@@ -71,6 +75,9 @@ def test_the_coordinator_role_resolves_to_a_connect_worker_when_the_fault_fires(
     scenario = next(s for s in certification["report"]["scenarios"] if s["scenario"] == "two-phase-commit")
     history = read_history(certification["directory"] / scenario["run_dir"] / "history.jsonl")
     kills = [e for e in history if e.get("event") == Event.PROCESS_KILL]
-    assert [k["process"] for k in kills] in (["connect-0"], ["connect-1"]), kills
     assert not [e for e in history if e.get("event") == Event.FAULT_ERROR]
+    if scenario["status"] == "inconclusive":  # the commit that times the kill came after the stream
+        assert not kills and "never fired" in scenario["message"], scenario
+        return
+    assert [k["process"] for k in kills] in (["connect-0"], ["connect-1"]), kills
 
