@@ -1,9 +1,11 @@
 """The engines a pipeline can run on, and the connectors a black-box engine can run: data only.
 
 `native` is our runtime (`drivers.runtime`). `kafka-connect` runs real Kafka Connect workers in
-distributed mode with a connector from Maven Central. A black-box connector implements one of the
-matrix's rows, named here by the source kind whose input it reads and the sink kind whose output
-format it writes: the harness prepares the input and reads the output through those kinds' sides,
+distributed mode with a connector from Maven Central. `command` runs the user's own pipeline: the
+processes their experiment names by argv, with the testbed's addresses filled in (`PLACEHOLDERS`).
+
+A black-box connector implements one of the matrix's rows, named here by the source kind whose
+input it reads and the sink kind whose output format it writes: the harness prepares the input and reads the output through those kinds' sides,
 exactly as for our own connectors. It has no crash points and no mutants; its scenarios are driven
 by process and link faults.
 """
@@ -14,7 +16,23 @@ from dataclasses import dataclass
 
 NATIVE = "native"
 KAFKA_CONNECT = "kafka-connect"
-ENGINES = (NATIVE, KAFKA_CONNECT)
+COMMAND = "command"
+ENGINES = (NATIVE, KAFKA_CONNECT, COMMAND)
+
+COMMAND_SOURCES = ("kafka", "kafka-transactional")
+"""The sources a `command` pipeline may read: the harness follows its progress by the offsets it
+commits to its consumer group."""
+PLACEHOLDERS = {
+    "kafka": "the Kafka bootstrap address, through the `worker-kafka` link",
+    "topic": "the input topic",
+    "group": "the consumer group the pipeline commits its progress to (the harness drains by its offsets)",
+    "partitions": "the input topic's partition count",
+    "run_dir": "the run's directory",
+    "python": "the Python interpreter running the testbed",
+    "index": "the command's position in `commands` (0, 1, ...)",
+    "sink": "`{sink.KEY}`: a setting of the sink kind's output, e.g. `{sink.output_dir}` for parquet",
+}
+"""What a `command` argv or environment value may name in braces; `{{` and `}}` stand for braces."""
 
 
 @dataclass(frozen=True)

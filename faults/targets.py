@@ -10,9 +10,9 @@ SERVICES = ("kafka", "postgres")
 
 MAX_WORKERS = 8
 PROCESSES = (("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS))
-             + tuple(f"connect-{i}" for i in range(MAX_WORKERS)))
-"""Processes the runner supervises and faults may kill: our runtime's coordinator and workers, or a
-Kafka Connect engine's workers."""
+             + tuple(f"connect-{i}" for i in range(MAX_WORKERS)) + tuple(f"command-{i}" for i in range(MAX_WORKERS)))
+"""Processes the runner supervises and faults may kill: our runtime's coordinator and workers, a
+Kafka Connect engine's workers, or the processes of a `command` pipeline."""
 ROLES = ("connect-coordinator",)
 """Processes named by what they do, resolved when the fault fires: `connect-coordinator` is the
 Connect worker whose task runs the Iceberg sink's commit coordinator."""

@@ -27,7 +27,7 @@ from chaos.certification.suite import UNDECIDED, CaseRunner, Outcome
 from chaos.env.acquire import acquire_environment
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_VIOLATION, SpecError
 from chaos.explore.pages import write_page
-from drivers.engines import ENGINE_CONNECTORS, ENGINES, NATIVE, EngineConnector
+from drivers.engines import ENGINE_CONNECTORS, ENGINES, EngineConnector
 from drivers.sdk.capabilities import Maturity
 from drivers.sdk.events import Event
 from drivers.sdk.history import read_history
@@ -213,7 +213,8 @@ def write_black_box_reports(directory: Path, report: dict[str, Any]) -> None:
 
 def _connector(engine: str, names: list[str] | None) -> EngineConnector:
     try:
-        known(engine, [e for e in ENGINES if e != NATIVE], "engine")
+        # Only an engine that runs connectors of its own has any to certify (not native, not command).
+        known(engine, [e for e in ENGINES if any(c.engine == e for c in ENGINE_CONNECTORS.values())], "engine")
     except ValueError as e:
         raise SpecError("--engine", [str(e)]) from None
     offered = [c.name for c in ENGINE_CONNECTORS.values() if c.engine == engine]

@@ -9,6 +9,7 @@ from drivers.sdk.connector import load
 ENGINES = {
     "native": "chaos.engines.native:NativeEngine",
     "kafka-connect": "chaos.engines.kafka_connect:KafkaConnectEngine",
+    "command": "chaos.engines.command:CommandEngine",
 }
 """Engine name -> its class, as an import path (a black-box engine's clients load only when used)."""
 

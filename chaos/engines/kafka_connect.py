@@ -38,6 +38,7 @@ from drivers.sdk.events import Event
 HEAP = ["-Xmx384m", "-Xms128m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 """Two workers share the machine with the broker and PostgreSQL; C1 alone starts them sooner."""
 DELETE_TIMEOUT = 10.0
+COMMIT_TIMEOUT_MS = 10_000
 ROLE_TIMEOUT = 15.0
 """Seconds a role may take to resolve: a rebalance settles well within it."""
 
@@ -211,6 +212,10 @@ class KafkaConnectEngine:
             "iceberg.control.topic": self.control_topic,
             "iceberg.control.group-id-prefix": f"{self.name}-cg-control",
             "iceberg.control.commit.interval-ms": str(int(pipeline.checkpoint_interval * 1000)),
+            # A commit cycle waits this long for every task's answer before committing what it has. The
+            # first cycle can start before a task's control consumer has joined and then waits it out:
+            # at the default 30 s, the first commit lands too late for faults timed by commits.
+            "iceberg.control.commit.timeout-ms": str(COMMIT_TIMEOUT_MS),
         }
 
     def _finish(self) -> None:

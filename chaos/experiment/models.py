@@ -7,6 +7,7 @@ or `2m`, and each fault kind is its own model so an error names the exact field 
 from __future__ import annotations
 
 import re
+from string import Formatter
 from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -14,7 +15,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from chaos import matrix
 from chaos.experiment.consistency import describe, inconsistencies
 from drivers.connectors import SINKS, SOURCES, plugin_problem
-from drivers.engines import ENGINE_CONNECTORS, ENGINES, NATIVE
+from drivers.engines import COMMAND, COMMAND_SOURCES, ENGINE_CONNECTORS, ENGINES, NATIVE, PLACEHOLDERS
 from faults.catalog import CrashFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
@@ -29,6 +30,52 @@ def _loaded(kind: str) -> str:
     return kind
 
 
+def _placeholders(template: str) -> str:
+    """`template` if every `{name}` in it is one the command engine fills in (`PLACEHOLDERS`)."""
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in Formatter().parse(template)
+                  if name is not None]
+    except ValueError as e:
+        raise ValueError(f"{template!r}: {e} (write {{{{ and }}}} for literal braces)") from None
+    for name, spec, conversion in fields:
+        head, _, key = name.partition(".")
+        if head not in PLACEHOLDERS or (head == "sink") != bool(key) or spec or conversion:
+            raise ValueError(f"{template!r} names {{{name}}}, which is not a placeholder (placeholders: "
+                             f"{', '.join(PLACEHOLDERS)}; the sink's settings as {{sink.KEY}})"
+                             + suggest(head, list(PLACEHOLDERS)))
+    return template
+
+
+class CommandSpec(StrictModel):
+    """One process of a `command` pipeline: the user's own program, supervised and faulted as ours are."""
+
+    argv: list[str] = Field(min_length=1, description="the program and its arguments, with {placeholders} filled in")
+    ready: str | None = Field(
+        None, description="a regular expression: the process is ready once a line of its output matches it "
+        "(left out: once it has started)")
+    env: dict[str, str] = Field({}, description="environment variables added to the testbed's own, with {placeholders}")
+
+    @field_validator("argv")
+    @classmethod
+    def _argv(cls, argv: list[str]) -> list[str]:
+        return [_placeholders(arg) for arg in argv]
+
+    @field_validator("env")
+    @classmethod
+    def _env(cls, env: dict[str, str]) -> dict[str, str]:
+        return {name: _placeholders(value) for name, value in env.items()}
+
+    @field_validator("ready")
+    @classmethod
+    def _ready(cls, pattern: str | None) -> str | None:
+        if pattern is not None:
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ValueError(f"{pattern!r} is not a regular expression: {e}") from None
+        return pattern
+
+
 class PipelineSpec(StrictModel):
     source: str = "kafka"
     sink: str = "parquet"
@@ -40,9 +87,20 @@ class PipelineSpec(StrictModel):
         None, description="route records further behind their split's event-time watermark to the late output")
     mutant: str | None = Field(
         None, description="a deliberately buggy variant of the source's or the sink's kind, to prove the checkers catch it")
-    engine: str = Field(NATIVE, description="what runs the pipeline: native (our runtime) or kafka-connect")
+    engine: str = Field(NATIVE, description="what runs the pipeline: native (our runtime), kafka-connect or command")
     connector: str | None = Field(
-        None, description="with a black-box engine: the engine's connector under test, e.g. iceberg-sink")
+        None, description="with kafka-connect: the engine's connector under test, e.g. iceberg-sink")
+    commands: list[CommandSpec] = Field(
+        [], max_length=MAX_WORKERS, description="with the command engine: the pipeline's processes, "
+        "command-0, command-1, ... in this order")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_worker_per_command(cls, data: object) -> object:
+        """A command pipeline's processes are its commands: `workers` counts them."""
+        if isinstance(data, dict) and data.get("engine") == COMMAND and isinstance(data.get("commands"), list):
+            return {"workers": len(data["commands"]) or 1, **data}
+        return data
 
     @field_validator("source")
     @classmethod
@@ -63,10 +121,14 @@ class PipelineSpec(StrictModel):
     def _supported(self) -> "PipelineSpec":
         if self.checkpoint_interval <= 0:
             raise ValueError("checkpoint_interval must be greater than zero")
-        if self.engine != NATIVE:
+        if self.engine == COMMAND:
+            self._command()
+        elif self.engine != NATIVE:
             self._black_box()
         elif self.connector is not None:
             raise ValueError("`connector` names a black-box engine's connector: set `engine` too (kafka-connect)")
+        if self.commands and self.engine != COMMAND:
+            raise ValueError("`commands` are the command engine's processes: set `engine: command` too")
         if self.mutant is not None:
             source, sink = SOURCES[self.source], SINKS[self.sink]
             if source.mutant(self.mutant) is None and sink.mutant(self.mutant) is None:
@@ -100,6 +162,22 @@ class PipelineSpec(StrictModel):
         if self.profile != "distributed-durable":
             raise ValueError(f"{connector.name} keeps its state in Kafka and its catalog in PostgreSQL: "
                              "profile must be distributed-durable")
+
+    def _command(self) -> None:
+        """The user's own pipeline: it reads the Kafka input and writes one of the sink kinds' outputs,
+        which the harness reads back as it reads ours."""
+        if not self.commands:
+            raise ValueError("engine command needs `commands`: the processes that run your pipeline, each an argv")
+        if self.workers != len(self.commands):
+            raise ValueError("with the command engine the pipeline has one process per command "
+                             f"({len(self.commands)}): leave out `workers` (got {self.workers})")
+        if self.source not in COMMAND_SOURCES:
+            raise ValueError(f"a command pipeline reads {' or '.join(COMMAND_SOURCES)}, whose consumer group's offsets "
+                             f"show the harness how far it got (got source {self.source})")
+        if self.connector is not None:
+            raise ValueError("`connector` names a kafka-connect connector: remove it with the command engine")
+        if self.mutant is not None:
+            raise ValueError(f"a command pipeline has no seeded bugs of ours: remove `mutant` ({self.mutant})")
 
     @property
     def row(self) -> "matrix.Row":

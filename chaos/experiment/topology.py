@@ -4,15 +4,16 @@ Derived from the connector table: each kind names the links its processes use (`
 the runtime adds the workers' link to the coordinator, and the distributed-durable profile adds
 the coordinator's link to its checkpoint store and puts a catalog database (if a kind has one)
 behind the `worker-catalog` link. A black-box engine's processes are its own (`connect-0`, ...),
-and its connector names their links (`drivers.engines`).
+and its connector names their links (`drivers.engines`); a `command` pipeline's processes are
+`command-0`, ... in the order written, and use the links our workers would.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from drivers.connectors import SINKS, SOURCES
-from drivers.engines import ENGINE_CONNECTORS, KAFKA_CONNECT, NATIVE
+from drivers.engines import COMMAND, ENGINE_CONNECTORS, KAFKA_CONNECT, NATIVE
 from drivers.sdk.links import NETWORK_LINKS
 
 
@@ -23,10 +24,14 @@ class Pipeline(Protocol):
     workers: int
     engine: str
     connector: str | None
+    commands: list[Any]
 
 
 def pipeline_links(pipeline: Pipeline) -> list[str]:
     """The pipeline's links, in the order of `NETWORK_LINKS`."""
+    if pipeline.engine == COMMAND:  # the user's processes reach the source and the sink as our workers would
+        used = {*SOURCES[pipeline.source].links, *SINKS[pipeline.sink].links} - {"worker-catalog"}
+        return [link for link in NETWORK_LINKS if link in used]
     if pipeline.engine != NATIVE:  # a black box: its own processes' links, and the producer's
         used = {*SOURCES[pipeline.source].links} - {"worker-kafka"} | {*ENGINE_CONNECTORS[pipeline.connector].links}
         return [link for link in NETWORK_LINKS if link in used]
@@ -40,12 +45,14 @@ def pipeline_links(pipeline: Pipeline) -> list[str]:
 def pipeline_processes(pipeline: Pipeline) -> list[str]:
     if pipeline.engine == KAFKA_CONNECT:
         return [f"connect-{i}" for i in range(pipeline.workers)]
+    if pipeline.engine == COMMAND:
+        return [f"command-{i}" for i in range(len(pipeline.commands))]
     return ["coordinator"] + [f"worker-{i}" for i in range(pipeline.workers)]
 
 
 def pipeline_roles(pipeline: Pipeline) -> list[str]:
     """The process roles a fault may target, resolved to a process when it fires."""
-    return list(ENGINE_CONNECTORS[pipeline.connector].roles) if pipeline.engine != NATIVE else []
+    return list(ENGINE_CONNECTORS[pipeline.connector].roles) if pipeline.connector is not None else []
 
 
 def available_targets(pipeline: Pipeline) -> tuple[list[str], list[str]]:

@@ -193,7 +193,7 @@ def _smaller(experiment: Experiment, original: Experiment) -> Iterator[tuple[str
     slowest = max(MIN_RATE, workload.records * original.workload.rate / original.workload.records)
     if workload.rate / 2 >= slowest:
         yield f"rate {workload.rate:g} -> {workload.rate / 2:g}", {"workload": {"rate": workload.rate / 2}}
-    if pipeline.workers > 1:
+    if pipeline.workers > 1 and not pipeline.commands:  # a command pipeline's processes are the ones written
         yield f"workers {pipeline.workers} -> {pipeline.workers - 1}", {"pipeline": {"workers": pipeline.workers - 1}}
     if workload.partitions > 1:
         yield (f"partitions {workload.partitions} -> {workload.partitions - 1}",

@@ -42,7 +42,7 @@ def test_every_applicable_scenario_gets_a_verdict_and_the_label_follows(certific
     applicable = [s for s in report["scenarios"] if s["applicability"] == "applies"]
     assert len(applicable) == 5
     # Pass with its evidence, a named failure, or inconclusive when the sink's first commit came only
-    # after the stream (its first commit cycle can wait out a 30 s timeout): never an environment error.
+    # after the stream (its first commit cycle can wait out the 10 s commit timeout): never an environment error.
     for scenario in applicable:
         assert scenario["status"] in ("pass", "fail", "inconclusive"), scenario
         assert (scenario["status"] == "fail") == bool(scenario["failed"]), scenario
@@ -57,7 +57,7 @@ def test_every_applicable_scenario_gets_a_verdict_and_the_label_follows(certific
 def test_the_black_box_is_watched_from_outside(certification):
     """The quiet case (schema evolution has no fault): workers ready, the connector created over
     REST, the commits seen and checked as atomic units. (How many: the sink's first commit cycle
-    sometimes waits out its 30 s timeout and then commits everything at once.)"""
+    sometimes waits out its commit timeout and then commits everything at once.)"""
     scenario = next(s for s in certification["report"]["scenarios"] if s["scenario"] == "schema-evolution")
     run_dir = certification["directory"] / scenario["run_dir"]
     events = [e["event"] for e in read_history(run_dir / "history.jsonl")]
