@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
             from chaos.certification.black_box import certify_black_box
 
             return certify_black_box(args.engine, args.connectors, args.quick, args.runs_dir, args.env_file,
-                                     args.private_env, console, args.keep_env)
+                                     args.private_env, console, args.keep_env, args.only_plan)
         if args.command == "certify":
             from chaos.certification.cli import certify
 

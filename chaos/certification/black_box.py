@@ -116,8 +116,11 @@ def missing_black_box_evidence(case: BlackBoxScenario, result: dict[str, Any],
 
 
 def certify_black_box(engine: str, names: list[str] | None, quick: bool, runs_dir: Path, env_file: Path | None,
-                      private: bool, console: Console, keep_env: bool = False) -> int:
+                      private: bool, console: Console, keep_env: bool = False, only_plan: bool = False) -> int:
     connector = _connector(engine, names)
+    if only_plan:
+        print_black_box_plan(console, connector)
+        return EXIT_OK
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     directory = runs_dir.resolve() / f"certification-{connector.name}-{stamp}{'-quick' if quick else ''}"
     (directory / "logs").mkdir(parents=True)
@@ -127,9 +130,12 @@ def certify_black_box(engine: str, names: list[str] | None, quick: bool, runs_di
         env = acquire_environment(None if private else env_file, private, True, directory / "env", stack, console,
                                   keep_env)
 
+        fresh = iter(range(1, 1 << 30))
+
         def fresh_environment() -> Path:
-            fresh = acquire_environment(None, True, True, directory / "env-retry", stack, console, keep_env)
-            return Path(fresh.state.workdir) / "state.json"
+            """A new private environment for a case whose environment failed (each in its own directory)."""
+            env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console, keep_env)
+            return Path(env.state.workdir) / "state.json"
 
         runner = CaseRunner(directory, Path(env.state.workdir) / "state.json", fresh_environment)
         for case in cases:
@@ -237,3 +243,17 @@ def _print(console: Console, report: dict[str, Any], directory: Path) -> None:
     console.print(table)
     console.print(f"{connector['title']} (sink): {connector['computed'] or 'undecided'}", highlight=False)
     console.print(f"report: {directory / 'certification.html'}", highlight=False)
+
+
+def print_black_box_plan(console: Console, connector: EngineConnector) -> None:
+    """The scenarios as a black box meets them: which apply, why, and the faults that drive each."""
+    table = Table(title=f"certification scenarios of {connector.title} {connector.version} on {connector.engine}",
+                  title_justify="left")
+    for column in ("scenario", "applies", "why", "faults"):
+        table.add_column(column)
+    for case in black_box_scenarios(connector):
+        faults = "; ".join(", ".join(f"{key} {value}" for key, value in fault.items()) for fault in case.faults)
+        table.add_row(f"{case.scenario.number}. {case.scenario.slug}", case.status.value, case.reason,
+                      faults or ("no fault: " + ", ".join(f"{k} {v}" for k, v in (case.workload or {}).items())
+                                 if case.status == Status.APPLIES else ""))
+    console.print(table)

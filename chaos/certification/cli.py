@@ -13,6 +13,7 @@ from chaos.certification.suite import run_suite
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_VIOLATION, SpecError
 from chaos.matrix import Row
 from drivers.connectors import KINDS, all_mutants, plugin_problem
+from drivers.engines import ENGINE_CONNECTORS
 from drivers.sdk.connector import Mutant
 from faults.targets import known
 
@@ -46,6 +47,8 @@ def certify(row_names: list[str] | None, quick: bool, mutants: bool, runs_dir: P
     once on a fresh environment); else 4 when one was inconclusive; else 0."""
     if only_plan:
         print_plan(console)
+        console.print("black-box connectors: chaos certify --engine ENGINE --connector NAME --plan "
+                      f"({', '.join(f'{c.engine}/{c.name}' for c in ENGINE_CONNECTORS.values())})", highlight=False)
         return EXIT_OK
     rows, proofs = _scope(connectors)
     if row_names:

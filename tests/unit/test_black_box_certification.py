@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pytest
 import yaml
+from rich.console import Console
 
 from chaos.certification.black_box import (
     black_box_experiment,
     black_box_report,
     black_box_scenarios,
+    certify_black_box,
     missing_black_box_evidence,
     seeds,
 )
 from chaos.certification.scenarios import Status
 from chaos.certification.suite import Outcome
+from chaos.errors import EXIT_OK, SpecError
 from chaos.experiment.loader import parse_experiment
 from drivers.engines import ENGINE_CONNECTORS
 from drivers.sdk.events import Event
@@ -70,3 +73,18 @@ def test_a_kill_without_a_restart_or_later_commit_proves_nothing():
     assert problems == ["no killed worker was restarted", "no commit landed after the faults healed"]
     history.append({"event": Event.ENGINE_COMMIT_SEEN, "ts": 3.0})
     assert missing_black_box_evidence(case, {"restarts": {"connect-1": 1}}, history) == []
+
+
+def test_the_plan_shows_each_scenario_with_its_faults_without_running_anything(tmp_path):
+    console = Console(record=True, width=200)
+    code = certify_black_box("kafka-connect", ["iceberg-sink"], True, tmp_path, None, True, console, only_plan=True)
+    text = console.export_text()
+    assert code == EXIT_OK and not list(tmp_path.iterdir())
+    assert "target worker-kafka" in text and "target connect-coordinator" in text
+    assert "late-events" in text and "n/a" in text and "schema_change_at 4500" in text
+
+
+def test_only_an_engine_with_connectors_of_its_own_can_be_certified(tmp_path):
+    with pytest.raises(SpecError) as info:
+        certify_black_box("command", ["anything"], True, tmp_path, None, True, Console(), only_plan=True)
+    assert "unknown engine 'command'" in str(info.value) and "kafka-connect" in str(info.value)
