@@ -1,5 +1,6 @@
 """Environment cold start and per-experiment reset: Environment.start (with and without PostgreSQL)
-then stop, and env.reset() after an experiment's worth of topics, proxies, toxics and groups.
+then stop, a three-node cluster's start against one broker's, and env.reset() after an experiment's
+worth of topics, proxies, toxics and groups.
 
 Why: a private environment pays the cold start on every run, a shared one pays the reset instead;
 these two figures say what sharing an environment (`chaos env up`) saves per experiment.
@@ -17,6 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from bench.common import create_topics, environment, median, show, timed, write_results
 from chaos.env import install as installer
+from chaos.env.cluster import running_cluster
 from chaos.env.environment import Environment
 from chaos.env.kafka_clients import client_config
 from faults.toxiproxy import Toxic
@@ -32,6 +34,21 @@ def cold_starts(with_postgres: bool, reps: int) -> list[dict[str, float]]:
             stopped, t_stop = timed(lambda: stop(env))
             if not stopped:
                 raise RuntimeError(f"environment in {workdir} did not stop within 15s")
+            runs.append({"start_s": t_start, "stop_s": t_stop})
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return runs
+
+
+def cluster_cold_starts(reps: int, nodes: int = 3) -> list[dict[str, float]]:
+    """Seconds to start a cluster of combined nodes with its pair links and Toxiproxy, and to stop it."""
+    runs = []
+    for _ in range(reps):
+        workdir = Path(tempfile.mkdtemp(prefix="chaos-bench-cluster-"))
+        try:
+            running = running_cluster(workdir, nodes)
+            _, t_start = timed(running.__enter__)
+            _, t_stop = timed(lambda: running.__exit__(None, None, None))
             runs.append({"start_s": t_start, "stop_s": t_stop})
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -76,7 +93,8 @@ def main() -> None:
     args = parser.parse_args()
     installs = [timed(installer.install)[1] for _ in range(3)]
     starts = {"kafka+toxiproxy": cold_starts(False, args.start_reps),
-              "kafka+toxiproxy+postgres": cold_starts(True, args.start_reps)}
+              "kafka+toxiproxy+postgres": cold_starts(True, args.start_reps),
+              "3-node cluster+toxiproxy (12 pair links)": cluster_cold_starts(args.start_reps)}
     reset_times, topics_left = resets(args.reset_reps)
     figures: dict[str, Any] = {
         "install_check_ms": round(median(installs) * 1000, 2),

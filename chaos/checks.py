@@ -96,7 +96,10 @@ def _drained(experiment: Experiment, evidence: RunEvidence) -> Verdict:
     if evidence.drained:
         summary = f"the pipeline caught up {evidence.drain_seconds:.1f}s after the workload ended"
     else:
-        summary = f"the pipeline had not caught up {experiment.expect.drain_timeout:.0f}s after the faults healed"
+        halted = next((e["halted"] for e in evidence.history
+                       if e.get("event") == Event.RUN_DRAIN_TIMEOUT and e.get("halted")), None)
+        summary = (f"the pipeline stopped for good before it caught up: {halted}" if halted else
+                   f"the pipeline had not caught up {experiment.expect.drain_timeout:.0f}s after the faults healed")
     return Verdict("drained", "pass" if evidence.drained else "fail", summary,
                    {"drain_ms": int(evidence.drain_seconds * 1000)})
 

@@ -307,13 +307,20 @@ class Run:
             status = self.engine.status()
             return bool(status) and status.get("settled", True) and self.source.caught_up(status)
 
-        if self._follow(live, schedule, caught_up, self.experiment.expect.drain_timeout):
+        def halted() -> str | None:
+            """Why the pipeline will never catch up (a black box whose tasks all failed), if it won't."""
+            return (self.engine.status() or {}).get("halted")
+
+        if self._follow(live, schedule, lambda: caught_up() or bool(halted()), self.experiment.expect.drain_timeout) \
+                and caught_up():
             covering = (self.engine.status() or {}).get("checkpoint_id")
             seconds = drain_seconds(read_history(self.history.path), covering)
             seconds = time.monotonic() - started if seconds is None else seconds
             self.history.append(Event.RUN_DRAINED, seconds=round(seconds, 3), checkpoint_id=covering)
             return True, seconds
-        self.history.append(Event.RUN_DRAIN_TIMEOUT, seconds=self.experiment.expect.drain_timeout)
+        why = halted()
+        self.history.append(Event.RUN_DRAIN_TIMEOUT, seconds=round(time.monotonic() - started, 3),
+                            **({"halted": why} if why else {}))
         return False, time.monotonic() - started
 
     def _evidence(self, outcome: WorkloadOutcome | None, drained: bool, drain_seconds: float,

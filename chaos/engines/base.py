@@ -19,7 +19,8 @@ Factory = Callable[[int], ManagedProcess]
 Status = dict[str, Any]
 """The last commit the engine is known to have made: `checkpoint_id`, and `positions` as
 {worker: {partition: offset}} for a partitioned source; `settled` False while work the positions
-count is still on its way to a commit (a black box's hand-over)."""
+count is still on its way to a commit (a black box's hand-over); `halted`, why the pipeline has
+stopped for good (no restart will come), once it has."""
 
 
 class Engine(Protocol):

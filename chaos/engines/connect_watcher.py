@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 POLL = 0.5
 """Seconds between the watcher's looks at the workers, the connector and the output."""
+HALT_GRACE = 10.0
+"""Seconds every task must have stayed FAILED before the pipeline counts as stopped for good."""
 
 log = logging.getLogger("chaos.engines.connect")
 
@@ -55,6 +58,9 @@ class ConnectWatcher:
         """(task, cause) of each failed task already written."""
         self.sequence: int | None = None
         """The sequence number of the last snapshot seen."""
+        self.halted = False
+        """Every task of the connector has failed, for HALT_GRACE: nothing will run again."""
+        self.failed_since: float | None = None
         self.handed_over_at: int | None = None
         """The control topic's end when the group's offsets first covered the input."""
         self._clients: dict[str, Consumer] = {}
@@ -90,6 +96,12 @@ class ConnectWatcher:
         for task in tasks:
             if task.get("state") == "FAILED":
                 self._report_failed(task)
+        if tasks and all(t.get("state") == "FAILED" for t in tasks):
+            self.failed_since = self.failed_since or time.monotonic()
+        else:
+            self.failed_since = None
+        # A rebalance (a worker coming back) may start a failed task again: only a lasting halt counts.
+        self.halted = self.failed_since is not None and time.monotonic() - self.failed_since >= HALT_GRACE
         running = len(tasks) == len(engine.processes) and all(t.get("state") == "RUNNING" for t in tasks)
         for name in serving:
             pid = self.pid(name)
@@ -123,7 +135,9 @@ class ConnectWatcher:
                                 observed=True, decided_at=snapshot.timestamp_ms / 1000)
             self.history.append(Event.CHECKPOINT_COMMITTED, checkpoint_id=self.sequence, observed=True)
         self.status = {"checkpoint_id": self.sequence, "positions": {"0": positions},
-                               "settled": self._settled(positions)}
+                       "settled": self._settled(positions),
+                       **({"halted": "every task of the connector failed, and Connect never restarts a failed "
+                                     "task"} if self.halted else {})}
 
     def _settled(self, positions: dict[int, int]) -> bool:
         """The group has handed over the whole input, and the commit coordinator has since consumed

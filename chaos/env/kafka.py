@@ -17,7 +17,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 from confluent_kafka.admin import AdminClient
 
@@ -92,7 +92,7 @@ def server_properties(ports: KafkaPorts, data_dir: Path) -> str:
     return "".join(f"{k}={v}\n" for k, v in settings.items())
 
 
-_LOG4J2 = """status = warn
+LOG4J2 = """status = warn
 appender.file.type = File
 appender.file.name = FILE
 appender.file.fileName = ${sys:kafka.logs.dir}/server.log
@@ -113,11 +113,8 @@ def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, det
     shutil.rmtree(data_dir, ignore_errors=True)  # left by a start that failed (a port taken, say)
     config = workdir / "server.properties"
     config.write_text(server_properties(ports, data_dir))
-    log_config = workdir / "log4j2.properties"
-    log_config.write_text(_LOG4J2)
-    java = [tools.java, "-cp", tools.kafka_classpath]
-    cluster_id = _java_output(java + ["kafka.tools.StorageTool", "random-uuid"]).strip()
-    _java_output(java + ["kafka.tools.StorageTool", "format", "--standalone", "-t", cluster_id, "-c", str(config)])
+    (workdir / "log4j2.properties").write_text(LOG4J2)
+    format_storage(tools, config, new_cluster_id(tools), "--standalone")
     broker = ManagedProcess("kafka", broker_argv(tools, workdir, logs), logs / "kafka.stdout.log", detached=detached)
     try:
         wait_for_metadata(f"127.0.0.1:{ports.direct}", broker)
@@ -127,10 +124,10 @@ def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, det
     return broker
 
 
-def broker_argv(tools: Tools, workdir: Path, logs: Path) -> list[str]:
+def broker_argv(tools: Tools, workdir: Path, logs: Path, heap: str = HEAP, jvm: Sequence[str] = ()) -> list[str]:
     """The broker's command line: the same for its first start and every restart."""
     return [
-        tools.java, HEAP, "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+        tools.java, heap, "-Xms256m", "-XX:+UseG1GC", "-Djava.awt.headless=true", *jvm,
         f"-Dkafka.logs.dir={logs}", f"-Dlog4j2.configurationFile={workdir / 'log4j2.properties'}",
         "-cp", tools.kafka_classpath, "kafka.Kafka", str(workdir / "server.properties"),
     ]
@@ -191,6 +188,16 @@ def restart_broker(tools: Tools, workdir: Path, logs: Path, direct_port: int, de
             log.warning("restarted Kafka exited during start-up (attempt %d, code %s); starting it again",
                         attempt, code)
             time.sleep(1)
+
+
+def new_cluster_id(tools: Tools) -> str:
+    return _java_output([tools.java, "-cp", tools.kafka_classpath, "kafka.tools.StorageTool", "random-uuid"]).strip()
+
+
+def format_storage(tools: Tools, config: Path, cluster_id: str, *options: str) -> None:
+    """Format a node's log directories for the cluster `cluster_id` (the quorum's form in `options`)."""
+    _java_output([tools.java, "-cp", tools.kafka_classpath, "kafka.tools.StorageTool", "format", *options,
+                  "-t", cluster_id, "-c", str(config)])
 
 
 def _java_output(argv: list[str]) -> str:
