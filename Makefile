@@ -22,7 +22,7 @@ run: provision
 	$(PY) -m chaos run experiments/quickstart.yaml
 
 test: provision
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=30
 
 # The benchmarks, one after another (minutes; not part of `test`). Figures go to bench/results/*.json.
 bench: $(STAMP)

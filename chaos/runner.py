@@ -105,7 +105,7 @@ def _run(experiment: Experiment, run_dir: Path, env_file: Path | None, private: 
             stack.callback(logging.getLogger("chaos").removeHandler, log)
             env = acquire_environment(None if private else env_file, private,
                                       experiment.pipeline.profile == "distributed-durable", run_dir / "env", stack,
-                                      console, keep_env)
+                                      console, keep_env, brokers=experiment.environment.kafka.brokers)
             return Run(experiment, run_dir, env, console).execute()
     except RunInterrupted:
         raise
@@ -162,7 +162,8 @@ class Run:
                 supervisor.start(name, self.engine.factory(name))
             self.engine.start(supervisor.pid, stack)
             context = FaultContext(toxiproxy=self.env.toxiproxy, processes=supervisor, services=self.env,
-                                   disk_control=self.run_dir / DISK_CONTROL, resolve_role=self.engine.resolve_role)
+                                   disk_control=self.run_dir / DISK_CONTROL, resolve_role=self.engine.resolve_role,
+                                   proxies=self.env.link_proxies)
             schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)
@@ -225,8 +226,8 @@ class Run:
         self.source.prepare()
         job = self.engine.prepare()
         (self.run_dir / "schedule.txt").write_text(describe(experiment.faults))
-        for log in self.env.log_files():
-            target = self.run_dir / "logs" / log.name
+        for name, log in self.env.log_files().items():
+            target = self.run_dir / "logs" / name
             if not target.exists() and log.parent != self.run_dir / "logs":
                 target.symlink_to(log.resolve())
         (self.run_dir / "resolved.json").write_text(json.dumps({

@@ -39,6 +39,8 @@ class FaultContext:
     """The control file through which the sinks' file writes are faulted."""
     resolve_role: Callable[[str], str] = field(default=lambda role: role)
     """The process that plays a role (`faults.targets.ROLES`) right now."""
+    proxies: Callable[[str], list[str]] = field(default=lambda link: [link])
+    """The Toxiproxy proxies that make up a link: a Kafka link in a cluster has one per broker."""
 
 
 class Injector(Protocol):

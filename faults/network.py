@@ -10,7 +10,18 @@ from faults.toxiproxy import Toxic
 
 
 def inject(fault: NetworkFault, context: FaultContext) -> Heal:
-    toxiproxy, link = context.toxiproxy, fault.target
+    """The fault on every proxy of the link (one, or one per broker of a cluster)."""
+    heals = [_inject(fault, context, proxy) for proxy in context.proxies(fault.target)]
+
+    def heal() -> None:
+        for undo in reversed(heals):
+            undo()
+
+    return heals[0] if len(heals) == 1 else heal
+
+
+def _inject(fault: NetworkFault, context: FaultContext, link: str) -> Heal:
+    toxiproxy = context.toxiproxy
     if isinstance(fault, DownFault):
         toxiproxy.set_enabled(link, False)
         return lambda: toxiproxy.set_enabled(link, True)

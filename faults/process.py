@@ -1,7 +1,7 @@
 """Process faults: kill, terminate or pause a pipeline process or one of the environment's services.
 
-A pipeline process is restarted by its supervisor when the fault heals; a service (the broker,
-PostgreSQL) is started again on its data by the environment. Either way the fault only names the
+A pipeline process is restarted by its supervisor when the fault heals; a service (the broker, a
+node of a cluster, PostgreSQL) is started again on its data by the environment. Either way the fault only names the
 target; what stopping and starting it means belongs to whoever owns it. A role (the Connect worker
 running the commit coordinator) is resolved to its process when the fault fires.
 """
@@ -12,7 +12,7 @@ from typing import Callable
 
 from faults.catalog import ProcessFault
 from faults.injector import FaultContext, Heal, ProcessControl
-from faults.targets import ROLES, SERVICES
+from faults.targets import NODES, ROLES, SERVICES
 
 ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
     "kill": lambda control, name: control.stop_process(name, graceful=False),
@@ -22,7 +22,7 @@ ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
 
 
 def inject(fault: ProcessFault, context: FaultContext) -> Heal:
-    if fault.target in SERVICES:
+    if fault.target in SERVICES or fault.target in NODES:
         return ACTIONS[fault.kind](context.services, fault.target)
     name = context.resolve_role(fault.target) if fault.target in ROLES else fault.target
     return ACTIONS[fault.kind](context.processes, name)

@@ -13,6 +13,20 @@ PROCESSES = (("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS))
              + tuple(f"connect-{i}" for i in range(MAX_WORKERS)) + tuple(f"command-{i}" for i in range(MAX_WORKERS)))
 """Processes the runner supervises and faults may kill: our runtime's coordinator and workers, a
 Kafka Connect engine's workers, or the processes of a `command` pipeline."""
+CLUSTER_NODES = 3
+"""The nodes of a cluster environment (`environment.kafka.brokers`), `kafka-0` ... `kafka-2`."""
+NODES = tuple(f"kafka-{i}" for i in range(CLUSTER_NODES))
+"""A cluster's nodes: services that process faults may kill, terminate or pause, restarted on their data."""
+
+
+def pair_link(source: int, target: int, controller: bool = False) -> str:
+    """The link carrying node `source`'s connections to node `target`'s replication (or controller) listener."""
+    return f"kafka-{source}->{'controller' if controller else 'kafka'}-{target}"
+
+
+PAIR_LINKS = tuple(pair_link(a, b, controller) for a in range(CLUSTER_NODES) for b in range(CLUSTER_NODES)
+                   if a != b for controller in (False, True))
+"""The links between a cluster's nodes: network faults may target each direction of each pair."""
 ROLES = ("connect-coordinator",)
 """Processes named by what they do, resolved when the fault fires: `connect-coordinator` is the
 Connect worker whose task runs the Iceberg sink's commit coordinator."""

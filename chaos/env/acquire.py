@@ -17,10 +17,14 @@ from chaos.env.paths import default_env_file
 
 
 def acquire_environment(env_file: Path | None, private: bool, with_postgres: bool, workdir: Path, stack: ExitStack,
-                        console: Console, keep_env: bool = False) -> Environment:
+                        console: Console, keep_env: bool = False, brokers: int = 1) -> Environment:
     """Attach to a shared environment when there is one, otherwise start one in `workdir` that
-    `stack` stops, and whose data it then deletes unless `keep_env` (its logs stay)."""
+    `stack` stops, and whose data it then deletes unless `keep_env` (its logs stay). A cluster
+    (`brokers` > 1) is always private: a shared environment has one broker."""
     shared = env_file or default_env_file()
+    if brokers > 1 and not private:
+        console.print(f"a {brokers}-broker cluster runs on a private environment")
+        private = True
     if not private and (env_file is not None or shared.exists()):
         try:
             env = Environment.attach(shared)
@@ -33,7 +37,7 @@ def acquire_environment(env_file: Path | None, private: bool, with_postgres: boo
     console.print(f"starting a private environment in {workdir} ...")
     if not keep_env:
         stack.callback(discard_data, workdir)  # after the stop below: callbacks run last first
-    env = Environment.start(workdir, with_postgres=with_postgres)
+    env = Environment.start(workdir, with_postgres=with_postgres, brokers=brokers)
     stack.callback(env.stop)
     return env
 

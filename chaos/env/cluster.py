@@ -22,7 +22,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
@@ -33,8 +33,10 @@ from chaos.env.install import Tools
 from chaos.env.kafka_clients import client_config
 from chaos.env.ports import PortLeases
 from chaos.env.processes import ManagedProcess, tail
+from chaos.env.state import NodeState
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
+from faults.targets import pair_link
 from faults.toxiproxy import Toxiproxy
 
 NODE_HEAP = "-Xmx512m"
@@ -50,15 +52,23 @@ class NodePorts:
     direct: int
     replication: int
     controller: int
+    links: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Client link -> (this node's listener for it, the port of its proxy for this node)."""
+
+
+def node_ports(node: NodeState) -> NodePorts:
+    return NodePorts(node.direct, node.replication, node.controller,
+                     {link: (ports.broker, ports.proxy) for link, ports in node.links.items()})
 
 
 def node_name(index: int) -> str:
     return f"kafka-{index}"
 
 
-def pair_link(source: int, target: int, controller: bool = False) -> str:
-    """The link carrying `source`'s connections to `target`'s replication (or controller) listener."""
-    return f"{node_name(source)}->{'controller' if controller else 'kafka'}-{target}"
+def client_proxy(link: str, index: int) -> str:
+    """The proxy of client link `link` in front of node `index`: node 0's has the link's own name, so
+    that one broker and a cluster name their first proxy alike."""
+    return link if index == 0 else f"{link}@{node_name(index)}"
 
 
 def pair_address(source: int, target: int) -> str:
@@ -76,14 +86,19 @@ def hosts_file(index: int, count: int) -> str:
 def node_properties(index: int, ports: list[NodePorts], data_dir: Path) -> str:
     own = ports[index]
     replicas = str(len(ports))
+    clients = {kafka.listener_name(link): ports for link, ports in own.links.items()}
     settings = {
         "process.roles": "broker,controller",
         "node.id": str(index),
         "controller.quorum.voters": ",".join(f"{i}@{node_name(i)}:{p.controller}" for i, p in enumerate(ports)),
-        "listeners": f"DIRECT://127.0.0.1:{own.direct},REPLICATION://127.0.0.1:{own.replication},"
-                     f"CONTROLLER://127.0.0.1:{own.controller}",
-        "advertised.listeners": f"DIRECT://127.0.0.1:{own.direct},REPLICATION://{node_name(index)}:{own.replication}",
-        "listener.security.protocol.map": "DIRECT:PLAINTEXT,REPLICATION:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listeners": ",".join([f"DIRECT://127.0.0.1:{own.direct}", f"REPLICATION://127.0.0.1:{own.replication}",
+                               f"CONTROLLER://127.0.0.1:{own.controller}",
+                               *(f"{name}://127.0.0.1:{broker}" for name, (broker, _) in clients.items())]),
+        "advertised.listeners": ",".join([f"DIRECT://127.0.0.1:{own.direct}",
+                                          f"REPLICATION://{node_name(index)}:{own.replication}",
+                                          *(f"{name}://127.0.0.1:{proxy}" for name, (_, proxy) in clients.items())]),
+        "listener.security.protocol.map": ",".join(f"{name}:PLAINTEXT" for name in (
+            "DIRECT", "REPLICATION", "CONTROLLER", *clients)),
         "inter.broker.listener.name": "REPLICATION",
         "controller.listener.names": "CONTROLLER",
         "log.dirs": str(data_dir),
@@ -130,6 +145,9 @@ class KafkaCluster:
     def bootstrap_direct(self) -> str:
         return ",".join(f"127.0.0.1:{p.direct}" for p in self.ports)
 
+    def client_proxies(self) -> list[str]:
+        return [client_proxy(link, index) for index, ports in enumerate(self.ports) for link in ports.links]
+
     def pair_links(self) -> list[str]:
         return [pair_link(source, target, controller) for source in range(self.count) for target in range(self.count)
                 if source != target for controller in (False, True)]
@@ -140,7 +158,7 @@ class KafkaCluster:
     def start(self, detached: bool) -> list[ManagedProcess]:
         """Wire the pair links, format every node for one quorum, start them all, and return once
         every broker is registered; a node that fails to start stops the others."""
-        self._wire_pairs()
+        self.wire()
         cluster_id = kafka.new_cluster_id(self.tools)
         for index in range(self.count):
             directory = self.directory(index)
@@ -198,22 +216,21 @@ class KafkaCluster:
         admin = AdminClient(client_config(self.bootstrap_direct, **{"socket.timeout.ms": 3000}))
         return set(admin.list_topics(timeout=5).brokers)
 
-    def restart(self, index: int, detached: bool, timeout: float = START_TIMEOUT) -> ManagedProcess:
-        """Start a stopped node again on its data, once the active controller has fenced it: a node
-        hard-killed within its session would otherwise register while its old session still holds."""
+    def wait_fenced(self, index: int, timeout: float = START_TIMEOUT) -> None:
+        """Until the active controller has fenced a stopped node (it is gone from the metadata's
+        brokers): a node hard-killed within its session would otherwise register while its old
+        session still holds."""
         deadline = time.monotonic() + timeout
         while index in self._brokers_or_none() and time.monotonic() < deadline:
             time.sleep(0.5)
-        old = self.nodes.pop(index, None)
-        if old is not None:
-            old.stop()  # reaped: it was killed, and is gone
-        node = self.nodes[index] = self.spawn(index, detached)
+
+    def wait_registered(self, index: int, node: ManagedProcess, timeout: float = START_TIMEOUT) -> None:
+        deadline = time.monotonic() + timeout
         while index not in self._brokers_or_none():
             if node.poll() is not None or time.monotonic() > deadline:
                 raise EnvironmentFailure(f"{node.name} did not register again within {timeout:.0f}s",
                                          tail(self.logs / node.name / "server.log"))
             time.sleep(0.5)
-        return node
 
     def _brokers_or_none(self) -> set[int]:
         try:
@@ -221,8 +238,12 @@ class KafkaCluster:
         except Exception:  # noqa: BLE001 - mid-failover the metadata may not answer at once
             return set()
 
-    def _wire_pairs(self) -> None:
-        """Each pair's proxies listen on the pair's own address, on the target's ports."""
+    def wire(self) -> None:
+        """Each pair's proxies listen on the pair's own address, on the target's ports; each client
+        link's proxy for a node listens where that node advertises it."""
+        for index, ports in enumerate(self.ports):
+            for link, (broker, proxy) in ports.links.items():
+                self.toxiproxy.ensure(client_proxy(link, index), f"127.0.0.1:{proxy}", f"127.0.0.1:{broker}")
         for source in range(self.count):
             for target in range(self.count):
                 if source == target:

@@ -25,18 +25,29 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from chaos.env import install as installer
 from chaos.env import kafka
 from chaos.env import postgres as pg
+from chaos.env.cluster import KafkaCluster, client_proxy, node_name, node_ports
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
 from chaos.env.kafka_clients import client_config
 from chaos.env.keeper import Keeper
 from chaos.env.paths import default_env_file
 from chaos.env.ports import PortLeases, bind_failure
 from chaos.env.processes import ManagedProcess, ProcessRef, signal_all, tail
-from chaos.env.state import EnvState, LinkPorts, ProcessState, read_state, state_files, state_lock, write_atomically
+from chaos.env.state import (
+    EnvState,
+    LinkPorts,
+    NodeState,
+    ProcessState,
+    read_state,
+    state_files,
+    state_lock,
+    write_atomically,
+)
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
 from drivers.sdk.links import KAFKA_LINKS
@@ -44,8 +55,6 @@ from faults.injector import Heal
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
 log = logging.getLogger("chaos.env")
-RESTARTABLE = ("kafka", "postgres")
-"""The services that faults may kill or terminate and then restart."""
 START_ATTEMPTS = 3
 """A start whose port was taken after all (by a program that ignores the leases) is tried again on
 fresh ports, this many times in all."""
@@ -64,8 +73,33 @@ class Environment:
 
     @property
     def bootstrap_direct(self) -> str:
-        """The harness's own Kafka address: not proxied, so checks are never faulted."""
+        """The harness's own Kafka address: not proxied, so checks are never faulted (every node's,
+        in a cluster, so that the harness reads on while one is down)."""
+        if self.state.nodes:
+            return ",".join(f"127.0.0.1:{node.direct}" for node in self.state.nodes)
         return f"127.0.0.1:{self.state.kafka_direct}"
+
+    @property
+    def brokers(self) -> int:
+        return len(self.state.nodes) or 1
+
+    @property
+    def replication_factor(self) -> int:
+        """Of the topics an experiment creates: every broker holds a replica."""
+        return self.brokers
+
+    def link_proxies(self, link: str) -> list[str]:
+        """The proxies that make up a link: one per broker for a Kafka link in a cluster."""
+        if self.state.nodes and link in self.state.kafka_links:
+            return [client_proxy(link, index) for index in range(len(self.state.nodes))]
+        return [link]
+
+    def cluster(self) -> KafkaCluster:
+        """The cluster this environment's state describes (for its wiring and its nodes' restarts)."""
+        if not self.state.nodes:
+            raise EnvironmentFailure("this environment has one broker, not a cluster")
+        return KafkaCluster(installer.install(), self.toxiproxy, [node_ports(n) for n in self.state.nodes],
+                            Path(self.state.workdir), self.state.logs)
 
     def bootstrap(self, link: str) -> str:
         """The address clients on `link` use: the link's proxy."""
@@ -74,8 +108,10 @@ class Environment:
                                      "version; restart it (`chaos env down`, then `chaos env up`)")
         return f"127.0.0.1:{self.state.kafka_links[link].proxy}"
 
-    def log_files(self) -> list[Path]:
-        return sorted(p for p in self.state.logs.glob("*.log") if p.is_file())
+    def log_files(self) -> dict[str, Path]:
+        """The services' logs by a name unique in the environment (a cluster node's: `kafka-1-server.log`)."""
+        logs = self.state.logs
+        return {("-".join(p.relative_to(logs).parts)): p for p in sorted(logs.rglob("*.log")) if p.is_file()}
 
     def postgres_dsn(self, via: str | None = None) -> str:
         """A libpq conninfo for database `chaos`: direct, or through link `via` (its proxy is created here).
@@ -91,7 +127,8 @@ class Environment:
         return f"host=127.0.0.1 port={port} user={pg.USER} dbname={pg.DATABASE}"
 
     @classmethod
-    def start(cls, workdir: Path, detached: bool = False, with_postgres: bool = False) -> "Environment":
+    def start(cls, workdir: Path, detached: bool = False, with_postgres: bool = False,
+              brokers: int = 1) -> "Environment":
         """Provision if needed, then start Kafka and Toxiproxy (and PostgreSQL) and wire the Kafka links.
 
         Every port is leased outside the kernel's ephemeral range (`chaos/env/ports.py`); a start
@@ -102,7 +139,7 @@ class Environment:
         leases = PortLeases()
         for attempt in range(1, START_ATTEMPTS + 1):
             try:
-                return cls._start_once(tools, workdir, detached, with_postgres, leases)
+                return cls._start_once(tools, workdir, detached, with_postgres, leases, brokers)
             except EnvironmentFailure as e:
                 leases.release(str(workdir))
                 if attempt == START_ATTEMPTS or not bind_failure(f"{e}\n{e.log_tail}"):
@@ -112,18 +149,26 @@ class Environment:
 
     @classmethod
     def _start_once(cls, tools: installer.Tools, workdir: Path, detached: bool, with_postgres: bool,
-                    leases: PortLeases) -> "Environment":
+                    leases: PortLeases, brokers: int = 1) -> "Environment":
         workdir.mkdir(parents=True, exist_ok=True)
         logs = workdir / "logs"
         logs.mkdir(exist_ok=True)
-        ports = iter(leases.reserve(str(workdir), 2 * len(KAFKA_LINKS) + 4))
-        links = {name: LinkPorts(broker=next(ports), proxy=next(ports)) for name in KAFKA_LINKS}
-        kafka_ports = KafkaPorts(next(ports), next(ports), {n: (p.broker, p.proxy) for n, p in links.items()})
+        ports = iter(leases.reserve(str(workdir), brokers * (2 * len(KAFKA_LINKS) + 3) + 2))
+        nodes = [NodeState(direct=next(ports), replication=next(ports), controller=next(ports),
+                           links={name: LinkPorts(broker=next(ports), proxy=next(ports)) for name in KAFKA_LINKS})
+                 for _ in range(brokers)]
+        links = nodes[0].links
+        kafka_ports = KafkaPorts(nodes[0].direct, nodes[0].controller,
+                                 {n: (p.broker, p.proxy) for n, p in links.items()})
         api_port, postgres_port = next(ports), next(ports)
         owned: list[ManagedProcess] = []
         try:
             owned.append(start_toxiproxy(tools, api_port, logs, detached))
-            owned.append(start_broker(tools, kafka_ports, workdir, logs, detached))
+            if brokers == 1:
+                owned.append(start_broker(tools, kafka_ports, workdir, logs, detached))
+            else:
+                cluster = KafkaCluster(tools, Toxiproxy(api_port), [node_ports(n) for n in nodes], workdir, logs)
+                owned += cluster.start(detached)
             if with_postgres:
                 owned.append(pg.start_postgres(workdir, logs, postgres_port, detached))
             state = EnvState(
@@ -131,10 +176,13 @@ class Environment:
                 kafka_links=links, toxiproxy_api=api_port,
                 processes={p.name: ProcessState(pid=p.ref.pid, start_time=p.ref.start_time) for p in owned},
                 detached=detached, postgres=postgres_port if with_postgres else None,
+                nodes=nodes if brokers > 1 else [],
             )
             env = cls(state, owned, state_file=workdir / "state.json")
             try:
                 env._wire_links()
+                if brokers > 1:
+                    env._create_internal_topics()
                 env.save(workdir / "state.json")
             except ToxiproxyError as e:
                 env._close_keeper()
@@ -195,8 +243,31 @@ class Environment:
                  ", ".join(str(p) for p, _ in files) or "no state file: memory only")
 
     def _wire_links(self) -> None:
+        if self.state.nodes:
+            self.cluster().wire()
+            return
         for link, ports in self.state.kafka_links.items():
             self.toxiproxy.ensure(link, f"127.0.0.1:{ports.proxy}", f"127.0.0.1:{ports.broker}")
+
+    def _create_internal_topics(self) -> None:
+        """The consumer offsets and the transaction state log, created now: with a replica on every
+        broker, neither could be created once a fault has taken a broker down."""
+        consumer = Consumer(client_config(self.bootstrap_direct, **{"group.id": "chaos-environment"}))
+        producer = Producer(client_config(self.bootstrap_direct, **{"transactional.id": "chaos-environment"}))
+        try:
+            consumer.committed([TopicPartition("chaos-environment", 0)], timeout=60)
+            producer.init_transactions(60)
+        except KafkaException as e:
+            raise EnvironmentFailure(f"the cluster's internal topics could not be created: {e}") from e
+        finally:
+            consumer.close()
+
+    def _kafka_proxies(self) -> set[str]:
+        """The proxies the environment itself keeps: the Kafka links' (and a cluster's pair links)."""
+        if self.state.nodes:
+            cluster = self.cluster()
+            return {*cluster.client_proxies(), *cluster.pair_links()}
+        return set(self.state.kafka_links)
 
     def health_problem(self) -> str | None:
         """None when every process is alive and both services answer; otherwise why not."""
@@ -252,8 +323,9 @@ class Environment:
         """Return to a clean slate between experiments: no toxics, no extra proxies, no topics."""
         self.leases.renew(self.owner, self.state.ports)
         self.toxiproxy.reset()
+        kept = self._kafka_proxies()
         for name in self.toxiproxy.proxies():
-            if name not in self.state.kafka_links:
+            if name not in kept:
                 self.toxiproxy.delete(name)
         self._wire_links()
         admin = self.admin()
@@ -284,17 +356,23 @@ class Environment:
                 self._keeper = Keeper([])
             return self._keeper
 
+    def _restartable(self, name: str) -> None:
+        nodes = [node_name(i) for i in range(len(self.state.nodes))]
+        services = [*(nodes or ["kafka"]), *([] if self.state.postgres is None else ["postgres"])]
+        if name not in services:
+            raise ValueError(f"{name} is not a service of this environment that can be stopped and restarted "
+                             f"({', '.join(services)})")
+
     def stop_service(self, name: str, graceful: bool) -> None:
         """SIGKILL a service's whole process tree, or shut it down cleanly (bounded); returns once it is down."""
-        if name not in RESTARTABLE:
-            raise ValueError(f"{name} is not a service that can be stopped and restarted ({', '.join(RESTARTABLE)})")
+        self._restartable(name)
         self.reload_processes()
         if name not in self.state.processes:
             raise EnvironmentFailure(f"this environment has no {name}")
         self.leases.renew(self.owner, self.state.ports)  # no one takes its port while it is down
         ref = self.state.processes[name].ref()
         started = time.monotonic()
-        if name == "kafka":
+        if name != "postgres":  # the broker, or a node of the cluster
             clean = kafka.stop_broker(ref, graceful)
         elif graceful:
             clean = pg.terminate_server(ref)
@@ -323,8 +401,7 @@ class Environment:
     def restart_service(self, name: str) -> None:
         """Start a stopped service again on the same data, ports and configuration; returns once it is
         healthy (Kafka answers metadata on its direct listener, PostgreSQL answers a query)."""
-        if name not in RESTARTABLE:
-            raise ValueError(f"{name} is not a service that can be stopped and restarted ({', '.join(RESTARTABLE)})")
+        self._restartable(name)
         self.reload_processes()
         current = self.state.processes.get(name)
         if current is not None and current.ref().running():
@@ -344,7 +421,13 @@ class Environment:
             self._record_process(name, proc.ref)
 
         started = time.monotonic()
-        if name == "kafka":
+        if name.startswith("kafka-"):
+            cluster, index = self.cluster(), int(name.split("-")[1])
+            cluster.wait_fenced(index)
+            node = spawn(lambda: cluster.spawn(index, detached))
+            record(node)
+            cluster.wait_registered(index, node)
+        elif name == "kafka":
             kafka.restart_broker(installer.install(), workdir, self.state.logs, self.state.kafka_direct,
                                  detached, spawn=spawn, on_spawn=record)
         else:

@@ -62,6 +62,16 @@ class ProcessState(BaseModel):
         return ProcessRef(self.pid, self.start_time)
 
 
+class NodeState(BaseModel):
+    """One node of a cluster: its harness, replication and controller listeners, and a listener per
+    client link (advertised at that link's proxy for this node)."""
+
+    direct: int
+    replication: int
+    controller: int
+    links: dict[str, LinkPorts]
+
+
 class EnvState(BaseModel):
     """What a later harness process needs to attach: ports, processes and log locations."""
 
@@ -74,6 +84,9 @@ class EnvState(BaseModel):
     detached: bool
     postgres: int | None = None
     """PostgreSQL's direct port on 127.0.0.1, when the environment has one."""
+    nodes: list[NodeState] = []
+    """A cluster's nodes (`chaos.env.cluster`); empty for one broker. Node 0's ports are also
+    `kafka_direct`, `kafka_controller` and `kafka_links`."""
 
     @property
     def logs(self) -> Path:
@@ -83,7 +96,11 @@ class EnvState(BaseModel):
     def ports(self) -> list[int]:
         """Every port the services listen on: what the environment leases."""
         links = [port for link in self.kafka_links.values() for port in (link.broker, link.proxy)]
-        return [self.kafka_direct, self.kafka_controller, *links, self.toxiproxy_api,
+        nodes = [port for node in self.nodes[1:] for port in (
+            node.direct, node.replication, node.controller,
+            *(p for link in node.links.values() for p in (link.broker, link.proxy)))]
+        return [self.kafka_direct, self.kafka_controller, *links, self.toxiproxy_api, *nodes,
+                *([self.nodes[0].replication] if self.nodes else []),
                 *([self.postgres] if self.postgres is not None else [])]
 
 

@@ -19,7 +19,7 @@ from drivers.engines import COMMAND, COMMAND_SOURCES, ENGINE_CONNECTORS, ENGINES
 from faults.catalog import CrashFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
-from faults.targets import MAX_WORKERS, known, suggest
+from faults.targets import MAX_WORKERS, NODES, PAIR_LINKS, known, suggest
 
 
 def _loaded(kind: str) -> str:
@@ -215,6 +215,18 @@ class ExpectSpec(StrictModel):
     recovery_bound: Duration = Field(30.0, description="progress must resume within this long after each heal")
 
 
+class KafkaEnvironmentSpec(StrictModel):
+    brokers: Literal[1, 3] = Field(
+        1, description="1 (the default), or a cluster of 3 combined broker/controller nodes, kafka-0..kafka-2, "
+        "with a link for every directed pair of nodes; a cluster experiment runs on a private environment")
+
+
+class EnvironmentSpec(StrictModel):
+    """What the experiment needs of the environment beyond the default one broker."""
+
+    kafka: KafkaEnvironmentSpec = KafkaEnvironmentSpec()
+
+
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")
 
 
@@ -228,6 +240,7 @@ class Experiment(StrictModel):
     nemesis: NemesisSpec | None = Field(
         None, description="a randomized schedule drawn from the seed, added to `faults` when the file is loaded")
     expect: ExpectSpec = ExpectSpec()
+    environment: EnvironmentSpec = EnvironmentSpec()
 
     @field_validator("name")
     @classmethod
@@ -237,6 +250,22 @@ class Experiment(StrictModel):
                              "1 to 80 lower-case letters, digits, '.', '_' or '-', starting with a letter or a digit"
                              + (f" (did you mean {name.lower()!r}?)" if NAME.fullmatch(name.lower()) else ""))
         return name
+
+    @model_validator(mode="after")
+    def _cluster_targets(self) -> "Experiment":
+        """A cluster's nodes and the links between them exist only in a cluster; one broker is `kafka`."""
+        cluster = self.environment.kafka.brokers > 1
+        for index, fault in enumerate(self.faults):
+            target = getattr(fault, "target", None)
+            if not cluster and (target in NODES or target in PAIR_LINKS):
+                raise ValueError(f"faults[{index}].target: {target} is part of a three-broker cluster: set "
+                                 "environment.kafka.brokers: 3")
+            if cluster and target == "kafka":
+                raise ValueError(f"faults[{index}].target: the cluster has no single `kafka` to stop: name a node "
+                                 f"({', '.join(NODES)})")
+        if cluster and self.pipeline.engine == "kafka-connect":
+            raise ValueError("environment.kafka.brokers: Kafka Connect runs on one broker for now")
+        return self
 
     @property
     def requires_no_loss(self) -> bool:

@@ -97,7 +97,8 @@ class OffsetProbe:
 
 def create_topic(context: RunContext, topic: str) -> None:
     admin = context.env.admin()
-    new = NewTopic(topic, num_partitions=context.experiment.workload.partitions, replication_factor=1)
+    new = NewTopic(topic, num_partitions=context.experiment.workload.partitions,
+                   replication_factor=context.env.replication_factor)
     admin.create_topics([new], operation_timeout=30)[topic].result(timeout=60)
 
 

@@ -81,3 +81,21 @@ def test_the_coordinator_role_resolves_to_a_connect_worker_when_the_fault_fires(
         return
     assert [k["process"] for k in kills] in (["connect-0"], ["connect-1"]), kills
 
+
+
+def test_the_sinks_catalog_outage_finding_is_detected(certification):
+    """The suite's steadiest finding (docs/engines.md#findings, 3): a 4 s outage of the catalog link
+    fails every task for good, and Connect never restarts them. Detecting it is the result: records
+    missing, no commit after the heal, the drain ended as "stopped for good", and the failed tasks
+    written to the history with their cause."""
+    scenario = next(s for s in certification["report"]["scenarios"] if s["scenario"] == "sink-write-failure")
+    if scenario["status"] == "inconclusive":  # the commit that times the outage came after the stream
+        assert "never fired" in scenario["message"] or "no pipeline traffic" in scenario["message"], scenario
+        return
+    assert scenario["status"] == "fail" and {"no-loss", "liveness", "drained"} <= set(scenario["failed"]), scenario
+    run_dir = certification["directory"] / scenario["run_dir"]
+    failed = [e for e in read_history(run_dir / "history.jsonl") if e.get("event") == Event.ENGINE_TASK_FAILED]
+    assert failed and all(e["why"] for e in failed), failed
+    drained = next(v for v in json.loads((run_dir / "result.json").read_text())["verdicts"]
+                   if v["invariant"] == "drained")
+    assert "stopped for good" in drained["summary"], drained
