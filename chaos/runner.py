@@ -50,6 +50,7 @@ from drivers.sdk.history import History, read_history
 from faults.injector import FaultContext
 from faults.nemesis import describe
 from faults.schedule import FaultSchedule
+from faults.targets import cluster_role
 
 READY_WAIT = 120.0
 """Seconds the workload waits for the pipeline to be ready (`Run._await_ready`)."""
@@ -162,7 +163,7 @@ class Run:
                 supervisor.start(name, self.engine.factory(name))
             self.engine.start(supervisor.pid, stack)
             context = FaultContext(toxiproxy=self.env.toxiproxy, processes=supervisor, services=self.env,
-                                   disk_control=self.run_dir / DISK_CONTROL, resolve_role=self.engine.resolve_role,
+                                   disk_control=self.run_dir / DISK_CONTROL, resolve_role=self._resolve_role,
                                    proxies=self.env.link_proxies)
             schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
@@ -204,6 +205,17 @@ class Run:
         write_html(self.run_dir, result, read_history(self.run_dir / "history.jsonl"))
         print_verdicts(self.console, experiment.name, verdicts, self.run_dir)
         return RunResult(self.run_dir, Outcome(result["status"]), verdicts)
+
+    def _resolve_role(self, role: str) -> str:
+        """Who plays a fault's role now: a cluster's node (the environment knows), or one of the
+        engine's processes; written to the history, so the timeline names it."""
+        if cluster_role(role):
+            settings = self.source.settings()
+            name = self.env.node_playing(role, str(settings["topic"]), str(settings["group_id"]))
+        else:
+            name = self.engine.resolve_role(role)
+        self.history.append(Event.FAULT_ROLE_RESOLVED, role=role, process=name)
+        return name
 
     @property
     def processes(self) -> list[str]:

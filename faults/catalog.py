@@ -18,7 +18,7 @@ from pydantic import Field, field_validator, model_validator
 from drivers.sdk.crashpoints import POINTS, role_of
 from drivers.sdk.links import NETWORK_LINKS
 from faults.fields import Duration, StrictModel
-from faults.targets import NODES, PAIR_LINKS, PROCESSES, ROLES, SERVICES, known
+from faults.targets import NODES, PAIR_LINKS, PROCESSES, ROLES, SERVICES, cluster_role, known
 
 Direction = Literal["upstream", "downstream"]
 
@@ -157,7 +157,7 @@ class ProcessFault(FaultBase):
     @field_validator("target")
     @classmethod
     def _known_process(cls, target: str) -> str:
-        return known(target, PROCESSES + ROLES + SERVICES + NODES, "process")
+        return target if cluster_role(target) else known(target, PROCESSES + ROLES + SERVICES + NODES, "process")
 
 
 class KillFault(ProcessFault):

@@ -12,7 +12,7 @@ from typing import Callable
 
 from faults.catalog import ProcessFault
 from faults.injector import FaultContext, Heal, ProcessControl
-from faults.targets import NODES, ROLES, SERVICES
+from faults.targets import NODES, ROLES, SERVICES, cluster_role
 
 ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
     "kill": lambda control, name: control.stop_process(name, graceful=False),
@@ -22,7 +22,7 @@ ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
 
 
 def inject(fault: ProcessFault, context: FaultContext) -> Heal:
-    if fault.target in SERVICES or fault.target in NODES:
-        return ACTIONS[fault.kind](context.services, fault.target)
-    name = context.resolve_role(fault.target) if fault.target in ROLES else fault.target
+    name = context.resolve_role(fault.target) if fault.target in ROLES or cluster_role(fault.target) else fault.target
+    if name in SERVICES or name in NODES:
+        return ACTIONS[fault.kind](context.services, name)
     return ACTIONS[fault.kind](context.processes, name)

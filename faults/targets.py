@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from typing import Sequence
 
 SERVICES = ("kafka", "postgres")
@@ -27,6 +28,16 @@ def pair_link(source: int, target: int, controller: bool = False) -> str:
 PAIR_LINKS = tuple(pair_link(a, b, controller) for a in range(CLUSTER_NODES) for b in range(CLUSTER_NODES)
                    if a != b for controller in (False, True))
 """The links between a cluster's nodes: network faults may target each direction of each pair."""
+CLUSTER_ROLES = ("leader:input", "group-coordinator")
+"""A cluster's nodes named by what they do when the fault fires: the leader of the input topic's
+partition 0 (`leader:input/<p>` for partition p), and the coordinator of the pipeline's consumer group."""
+LEADER = re.compile(r"leader:input(/(?P<partition>[0-9]{1,2}))?")
+
+
+def cluster_role(target: str) -> bool:
+    return target in CLUSTER_ROLES or LEADER.fullmatch(target) is not None
+
+
 ROLES = ("connect-coordinator",)
 """Processes named by what they do, resolved when the fault fires: `connect-coordinator` is the
 Connect worker whose task runs the Iceberg sink's commit coordinator."""

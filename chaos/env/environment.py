@@ -52,6 +52,7 @@ from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
 from drivers.sdk.links import KAFKA_LINKS
 from faults.injector import Heal
+from faults.targets import LEADER
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
 log = logging.getLogger("chaos.env")
@@ -93,6 +94,22 @@ class Environment:
         if self.state.nodes and link in self.state.kafka_links:
             return [client_proxy(link, index) for index in range(len(self.state.nodes))]
         return [link]
+
+    def node_playing(self, role: str, topic: str, group: str) -> str:
+        """The cluster node that plays `role` (`faults.targets.CLUSTER_ROLES`) now: the leader of a
+        partition of `topic`, or the coordinator of consumer group `group`."""
+        admin = self.admin()  # held: a client collected mid-call never resolves its futures
+        leader = LEADER.fullmatch(role)
+        if leader is not None:
+            partition = int(leader.group("partition") or 0)
+            metadata = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(partition)
+            if metadata is None or metadata.leader < 0:
+                raise EnvironmentFailure(f"partition {partition} of {topic} has no leader now")
+            return node_name(metadata.leader)
+        if role == "group-coordinator":
+            coordinator = admin.describe_consumer_groups([group])[group].result(timeout=10).coordinator
+            return node_name(coordinator.id)
+        raise ValueError(f"{role} is not a role of a cluster's nodes")
 
     def cluster(self) -> KafkaCluster:
         """The cluster this environment's state describes (for its wiring and its nodes' restarts)."""

@@ -19,7 +19,7 @@ from drivers.engines import COMMAND, COMMAND_SOURCES, ENGINE_CONNECTORS, ENGINES
 from faults.catalog import CrashFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
-from faults.targets import MAX_WORKERS, NODES, PAIR_LINKS, known, suggest
+from faults.targets import MAX_WORKERS, NODES, PAIR_LINKS, cluster_role, known, suggest
 
 
 def _loaded(kind: str) -> str:
@@ -257,12 +257,15 @@ class Experiment(StrictModel):
         cluster = self.environment.kafka.brokers > 1
         for index, fault in enumerate(self.faults):
             target = getattr(fault, "target", None)
-            if not cluster and (target in NODES or target in PAIR_LINKS):
+            if not cluster and (target in NODES or target in PAIR_LINKS or cluster_role(target or "")):
                 raise ValueError(f"faults[{index}].target: {target} is part of a three-broker cluster: set "
                                  "environment.kafka.brokers: 3")
             if cluster and target == "kafka":
                 raise ValueError(f"faults[{index}].target: the cluster has no single `kafka` to stop: name a node "
                                  f"({', '.join(NODES)})")
+            if cluster_role(target or "") and self.pipeline.source not in ("kafka", "kafka-transactional"):
+                raise ValueError(f"faults[{index}].target: {target} is a role of the Kafka input's cluster: the "
+                                 f"pipeline's source must be Kafka (got {self.pipeline.source})")
         if cluster and self.pipeline.engine == "kafka-connect":
             raise ValueError("environment.kafka.brokers: Kafka Connect runs on one broker for now")
         return self

@@ -24,6 +24,9 @@ class Event(StrEnum):
     FAULT_HEAL = "fault.heal"
     FAULT_ERROR = "fault.error"
     FAULT_SKIPPED = "fault.skipped"
+    FAULT_ROLE_RESOLVED = "fault.role_resolved"
+    """A fault's role target (a cluster's leader, a Connect commit coordinator) named the process or
+    node that played it when the fault fired."""
     # the supervisor, about the pipeline's processes
     PROCESS_START = "process.start"
     PROCESS_EXIT = "process.exit"

@@ -65,3 +65,12 @@ def test_nodes_and_pair_links_are_targets_of_a_cluster_only():
     assert any("set environment.kafka.brokers: 3" in p for p in problems_of(spec(None, "kafka-0->kafka-2", "down")))
     assert any("name a node" in p for p in problems_of(spec(3, "kafka")))
     assert any("brokers" in p for p in problems_of(spec(2, "kafka-1")))
+
+
+def test_a_cluster_role_is_a_target_of_a_kafka_pipeline_on_a_cluster():
+    for role in ("leader:input", "leader:input/2", "group-coordinator"):
+        assert parse_experiment(spec(3, role), "exp.yaml").faults[0].target == role
+        assert any("set environment.kafka.brokers: 3" in p for p in problems_of(spec(None, role)))
+    assert any("unknown process 'leader:output'" in p for p in problems_of(spec(3, "leader:output")))
+    batch = spec(3, "leader:input").replace("workload:", "pipeline:\n  source: parquet-batch\nworkload:")
+    assert any("source must be Kafka" in p for p in problems_of(batch))
