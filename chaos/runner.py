@@ -324,8 +324,8 @@ class Run:
             """Why the pipeline will never catch up (a black box whose tasks all failed), if it won't."""
             return (self.engine.status() or {}).get("halted")
 
-        if self._follow(live, schedule, lambda: caught_up() or bool(halted()), self.experiment.expect.drain_timeout) \
-                and caught_up():
+        timeout = self.experiment.expect.drain_timeout
+        if self._follow(live, schedule, lambda: caught_up() or bool(halted()), timeout) and caught_up():
             covering = (self.engine.status() or {}).get("checkpoint_id")
             seconds = drain_seconds(read_history(self.history.path), covering)
             seconds = time.monotonic() - started if seconds is None else seconds

@@ -1,9 +1,10 @@
 """Process faults: kill, terminate or pause a pipeline process or one of the environment's services.
 
 A pipeline process is restarted by its supervisor when the fault heals; a service (the broker, a
-node of a cluster, PostgreSQL) is started again on its data by the environment. Either way the fault only names the
-target; what stopping and starting it means belongs to whoever owns it. A role (the Connect worker
-running the commit coordinator) is resolved to its process when the fault fires.
+node of a cluster, PostgreSQL) is started again on its data by the environment. Either way the
+fault only names the target; what stopping and starting it means belongs to whoever owns it. A role
+(the Connect worker running the commit coordinator, a cluster's partition leader) is resolved to its
+process or node when the fault fires.
 """
 
 from __future__ import annotations

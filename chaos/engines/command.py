@@ -22,6 +22,7 @@ import sys
 import threading
 from contextlib import ExitStack
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Callable
 
 from confluent_kafka import Consumer, TopicPartition
@@ -94,27 +95,14 @@ class CommandEngine:
         experiment's error, named by its field."""
         def fill(template: str, field: str) -> str:
             try:
-                return template.format(**values, sink=_Settings(sink))
-            except KeyError as e:
+                return template.format(**values, sink=SimpleNamespace(**sink))
+            except AttributeError as e:  # a `{sink.KEY}` the sink kind lacks: placeholder names were checked at load
                 raise SpecError(f"pipeline.commands[{index}].{field}", [
-                    f"{template!r}: the {self.context.experiment.pipeline.sink} sink has no setting {e.args[0]} "
+                    f"{template!r}: the {self.context.experiment.pipeline.sink} sink has no setting {e.name} "
                     f"(its settings: {', '.join(sink)})"]) from None
         return {"argv": [fill(arg, "argv") for arg in command.argv],
                 "env": {key: fill(value, f"env.{key}") for key, value in command.env.items()},
                 "ready": command.ready}
-
-
-class _Settings:
-    """A sink's settings as `{sink.KEY}` reads them: an unknown key is a KeyError, not an AttributeError."""
-
-    def __init__(self, settings: dict[str, Any]):
-        self._settings = settings
-
-    def __getattr__(self, key: str) -> Any:
-        try:
-            return self._settings[key]
-        except KeyError:
-            raise KeyError(key) from None
 
 
 class CommandWatcher:

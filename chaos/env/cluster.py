@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from chaos.env import install, kafka
@@ -36,7 +37,7 @@ from chaos.env.processes import ManagedProcess, tail
 from chaos.env.state import NodeState
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
-from faults.targets import pair_link
+from faults.targets import LEADER, pair_link
 from faults.toxiproxy import Toxiproxy
 
 NODE_HEAP = "-Xmx512m"
@@ -118,7 +119,7 @@ def node_properties(index: int, ports: list[NodePorts], data_dir: Path) -> str:
         "auto.create.topics.enable": "false",
         "delete.topic.enable": "true",
         # A hard-killed node is fenced by the active controller once its session lapses; it is
-        # restarted only after that (see `fenced_after`), so that its registration does not race it.
+        # restarted only after that (see `KafkaCluster.wait_fenced`), so that its registration does not race it.
         "broker.session.timeout.ms": "5000",
         "broker.heartbeat.interval.ms": "500",
     }
@@ -149,8 +150,17 @@ class KafkaCluster:
         return [client_proxy(link, index) for index, ports in enumerate(self.ports) for link in ports.links]
 
     def pair_links(self) -> list[str]:
-        return [pair_link(source, target, controller) for source in range(self.count) for target in range(self.count)
-                if source != target for controller in (False, True)]
+        return [name for name, _, _ in self._pair_proxies()]
+
+    def _pair_proxies(self) -> Iterator[tuple[str, str, str]]:
+        """(name, listen, upstream) of each pair's proxies: on the pair's own address, on the
+        target's replication and controller ports."""
+        for source in range(self.count):
+            for target in (t for t in range(self.count) if t != source):
+                ports = self.ports[target]
+                for controller, port in ((False, ports.replication), (True, ports.controller)):
+                    yield pair_link(source, target, controller), f"{pair_address(source, target)}:{port}", \
+                        f"127.0.0.1:{port}"
 
     def directory(self, index: int) -> Path:
         return self.workdir / node_name(index)
@@ -175,9 +185,6 @@ class KafkaCluster:
             self.stop()
             raise
         return list(self.nodes.values())
-
-    def node(self, index: int) -> ManagedProcess:
-        return self.nodes[index]
 
     def stop(self) -> None:
         """Stop every node at once: one by one, the last ones would wait out their grace period for
@@ -239,19 +246,42 @@ class KafkaCluster:
             return set()
 
     def wire(self) -> None:
-        """Each pair's proxies listen on the pair's own address, on the target's ports; each client
-        link's proxy for a node listens where that node advertises it."""
+        """Each pair's proxies, and each client link's proxy for a node where that node advertises it."""
         for index, ports in enumerate(self.ports):
             for link, (broker, proxy) in ports.links.items():
                 self.toxiproxy.ensure(client_proxy(link, index), f"127.0.0.1:{proxy}", f"127.0.0.1:{broker}")
-        for source in range(self.count):
-            for target in range(self.count):
-                if source == target:
-                    continue
-                ports = self.ports[target]
-                for controller, port in ((False, ports.replication), (True, ports.controller)):
-                    self.toxiproxy.ensure(pair_link(source, target, controller),
-                                          f"{pair_address(source, target)}:{port}", f"127.0.0.1:{port}")
+        for name, listen, upstream in self._pair_proxies():
+            self.toxiproxy.ensure(name, listen, upstream)
+
+
+def create_internal_topics(bootstrap: str) -> None:
+    """The consumer offsets and the transaction state log, created now: with a replica on every
+    node, neither could be created once a fault has taken a node down."""
+    consumer = Consumer(client_config(bootstrap, **{"group.id": "chaos-environment"}))
+    producer = Producer(client_config(bootstrap, **{"transactional.id": "chaos-environment"}))
+    try:
+        consumer.committed([TopicPartition("chaos-environment", 0)], timeout=60)
+        producer.init_transactions(60)
+    except KafkaException as e:
+        raise EnvironmentFailure(f"the cluster's internal topics could not be created: {e}") from e
+    finally:
+        consumer.close()
+
+
+def node_playing(admin: AdminClient, role: str, topic: str, group: str) -> str:
+    """The node that plays `role` (`faults.targets.CLUSTER_ROLES`) now: the leader of a partition of
+    `topic`, or the coordinator of consumer group `group`. `admin` is held by the caller: a client
+    collected mid-call never resolves its futures."""
+    leader = LEADER.fullmatch(role)
+    if leader is not None:
+        partition = int(leader.group("partition") or 0)
+        metadata = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(partition)
+        if metadata is None or metadata.leader < 0:
+            raise EnvironmentFailure(f"partition {partition} of {topic} has no leader now")
+        return node_name(metadata.leader)
+    if role == "group-coordinator":
+        return node_name(admin.describe_consumer_groups([group])[group].result(timeout=10).coordinator.id)
+    raise ValueError(f"{role} is not a role of a cluster's nodes")
 
 
 @contextmanager

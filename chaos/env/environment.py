@@ -25,13 +25,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from chaos.env import install as installer
 from chaos.env import kafka
 from chaos.env import postgres as pg
-from chaos.env.cluster import KafkaCluster, client_proxy, node_name, node_ports
+from chaos.env.cluster import KafkaCluster, client_proxy, create_internal_topics, node_name, node_playing, node_ports
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
 from chaos.env.kafka_clients import client_config
 from chaos.env.keeper import Keeper
@@ -52,7 +51,6 @@ from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
 from drivers.sdk.links import KAFKA_LINKS
 from faults.injector import Heal
-from faults.targets import LEADER
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
 log = logging.getLogger("chaos.env")
@@ -96,20 +94,8 @@ class Environment:
         return [link]
 
     def node_playing(self, role: str, topic: str, group: str) -> str:
-        """The cluster node that plays `role` (`faults.targets.CLUSTER_ROLES`) now: the leader of a
-        partition of `topic`, or the coordinator of consumer group `group`."""
-        admin = self.admin()  # held: a client collected mid-call never resolves its futures
-        leader = LEADER.fullmatch(role)
-        if leader is not None:
-            partition = int(leader.group("partition") or 0)
-            metadata = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(partition)
-            if metadata is None or metadata.leader < 0:
-                raise EnvironmentFailure(f"partition {partition} of {topic} has no leader now")
-            return node_name(metadata.leader)
-        if role == "group-coordinator":
-            coordinator = admin.describe_consumer_groups([group])[group].result(timeout=10).coordinator
-            return node_name(coordinator.id)
-        raise ValueError(f"{role} is not a role of a cluster's nodes")
+        """The cluster node that plays `role` (`faults.targets.CLUSTER_ROLES`) now."""
+        return node_playing(self.admin(), role, topic, group)
 
     def cluster(self) -> KafkaCluster:
         """The cluster this environment's state describes (for its wiring and its nodes' restarts)."""
@@ -199,7 +185,7 @@ class Environment:
             try:
                 env._wire_links()
                 if brokers > 1:
-                    env._create_internal_topics()
+                    create_internal_topics(env.bootstrap_direct)
                 env.save(workdir / "state.json")
             except ToxiproxyError as e:
                 env._close_keeper()
@@ -265,19 +251,6 @@ class Environment:
             return
         for link, ports in self.state.kafka_links.items():
             self.toxiproxy.ensure(link, f"127.0.0.1:{ports.proxy}", f"127.0.0.1:{ports.broker}")
-
-    def _create_internal_topics(self) -> None:
-        """The consumer offsets and the transaction state log, created now: with a replica on every
-        broker, neither could be created once a fault has taken a broker down."""
-        consumer = Consumer(client_config(self.bootstrap_direct, **{"group.id": "chaos-environment"}))
-        producer = Producer(client_config(self.bootstrap_direct, **{"transactional.id": "chaos-environment"}))
-        try:
-            consumer.committed([TopicPartition("chaos-environment", 0)], timeout=60)
-            producer.init_transactions(60)
-        except KafkaException as e:
-            raise EnvironmentFailure(f"the cluster's internal topics could not be created: {e}") from e
-        finally:
-            consumer.close()
 
     def _kafka_proxies(self) -> set[str]:
         """The proxies the environment itself keeps: the Kafka links' (and a cluster's pair links)."""

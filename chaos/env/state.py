@@ -71,6 +71,11 @@ class NodeState(BaseModel):
     controller: int
     links: dict[str, LinkPorts]
 
+    @property
+    def ports(self) -> list[int]:
+        return [self.direct, self.replication, self.controller,
+                *(port for link in self.links.values() for port in (link.broker, link.proxy))]
+
 
 class EnvState(BaseModel):
     """What a later harness process needs to attach: ports, processes and log locations."""
@@ -96,12 +101,9 @@ class EnvState(BaseModel):
     def ports(self) -> list[int]:
         """Every port the services listen on: what the environment leases."""
         links = [port for link in self.kafka_links.values() for port in (link.broker, link.proxy)]
-        nodes = [port for node in self.nodes[1:] for port in (
-            node.direct, node.replication, node.controller,
-            *(p for link in node.links.values() for p in (link.broker, link.proxy)))]
-        return [self.kafka_direct, self.kafka_controller, *links, self.toxiproxy_api, *nodes,
-                *([self.nodes[0].replication] if self.nodes else []),
-                *([self.postgres] if self.postgres is not None else [])]
+        single = [self.kafka_direct, self.kafka_controller, *links]
+        kafka = [port for node in self.nodes for port in node.ports] or single
+        return [*kafka, self.toxiproxy_api, *([self.postgres] if self.postgres is not None else [])]
 
 
 def read_state(path: Path, workdir: str) -> EnvState | None:
