@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
-from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from chaos.env import install, kafka
 from chaos.env.install import Tools
@@ -259,13 +260,25 @@ def create_internal_topics(bootstrap: str) -> None:
     node, neither could be created once a fault has taken a node down."""
     consumer = Consumer(client_config(bootstrap, **{"group.id": "chaos-environment"}))
     producer = Producer(client_config(bootstrap, **{"transactional.id": "chaos-environment"}))
+    # Just created, a coordinator may still be moving (NOT_COORDINATOR): asked again for a while.
+    retrying = Retrying(stop=stop_after_delay(60), wait=wait_fixed(0.5), reraise=True,
+                        retry=retry_if_exception(_coordinator_moving))
     try:
-        consumer.committed([TopicPartition("chaos-environment", 0)], timeout=60)
-        producer.init_transactions(60)
+        retrying(consumer.committed, [TopicPartition("chaos-environment", 0)], timeout=30)
+        retrying(producer.init_transactions, 30)
     except KafkaException as e:
         raise EnvironmentFailure(f"the cluster's internal topics could not be created: {e}") from e
     finally:
         consumer.close()
+
+
+def _coordinator_moving(error: BaseException) -> bool:
+    """A retriable error, or a coordinator not yet settled (not always flagged retriable)."""
+    if not isinstance(error, KafkaException):
+        return False
+    code = error.args[0]
+    return code.retriable() or code.code() in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+                                                KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
 
 
 def node_playing(admin: AdminClient, role: str, topic: str, group: str) -> str:
