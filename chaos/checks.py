@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from chaos.checkers.duplicates import check_duplicates
+from chaos.checkers.hanging import describe_hangs, hanging_transactions
 from chaos.checkers.late import check_late_events
 from chaos.checkers.liveness import check_liveness
 from chaos.checkers.loss import check_loss
@@ -23,7 +24,11 @@ from chaos.checkers.order import check_key_order
 from chaos.checkers.orphans import check_orphans
 from chaos.checkers.phantoms import check_phantoms
 from chaos.checkers.progress import timeline
-from chaos.checkers.reads import check_aborted_reads, check_monotonic_reads, check_premature_reads
+from chaos.checkers.reads import (
+    check_aborted_reads,
+    check_monotonic_reads,
+    check_premature_reads,
+)
 from chaos.checkers.schema import check_schema
 from chaos.checkers.source_acks import check_source_acks
 from chaos.checkers.traffic import check_fault_traffic
@@ -98,7 +103,9 @@ def _drained(experiment: Experiment, evidence: RunEvidence) -> Verdict:
     else:
         halted = next((e["halted"] for e in evidence.history
                        if e.get("event") == Event.RUN_DRAIN_TIMEOUT and e.get("halted")), None)
+        hangs = hanging_transactions(evidence.history)
         summary = (f"the pipeline stopped for good before it caught up: {halted}" if halted else
+                   f"the pipeline is stuck behind a hanging transaction: {describe_hangs(hangs)}" if hangs else
                    f"the pipeline had not caught up {experiment.expect.drain_timeout:.0f}s after the faults healed")
     return Verdict("drained", "pass" if evidence.drained else "fail", summary,
                    {"drain_ms": int(evidence.drain_seconds * 1000)})
@@ -124,7 +131,7 @@ CHECKS = (
     Check("no-phantoms", lambda x: x.expect.no_phantoms,
           lambda x, d, ev, every: check_phantoms(_expected(x), every)),
     Check("source-lost-acked-writes", lambda x: source_side_class(x.pipeline.source).live_feed,
-          lambda x, d, ev, every: check_source_acks(ev.outcomes, ev.truth)),
+          lambda x, d, ev, every: check_source_acks(ev.outcomes, ev.truth, expected=x.expected_loss)),
     Check("prefix", lambda x: x.pipeline.guarantee == Guarantee.EXACTLY_ONCE
           and source_side_class(x.pipeline.source).partitioned,
           lambda x, d, ev, every: check_prefix(every, ev.truth)),

@@ -76,6 +76,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("connectors", help="list every connector kind (built in and plug-ins) and the rows it joins")
     env = sub.add_parser("env", help="provision and manage the shared environment")
     env.add_argument("action", choices=["install", "up", "down", "status"])
+    env.add_argument("--brokers", type=int, choices=[1, 3], default=1,
+                     help="with up: one broker (default), or a cluster of three nodes for cluster experiments")
     return parser
 
 
@@ -177,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
                            errors)
         from chaos.commands.env import env_command
 
-        return env_command(args.action, console)
+        return env_command(args.action, console, args.brokers)
     except SpecError as e:
         from chaos.commands.run import print_problems
 

@@ -30,6 +30,7 @@ from chaos.engines import engine_for
 from chaos.env.acquire import acquire_environment
 from chaos.env.environment import Environment
 from chaos.env.processes import tail
+from chaos.env.roles import ClusterRoles, RoleNames
 from chaos.errors import EnvironmentFailure, SpecError
 from chaos.experiment import Experiment, dump_experiment, load_experiment
 from chaos.interrupt import RunInterrupted
@@ -39,10 +40,13 @@ from chaos.report.junit import write_junit
 from chaos.report.live import LiveProgress
 from chaos.report.result import Outcome, print_verdicts, table_digest, write_result
 from chaos.sides.base import OutputWatch, RunContext, sink_side, source_side
+from chaos.sides.kafka import read_committed_topics
 from chaos.sides.parquet import read_parquet_output
+from chaos.sides.stable_offsets import StableOffsetsProbe
 from chaos.sides.visibility import VisibilityProbe
 from chaos.supervisor import Supervisor
 from chaos.workload.producer import WorkloadOutcome, WorkloadProgress
+from drivers.kafka_sink import transactional_id
 from drivers.runtime.factory import DISK_CONTROL
 from drivers.sdk import records
 from drivers.sdk.events import Event
@@ -136,7 +140,9 @@ class Run:
         self.engine = engine_for(context, self.source, self.sink)
         self.probe: VisibilityProbe | None = None
         self.watch: OutputWatch | None = None
+        self.cluster_roles: ClusterRoles | None = None
         self.prefilled: WorkloadOutcome | None = None
+        self.stable_offsets = StableOffsetsProbe(env.admin, read_committed_topics(context), self.history.append)
 
     def execute(self) -> RunResult:
         try:
@@ -162,9 +168,10 @@ class Run:
             for name in self.processes:
                 supervisor.start(name, self.engine.factory(name))
             self.engine.start(supervisor.pid, stack)
+            self.cluster_roles = self._cluster_roles()
             context = FaultContext(toxiproxy=self.env.toxiproxy, processes=supervisor, services=self.env,
                                    disk_control=self.run_dir / DISK_CONTROL, resolve_role=self._resolve_role,
-                                   proxies=self.env.link_proxies)
+                                   proxies=self.env.link_proxies, cluster=self.cluster_roles)
             schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)
@@ -174,6 +181,8 @@ class Run:
                 self.probe = VisibilityProbe(self.watch.visible)
                 self.probe.start()
                 stack.callback(self.probe.stop)
+            self.stable_offsets.start()
+            stack.callback(self.stable_offsets.stop)
             with LiveProgress(self.console, experiment.workload.records, self.source.live_feed) as live:
                 outcome = self._drive(schedule, live)
                 if not self.source.live_feed:  # the input was all there: the workload ends as it starts
@@ -183,6 +192,7 @@ class Run:
                 self._follow(live, schedule, schedule.finished, schedule.last_heal() + 30)
                 schedule.close()
                 drained, drain_seconds = self._drain(live, schedule)
+                self.stable_offsets.stop()
             self._require_environment()
             codes = supervisor.stop_all()
             if self.probe is not None:
@@ -206,12 +216,23 @@ class Run:
         print_verdicts(self.console, experiment.name, verdicts, self.run_dir)
         return RunResult(self.run_dir, Outcome(result["status"]), verdicts)
 
+    def _cluster_roles(self) -> ClusterRoles | None:
+        """The cluster's roles as this run names them, when the environment is a cluster whose input is Kafka."""
+        pipeline = self.experiment.pipeline
+        if self.experiment.environment.kafka.brokers == 1 or pipeline.source not in ("kafka", "kafka-transactional"):
+            return None
+        settings = self.source.settings()
+        native_kafka_sink = pipeline.sink == "kafka-transactional" and pipeline.engine == "native"
+        sink_id = transactional_id(self.run_id, 0) if native_kafka_sink else None
+        return self.env.roles(RoleNames(str(settings["topic"]), str(settings["group_id"]), sink_id))
+
     def _resolve_role(self, role: str) -> str:
         """Who plays a fault's role now: a cluster's node (the environment knows), or one of the
         engine's processes; written to the history, so the timeline names it."""
         if cluster_role(role):
-            settings = self.source.settings()
-            name = self.env.node_playing(role, str(settings["topic"]), str(settings["group_id"]))
+            if self.cluster_roles is None:
+                raise ValueError(f"{role} is a role of a cluster whose input is Kafka")
+            name = self.cluster_roles.node_playing(role)
         else:
             name = self.engine.resolve_role(role)
         self.history.append(Event.FAULT_ROLE_RESOLVED, role=role, process=name)

@@ -101,6 +101,9 @@ _KINDS = (
                   Mutant("resend-on-recover", "a failover re-sends the restored checkpoint's records",
                          "drivers.mutants:ResendOnRecoverKafkaSink", "two-phase-commit",
                          f"{INCIDENTS_DIR}/kafka-resend-on-recovery.yaml", "duplicates"),
+                  Mutant("fresh-transactional-id", "each incarnation takes a new transactional id: a crashed "
+                         "one's open transaction hangs", "drivers.mutants:FreshIdKafkaSink", "two-phase-commit",
+                         f"{MUTANTS_DIR}/fresh-transactional-id.yaml", "liveness"),
               )),
     Connector("iceberg-batch", "sink", "Iceberg (batch)", Capabilities(schema_changes=SCHEMA_CHANGES),
               Maturity.CERTIFIED, "drivers.iceberg.sinks:IcebergBatchSink", "chaos.sides.iceberg:IcebergSinkSide",

@@ -24,7 +24,7 @@ import json
 import os
 import sys
 import threading
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -43,6 +43,11 @@ WEDGED_EXIT = 75
 """The exit code of a worker whose producer is wedged: a temporary failure, so it is restarted."""
 
 T = TypeVar("T")
+
+
+def transactional_id(job_id: str, worker: int) -> str:
+    """A worker slot's stable transactional id: its restarts fence their predecessors with it."""
+    return f"{job_id}-sink-{worker}"
 
 
 def within(seconds: float, what: str, call: Callable[[], T], on_wedged: Callable[[str], None] | None = None) -> T:
@@ -87,12 +92,23 @@ class KafkaTransactionalSink:
         self.crash = crash
         self.source_topic = source_topic
         self.consumer = consumer
-        self.transactional_id = f"{job_id}-sink-{worker}"
+        self.transactional_id = self.incarnation_id()
         self.history = history
         """Where the sink says its writes failed (`sink.write_failed`): the evidence that a fault on
         its link reached it."""
         self.connection_lost = False
-        self.producer = Producer({
+        self.producer = Producer(self.producer_config(bootstrap))
+        self.producer.init_transactions(TIMEOUT)
+        self.producer.begin_transaction()
+        self.open_since: int | None = None
+        self.offsets: Positions = {}
+
+    def incarnation_id(self) -> str:
+        """The transactional id this incarnation takes: the slot's, so that it fences the last one."""
+        return transactional_id(self.job_id, self.worker)
+
+    def producer_config(self, bootstrap: str) -> dict[str, Any]:
+        return {
             "error_cb": self._producer_error,
             "bootstrap.servers": bootstrap,
             "transactional.id": self.transactional_id,
@@ -102,11 +118,7 @@ class KafkaTransactionalSink:
             "socket.timeout.ms": 10000,
             "reconnect.backoff.max.ms": 1000,
             "linger.ms": 5,
-        })
-        self.producer.init_transactions(TIMEOUT)
-        self.producer.begin_transaction()
-        self.open_since: int | None = None
-        self.offsets: Positions = {}
+        }
 
     def _producer_error(self, error: KafkaError) -> None:
         """librdkafka retries a lost connection by itself (the producer is idempotent); say so once

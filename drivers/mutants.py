@@ -281,3 +281,38 @@ class ResendOnRecoverKafkaSink(SeededBug, KafkaTransactionalSink):
                 self._produce(row)
             self.producer.commit_transaction(30)
             self.producer.begin_transaction()
+
+
+class FreshIdKafkaSink(SeededBug, KafkaTransactionalSink):
+    """Seeded bug: each incarnation takes a transactional id of its own (the slot's plus its pid),
+    the mistake of deriving the id from something a restart changes. No one then fences a crashed
+    incarnation: its open transaction stays open until it times out (15 min here, the broker's
+    maximum), the last stable offset of every partition it wrote stops there, and every
+    read_committed reader hangs behind it: Kafka's hanging transaction (KIP-664)."""
+
+    @classmethod
+    def create(cls, settings: Settings, ctx: WorkerContext) -> "FreshIdKafkaSink":
+        sink = super().create(settings, ctx)
+        assert isinstance(sink, FreshIdKafkaSink)
+        sink.incarnations = ctx.run_dir / "kafka-sink-incarnations"
+        return sink
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.incarnations: Path | None = None
+
+    def incarnation_id(self) -> str:
+        return f"{super().incarnation_id()}-{os.getpid()}"
+
+    def producer_config(self, bootstrap: str) -> dict[str, Any]:
+        return {**super().producer_config(bootstrap), "transaction.timeout.ms": 900_000}
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        """Where a correct incarnation has already fenced its predecessor, by taking its id."""
+        if self.incarnations is not None:
+            self.incarnations.mkdir(parents=True, exist_ok=True)
+            earlier = sorted(p.name for p in self.incarnations.glob(f"w{self.worker}-*"))
+            if earlier:
+                self.bites(f"{self.transactional_id} fenced none of {len(earlier)} earlier incarnations")
+            (self.incarnations / f"w{self.worker}-{self.transactional_id}").touch()
+        super().recover(committed)

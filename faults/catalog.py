@@ -18,7 +18,17 @@ from pydantic import Field, field_validator, model_validator
 from drivers.sdk.crashpoints import POINTS, role_of
 from drivers.sdk.links import NETWORK_LINKS
 from faults.fields import Duration, StrictModel
-from faults.targets import NODES, PAIR_LINKS, PROCESSES, ROLES, SERVICES, cluster_role, known
+from faults.targets import (
+    LEADER,
+    NODES,
+    PAIR_LINKS,
+    PROCESSES,
+    ROLES,
+    SERVICES,
+    cluster_role,
+    known,
+    side_of_split,
+)
 
 Direction = Literal["upstream", "downstream"]
 
@@ -180,6 +190,59 @@ class PauseFault(ProcessFault):
     kind: Literal["pause"]
 
 
+class ClusterFault(FaultBase):
+    """A fault on a three-broker cluster as a whole: the links between its nodes, its restarts, its elections.
+    A clean or hard bounce of one node is `terminate` or `kill` with `duration: 0`."""
+
+
+class IsolateFault(ClusterFault):
+    """Every link between one side of the cluster and the rest blackholed. The side is one node or
+    role (`kafka-1`, `controller-leader`: with three nodes, the majority/minority split) or a list
+    (`kafka-0,kafka-1`). `direction: outbound` cuts only the side's own connections to the rest (a
+    one-way split), `inbound` only theirs to it; `links` narrows it to the quorum's (`controller`)
+    or the replicas' fetches (`replication`). Clients still reach every node."""
+
+    kind: Literal["isolate"]
+    direction: Literal["both", "outbound", "inbound"] = "both"
+    links: Literal["all", "replication", "controller"] = "all"
+
+    @field_validator("target")
+    @classmethod
+    def _a_side(cls, target: str) -> str:
+        side_of_split(target)
+        return target
+
+
+class RollingRestartFault(ClusterFault):
+    """Each node in turn stopped cleanly (`hard`: SIGKILLed) and started again on its data, the next
+    one only once every partition has its full ISR again. The fault lasts at least `duration`; its
+    heal waits for the roll to end."""
+
+    kind: Literal["rolling_restart"]
+    target: Literal["cluster"] = "cluster"
+    hard: bool = False
+    duration: Duration = 0.0
+
+
+class ElectFault(ClusterFault):
+    """A leader election on a partition of the input (`leader:input/<p>`) through the Admin API.
+    `preferred` hands leadership back to the partition's first replica: a leadership transfer when a
+    failover moved it. `unclean` lets an out-of-sync replica lead a partition that has no leader in
+    sync, and may lose acknowledged writes: an experiment opts in with `expect.no_loss: false`."""
+
+    kind: Literal["elect"]
+    election: Literal["preferred", "unclean"] = "preferred"
+    duration: Duration = 0.0
+
+    @field_validator("target")
+    @classmethod
+    def _a_partition(cls, target: str) -> str:
+        if LEADER.fullmatch(target) is None:
+            raise ValueError(f"an election is held for a partition of the input: leader:input or "
+                             f"leader:input/<partition>, not {target!r}")
+        return target
+
+
 class DiskFault(FaultBase):
     """The sink's file writes on `target` (a worker, or `*` for all) fail with EIO or ENOSPC, or stall."""
 
@@ -224,6 +287,7 @@ class CrashFault(StrictModel):
 
 
 FAULT_MODELS = (DownFault, PartitionFault, LatencyFault, BandwidthFault, SlowCloseFault, TimeoutFault,
-                ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, DiskFault, CrashFault)
+                ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, IsolateFault,
+                RollingRestartFault, ElectFault, DiskFault, CrashFault)
 Fault = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # type: ignore[valid-type]
 FAULT_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in FAULT_MODELS)

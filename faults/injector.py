@@ -28,6 +28,17 @@ class ProcessControl(Protocol):
         """SIGSTOP it; the heal resumes it."""
 
 
+class ClusterControl(Protocol):
+    """What a three-broker cluster offers the faults beyond stopping its nodes: its elections, and
+    waiting for its replicas."""
+
+    def elect(self, role: str, unclean: bool) -> None:
+        """Hold an election for the partition `role` names (`leader:input/<p>`), once it can be held."""
+
+    def wait_in_sync(self) -> None:
+        """Return once every partition has its full ISR again (bounded: raises when it does not)."""
+
+
 @dataclass(frozen=True)
 class FaultContext:
     toxiproxy: Toxiproxy
@@ -41,6 +52,8 @@ class FaultContext:
     """The process that plays a role (`faults.targets.ROLES`) right now."""
     proxies: Callable[[str], list[str]] = field(default=lambda link: [link])
     """The Toxiproxy proxies that make up a link: a Kafka link in a cluster has one per broker."""
+    cluster: ClusterControl | None = None
+    """The cluster's elections and replica state, when the environment is a cluster."""
 
 
 class Injector(Protocol):

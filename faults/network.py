@@ -6,7 +6,7 @@ import uuid
 
 from faults.catalog import DownFault, NetworkFault, PartitionFault, ToxicFault
 from faults.injector import FaultContext, Heal
-from faults.toxiproxy import Toxic
+from faults.toxiproxy import Toxic, Toxiproxy
 
 
 def inject(fault: NetworkFault, context: FaultContext) -> Heal:
@@ -27,14 +27,21 @@ def _inject(fault: NetworkFault, context: FaultContext, link: str) -> Heal:
         return lambda: toxiproxy.set_enabled(link, True)
     tag = f"{fault.kind}-{uuid.uuid4().hex[:8]}"  # toxic names are unique per link
     if isinstance(fault, PartitionFault):
-        # A zero timeout holds connections open and drops their bytes: a blackhole, not a refusal.
-        streams = ("upstream", "downstream") if fault.direction == "both" else (fault.direction,)
-        toxics = [Toxic(f"{tag}-{s}", "timeout", s, 1.0, {"timeout": 0}) for s in streams]
+        toxics = blackhole(tag, ("upstream", "downstream") if fault.direction == "both" else (fault.direction,))
     elif isinstance(fault, ToxicFault):
         toxics = [Toxic(f"{tag}-{fault.direction}", fault.toxic_type, fault.direction, fault.toxicity,
                         fault.toxic_attributes())]
     else:
         raise TypeError(f"{fault.kind} is not a network fault")
+    return add_toxics(toxiproxy, link, toxics)
+
+
+def blackhole(tag: str, streams: tuple[str, ...] = ("upstream", "downstream")) -> list[Toxic]:
+    """A zero timeout holds connections open and drops their bytes: a blackhole, not a refusal."""
+    return [Toxic(f"{tag}-{stream}", "timeout", stream, 1.0, {"timeout": 0}) for stream in streams]
+
+
+def add_toxics(toxiproxy: Toxiproxy, link: str, toxics: list[Toxic]) -> Heal:
     for toxic in toxics:
         toxiproxy.add_toxic(link, toxic)
 

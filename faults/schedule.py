@@ -19,8 +19,15 @@ from typing import Any, Protocol, Sequence
 
 from drivers.sdk.events import Event
 from drivers.sdk.history import HistoryTail
-from faults import disk, network, process
-from faults.catalog import CrashFault, DiskFault, Fault, NetworkFault, ProcessFault
+from faults import cluster, disk, network, process
+from faults.catalog import (
+    ClusterFault,
+    CrashFault,
+    DiskFault,
+    Fault,
+    NetworkFault,
+    ProcessFault,
+)
 from faults.injector import FaultContext, Heal, Injector
 
 SETTLE_SECONDS = 5.0
@@ -31,6 +38,7 @@ INJECTORS: dict[type, Injector] = {
     NetworkFault: network.inject,
     ProcessFault: process.inject,
     DiskFault: disk.inject,
+    ClusterFault: cluster.inject,
 }
 """Which injector a fault's family goes to (a model's nearest base class listed here)."""
 

@@ -28,14 +28,42 @@ def pair_link(source: int, target: int, controller: bool = False) -> str:
 PAIR_LINKS = tuple(pair_link(a, b, controller) for a in range(CLUSTER_NODES) for b in range(CLUSTER_NODES)
                    if a != b for controller in (False, True))
 """The links between a cluster's nodes: network faults may target each direction of each pair."""
-CLUSTER_ROLES = ("leader:input", "group-coordinator")
+CLUSTER_ROLES = ("leader:input", "group-coordinator", "txn-coordinator", "controller-leader")
 """A cluster's nodes named by what they do when the fault fires: the leader of the input topic's
-partition 0 (`leader:input/<p>` for partition p), and the coordinator of the pipeline's consumer group."""
+partition 0 (`leader:input/<p>` for partition p), the coordinator of the pipeline's consumer group,
+the transaction coordinator of its Kafka sink (worker 0's transactional id), and the active controller."""
 LEADER = re.compile(r"leader:input(/(?P<partition>[0-9]{1,2}))?")
 
 
 def cluster_role(target: str) -> bool:
     return target in CLUSTER_ROLES or LEADER.fullmatch(target) is not None
+
+
+def cluster_node_or_role(target: str) -> str:
+    """`target` if it is a node of the cluster or a role one of them plays; else an error naming both."""
+    return target if cluster_role(target) else known(target, NODES + CLUSTER_ROLES, "node")
+
+
+def side_of_split(target: str) -> list[str]:
+    """The nodes (or roles) on one side of a split, written `kafka-0` or `kafka-0,kafka-1`: at least
+    one, and not all of them (then there would be no other side)."""
+    side = [cluster_node_or_role(part.strip()) for part in target.split(",")]
+    if len(set(side)) != len(side):
+        raise ValueError(f"{target!r} names a node twice")
+    if set(NODES) <= set(side):
+        raise ValueError(f"{target!r} is the whole cluster: a split needs nodes on the other side")
+    return side
+
+
+def links_between(side: set[str], direction: str, controller: bool | None = None) -> list[str]:
+    """The pair links from the nodes of `side` to the rest (`outbound`), from the rest to them
+    (`inbound`), or both; only the replication (`controller=False`) or quorum (`True`) ones if asked."""
+    inside = [int(node.split("-")[1]) for node in sorted(side)]
+    outside = [index for index in range(CLUSTER_NODES) if index not in inside]
+    kinds = (False, True) if controller is None else (controller,)
+    pairs = [(a, b) for a in inside for b in outside] if direction in ("both", "outbound") else []
+    pairs += [(b, a) for a in inside for b in outside] if direction in ("both", "inbound") else []
+    return [pair_link(source, target, kind) for source, target in pairs for kind in kinds]
 
 
 ROLES = ("connect-coordinator",)

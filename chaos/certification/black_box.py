@@ -132,9 +132,10 @@ def certify_black_box(engine: str, names: list[str] | None, quick: bool, runs_di
 
         fresh = iter(range(1, 1 << 30))
 
-        def fresh_environment() -> Path:
+        def fresh_environment(brokers: int = 1) -> Path:
             """A new private environment for a case whose environment failed (each in its own directory)."""
-            env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console, keep_env)
+            env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console, keep_env,
+                                      brokers=brokers)
             return Path(env.state.workdir) / "state.json"
 
         runner = CaseRunner(directory, Path(env.state.workdir) / "state.json", fresh_environment)

@@ -49,11 +49,12 @@ def build_report(suite: SuiteRun) -> dict[str, Any]:
         "mode": "quick" if suite.quick else "full",
         "wall_seconds": round(suite.seconds, 1),
         "rows": rows,
-        "connectors": [{"name": l.connector.name, "role": l.connector.role, "title": l.connector.title,
-                        "declared": l.declared.value, "computed": l.computed.value if l.computed else None,
-                        "why": l.why, "error": l.error} for l in labels],
-        "errors": [f"{l.connector.title} ({l.connector.role}) is labelled Certified but {l.why}"
-                   for l in labels if l.error],
+        "connectors": [{"name": label.connector.name, "role": label.connector.role, "title": label.connector.title,
+                        "declared": label.declared.value,
+                        "computed": label.computed.value if label.computed else None,
+                        "why": label.why, "error": label.error} for label in labels],
+        "errors": [f"{label.connector.title} ({label.connector.role}) is labelled Certified but {label.why}"
+                   for label in labels if label.error],
     }
     if suite.mutants is not None:
         def control(outcome: Outcome) -> dict[str, Any] | None:

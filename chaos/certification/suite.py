@@ -84,11 +84,12 @@ def run_suite(rows: list[Row], quick: bool, mutants: list[Mutant] | None, runs_d
         fresh = iter(range(1, 1 << 30))
         starting = threading.Lock()  # lanes start environments on their own threads; one stack owns them all
 
-        def fresh_environment() -> Path:
-            """A new private environment: for a lane, and for a case whose environment failed."""
+        def fresh_environment(brokers: int = 1) -> Path:
+            """A new private environment: for a lane, for its cluster cases, and for a case whose
+            environment failed."""
             with starting:
                 env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console,
-                                          keep_env)
+                                          keep_env, brokers=brokers)
             return Path(env.state.workdir) / "state.json"
 
         def lane_failed(number: int, error: BaseException) -> None:
@@ -126,9 +127,13 @@ def _print(console: Console, outcome: Outcome, good: dict[str, str]) -> None:
 
 
 class CaseRunner:
-    def __init__(self, directory: Path, state_file: Path, fresh_environment: Callable[[], Path]):
+    """Runs cases and mutant proofs on one lane's environments: the one-broker one it is given, and
+    a cluster started the first time a cluster case comes its way."""
+
+    def __init__(self, directory: Path, state_file: Path, fresh_environment: Callable[[int], Path]):
         self.directory = directory
-        self.state_file = state_file
+        self.state_files = {1: state_file}
+        """The lane's environment of each broker count."""
         self.fresh_environment = fresh_environment
 
     def case(self, case: Case, quick: bool) -> Outcome:
@@ -136,6 +141,12 @@ class CaseRunner:
         every invariant held but the scenario's evidence is missing (a fault that happened to meet
         an idle moment on a loaded machine). A real violation is never run again: it stands."""
         experiment = materialize(case, quick, self.directory / "experiments")
+        if case.brokers not in self.state_files:
+            try:
+                self.state_files[case.brokers] = self.fresh_environment(case.brokers)
+            except ChaosError as e:
+                return Outcome(case.id, "error", None, [], f"no {case.brokers}-broker environment: {e}",
+                               exit_code=EXIT_ENVIRONMENT)
         outcome = self._judged(case, experiment, case.id)
         if outcome.status == "inconclusive" or outcome.unproven:
             first = outcome.message or "; ".join(outcome.failed)
@@ -145,7 +156,7 @@ class CaseRunner:
 
     def _judged(self, case: Case, experiment: Path, name: str) -> Outcome:
         """One run of a case, held to its invariants and to the scenario's evidence."""
-        outcome = self.run(name, experiment, self.directory / "runs" / case.row.sink)
+        outcome = self.run(name, experiment, self.directory / "runs" / case.row.sink, case.brokers)
         if outcome.status not in UNDECIDED and outcome.run_dir is not None:
             result = json.loads((outcome.run_dir / "result.json").read_text())
             history = read_history(outcome.run_dir / "history.jsonl")
@@ -201,28 +212,28 @@ class CaseRunner:
         if outcome.status == "survived":
             outcome.message = f"{mutant.caught_by} did not fail"
 
-    def run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+    def run(self, name: str, experiment: Path, runs_dir: Path, brokers: int = 1) -> Outcome:
         """Run once; a run whose environment failed is run again, once, on a fresh environment."""
-        outcome = self._run_once(name, experiment, runs_dir, "")
+        outcome = self._run_once(name, experiment, runs_dir, "", brokers)
         if outcome.exit_code != EXIT_ENVIRONMENT:
             return outcome
         first = outcome.message
         try:
-            self.state_file = self.fresh_environment()
+            self.state_files[brokers] = self.fresh_environment(brokers)
         except ChaosError as e:
             outcome.message = f"{first}; no fresh environment for the retry: {e}"
             return outcome
-        outcome = self._run_once(name, experiment, runs_dir, "-retry")
+        outcome = self._run_once(name, experiment, runs_dir, "-retry", brokers)
         outcome.message = "; ".join(filter(None, [outcome.message, f"retried on a fresh environment after: {first}"]))
         return outcome
 
-    def _run_once(self, name: str, experiment: Path, runs_dir: Path, suffix: str) -> Outcome:
+    def _run_once(self, name: str, experiment: Path, runs_dir: Path, suffix: str, brokers: int) -> Outcome:
         log = self.directory / "logs" / (name.replace("/", "--") + suffix + ".log")
         started = time.monotonic()
         with log.open("w") as out:
             quiet = Console(file=out, width=120, soft_wrap=True)
             try:
-                result = run_file(experiment, runs_dir, self.state_file, False, quiet)
+                result = run_file(experiment, runs_dir, self.state_files[brokers], False, quiet)
             except ChaosError as e:
                 quiet.print(f"error: {e}", markup=False)
                 return Outcome(name, "error", None, [], str(e), time.monotonic() - started, e.exit_code)

@@ -8,6 +8,9 @@ run drained (`run.drained`) with no commit after the heal advancing: the drain p
 checkpoint covers the whole input, so the input was already fully committed at the heal. The
 recovery time of such a fault is 0.
 
+A hanging transaction (`chaos.checkers.hanging`) fails liveness whatever the faults did, and is
+named as such: read_committed readers stuck behind an open transaction are not a slow drain.
+
 Whether the faults met any traffic at all is a question of its own (`chaos.checkers.traffic`).
 Examples are the `index` of each fault that failed, not record ids.
 """
@@ -19,6 +22,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chaos.checkers.hanging import describe_hangs, hanging_transactions
 from chaos.checkers.progress import RunTimeline, timeline
 from chaos.checkers.verdict import Verdict, examples
 
@@ -46,7 +50,10 @@ def check_liveness(history: list[dict[str, Any]], bound_s: float) -> Verdict:
     worst = max((t for t in times.values() if t is not None), default=0.0)
     counts = {"faults": len(run.faults), "worst_recovery_ms": int(round(worst * 1000)),
               "unrecovered": len(unrecovered)}
-    problems = []
+    hangs = hanging_transactions(history)
+    if hangs:
+        counts["hanging_transactions"] = len(hangs)
+    problems = [f"a hanging transaction: {describe_hangs(hangs)}"] if hangs else []
     if unrecovered:
         problems.append(f"{len(unrecovered)} faults were never followed by progress after they healed")
     if slow:

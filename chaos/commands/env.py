@@ -14,7 +14,8 @@ from chaos.env.postgres import ensure_postgres_installed
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_OK
 
 
-def env_command(action: str, console: Console) -> int:
+def env_command(action: str, console: Console, brokers: int = 1) -> int:
+    """`brokers`: with `up`, one broker or a cluster of three (an environment of the other kind is replaced)."""
     state_file = default_env_file()
     if action == "install":
         tools = installer.install()
@@ -33,13 +34,14 @@ def env_command(action: str, console: Console) -> int:
                 console.print("replacing an environment that is no longer healthy")
                 _down(state_file)
             else:
-                if existing.state.postgres is not None:
+                if existing.state.postgres is not None and existing.brokers == brokers:
                     console.print(f"already up ({state_file})")
                     return EXIT_OK
-                console.print("replacing an environment that has no PostgreSQL")
+                console.print("replacing an environment that has no PostgreSQL" if existing.state.postgres is None
+                              else f"replacing an environment of {existing.brokers} broker(s) with one of {brokers}")
                 _down(state_file)
         workdir = chaos_home() / "env" / time.strftime("%Y%m%d-%H%M%S")
-        env = Environment.start(workdir, detached=True, with_postgres=True)
+        env = Environment.start(workdir, detached=True, with_postgres=True, brokers=brokers)
         env.save(state_file)
         _show(console, env)
         return EXIT_OK

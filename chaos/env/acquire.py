@@ -14,26 +14,31 @@ from rich.console import Console
 
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
+from chaos.errors import EnvironmentFailure
 
 
 def acquire_environment(env_file: Path | None, private: bool, with_postgres: bool, workdir: Path, stack: ExitStack,
                         console: Console, keep_env: bool = False, brokers: int = 1) -> Environment:
-    """Attach to a shared environment when there is one, otherwise start one in `workdir` that
-    `stack` stops, and whose data it then deletes unless `keep_env` (its logs stay). A cluster
-    (`brokers` > 1) is always private: a shared environment has one broker."""
+    """Attach to a shared environment of `brokers` brokers when there is one (`chaos env up
+    [--brokers 3]`), otherwise start one in `workdir` that `stack` stops, and whose data it then
+    deletes unless `keep_env` (its logs stay)."""
     shared = env_file or default_env_file()
-    if brokers > 1 and not private:
-        console.print(f"a {brokers}-broker cluster runs on a private environment")
-        private = True
     if not private and (env_file is not None or shared.exists()):
         try:
             env = Environment.attach(shared)
-            console.print(f"attached to the environment in {shared}")
-            return env
         except Exception:
             if env_file is not None:
                 raise
             console.print(f"[yellow]the shared environment in {shared} is not healthy; starting a private one[/]")
+        else:
+            if env.brokers == brokers:
+                console.print(f"attached to the environment in {shared}")
+                return env
+            if env_file is not None:
+                raise EnvironmentFailure(f"the environment in {env_file} has {env.brokers} broker(s); the experiment "
+                                         f"needs {brokers} (environment.kafka.brokers)")
+            console.print(f"the shared environment has {env.brokers} broker(s), the experiment needs {brokers}: "
+                          "starting a private one")
     console.print(f"starting a private environment in {workdir} ...")
     if not keep_env:
         stack.callback(discard_data, workdir)  # after the stop below: callbacks run last first

@@ -38,7 +38,7 @@ from chaos.env.processes import ManagedProcess, tail
 from chaos.env.state import NodeState
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
-from faults.targets import LEADER, pair_link
+from faults.targets import pair_link
 from faults.toxiproxy import Toxiproxy
 
 NODE_HEAP = "-Xmx512m"
@@ -166,6 +166,9 @@ class KafkaCluster:
     def directory(self, index: int) -> Path:
         return self.workdir / node_name(index)
 
+    def data_dirs(self) -> list[Path]:
+        return [self.directory(index) / "data" for index in range(self.count)]
+
     def start(self, detached: bool) -> list[ManagedProcess]:
         """Wire the pair links, format every node for one quorum, start them all, and return once
         every broker is registered; a node that fails to start stops the others."""
@@ -279,22 +282,6 @@ def _coordinator_moving(error: BaseException) -> bool:
     code = error.args[0]
     return code.retriable() or code.code() in (KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
                                                 KafkaError.COORDINATOR_LOAD_IN_PROGRESS)
-
-
-def node_playing(admin: AdminClient, role: str, topic: str, group: str) -> str:
-    """The node that plays `role` (`faults.targets.CLUSTER_ROLES`) now: the leader of a partition of
-    `topic`, or the coordinator of consumer group `group`. `admin` is held by the caller: a client
-    collected mid-call never resolves its futures."""
-    leader = LEADER.fullmatch(role)
-    if leader is not None:
-        partition = int(leader.group("partition") or 0)
-        metadata = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(partition)
-        if metadata is None or metadata.leader < 0:
-            raise EnvironmentFailure(f"partition {partition} of {topic} has no leader now")
-        return node_name(metadata.leader)
-    if role == "group-coordinator":
-        return node_name(admin.describe_consumer_groups([group])[group].result(timeout=10).coordinator.id)
-    raise ValueError(f"{role} is not a role of a cluster's nodes")
 
 
 @contextmanager

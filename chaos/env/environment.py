@@ -6,37 +6,41 @@ its children die with the harness even on SIGKILL) or *shared* (`chaos env up`, 
 through a state file by later runs, stopped by `chaos env down`). Experiments sharing one reset it
 between them instead of paying the start-up cost again.
 
-A service fault may kill the broker or PostgreSQL and start it again, often from a harness that
-only attached. So the state file, not this process's memory, says which processes are the
-environment's: a restart records the new pid in every state file of the environment at once
-(atomically), and `stop` and `health_problem` re-read it. A service restarted by a harness that
-merely attached is spawned detached, since it must outlive that harness as the original did; in an
-owned, non-detached environment it dies with the owner like the rest. Every child this process
-spawned is reaped by a keeper thread, so that a killed one does not stay a zombie (which would look
-alive to PostgreSQL's lock file check, and to kill(pid, 0)).
+A service fault (`chaos/env/services.py`) may kill the broker or PostgreSQL and start it again,
+often from a harness that only attached. So the state file, not this process's memory, says which
+processes are the environment's: a restart records the new pid in every state file of the
+environment at once (atomically), and `stop` and `health_problem` re-read it. A service restarted
+by a harness that merely attached is spawned detached, since it must outlive that harness as the
+original did; in an owned, non-detached environment it dies with the owner like the rest. Every
+child this process spawned is reaped by a keeper thread, so that a killed one does not stay a
+zombie (which would look alive to PostgreSQL's lock file check, and to kill(pid, 0)).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from pathlib import Path
-from typing import Callable
 
 from confluent_kafka.admin import AdminClient
 
 from chaos.env import install as installer
-from chaos.env import kafka
 from chaos.env import postgres as pg
-from chaos.env.cluster import KafkaCluster, client_proxy, create_internal_topics, node_name, node_playing, node_ports
+from chaos.env.cluster import (
+    KafkaCluster,
+    client_proxy,
+    create_internal_topics,
+    node_ports,
+)
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
 from chaos.env.kafka_clients import client_config
 from chaos.env.keeper import Keeper
 from chaos.env.paths import default_env_file
 from chaos.env.ports import PortLeases, bind_failure
-from chaos.env.processes import ManagedProcess, ProcessRef, signal_all, tail
+from chaos.env.processes import ManagedProcess, ProcessRef, tail
+from chaos.env.roles import ClusterRoles, RoleNames, wait_in_sync
+from chaos.env.services import ServiceFaults
 from chaos.env.state import (
     EnvState,
     LinkPorts,
@@ -50,7 +54,6 @@ from chaos.env.state import (
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
 from drivers.sdk.links import KAFKA_LINKS
-from faults.injector import Heal
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
 log = logging.getLogger("chaos.env")
@@ -59,7 +62,7 @@ START_ATTEMPTS = 3
 fresh ports, this many times in all."""
 
 
-class Environment:
+class Environment(ServiceFaults):
     def __init__(self, state: EnvState, owned: list[ManagedProcess] | None = None, state_file: Path | None = None):
         self.state = state
         self.state_file = state_file
@@ -93,9 +96,9 @@ class Environment:
             return [client_proxy(link, index) for index in range(len(self.state.nodes))]
         return [link]
 
-    def node_playing(self, role: str, topic: str, group: str) -> str:
-        """The cluster node that plays `role` (`faults.targets.CLUSTER_ROLES`) now."""
-        return node_playing(self.admin(), role, topic, group)
+    def roles(self, names: RoleNames) -> ClusterRoles:
+        """The cluster's roles, elections and replica state, for a run whose roles are named by `names`."""
+        return ClusterRoles(self.admin, self.cluster().data_dirs(), names)
 
     def cluster(self) -> KafkaCluster:
         """The cluster this environment's state describes (for its wiring and its nodes' restarts)."""
@@ -319,6 +322,8 @@ class Environment:
                 self.toxiproxy.delete(name)
         self._wire_links()
         admin = self.admin()
+        if self.state.nodes:  # the last run's restarted node has caught up before the next run counts on it
+            wait_in_sync(admin)
         topics = [t for t in admin.list_topics(timeout=10).topics if not t.startswith("__")]
         if topics:
             for future in admin.delete_topics(topics, operation_timeout=30).values():
@@ -333,102 +338,6 @@ class Environment:
 
     def admin(self) -> AdminClient:
         return AdminClient(client_config(self.bootstrap_direct, **{"socket.timeout.ms": 10000}))
-
-    # --- service faults: kill or terminate a service, then start it again on its data ---
-
-    def _dies_with_owner(self) -> bool:
-        """Restarts die with this process when it owns a non-detached environment (as the originals do)."""
-        return bool(self._owned) and not self.state.detached
-
-    def _keeper_for_spawning(self) -> Keeper:
-        with self._keeper_lock:
-            if self._keeper is None:
-                self._keeper = Keeper([])
-            return self._keeper
-
-    def _restartable(self, name: str) -> None:
-        nodes = [node_name(i) for i in range(len(self.state.nodes))]
-        services = [*(nodes or ["kafka"]), *([] if self.state.postgres is None else ["postgres"])]
-        if name not in services:
-            raise ValueError(f"{name} is not a service of this environment that can be stopped and restarted "
-                             f"({', '.join(services)})")
-
-    def stop_service(self, name: str, graceful: bool) -> None:
-        """SIGKILL a service's whole process tree, or shut it down cleanly (bounded); returns once it is down."""
-        self._restartable(name)
-        self.reload_processes()
-        if name not in self.state.processes:
-            raise EnvironmentFailure(f"this environment has no {name}")
-        self.leases.renew(self.owner, self.state.ports)  # no one takes its port while it is down
-        ref = self.state.processes[name].ref()
-        started = time.monotonic()
-        if name != "postgres":  # the broker, or a node of the cluster
-            clean = kafka.stop_broker(ref, graceful)
-        elif graceful:
-            clean = pg.terminate_server(ref)
-        else:
-            pg.kill_server(ref)
-            clean = False
-        log.info("%s (pid %d) %s in %.1fs%s", name, ref.pid, "terminated" if graceful else "killed",
-                 time.monotonic() - started, "" if clean or not graceful else " (SIGKILLed after the grace period)")
-
-    def stop_process(self, name: str, graceful: bool) -> Heal:
-        """A kill or terminate fault on a service: down now, started again on its data by the heal."""
-        self.stop_service(name, graceful)
-        return lambda: self.restart_service(name)
-
-    def pause_process(self, name: str) -> Heal:
-        """A pause fault on a service: SIGSTOP its whole process tree (PostgreSQL's backends lead
-        sessions of their own, so its group alone would leave them serving); the heal resumes it."""
-        self.reload_processes()  # a restart by an earlier fault or run changed the pid
-        if name not in self.state.processes:
-            raise EnvironmentFailure(f"this environment has no {name}")
-        pid = self.state.processes[name].pid
-        tree = [pid, *(child.pid for child in pg.children(pid))]
-        signal_all(tree, signal.SIGSTOP)
-        return lambda: signal_all(tree, signal.SIGCONT)
-
-    def restart_service(self, name: str) -> None:
-        """Start a stopped service again on the same data, ports and configuration; returns once it is
-        healthy (Kafka answers metadata on its direct listener, PostgreSQL answers a query)."""
-        self._restartable(name)
-        self.reload_processes()
-        current = self.state.processes.get(name)
-        if current is not None and current.ref().running():
-            raise EnvironmentFailure(f"{name} (pid {current.pid}) is still running: it cannot be started twice")
-        workdir = Path(self.state.workdir)
-        detached = not self._dies_with_owner()
-        keeper = self._keeper_for_spawning()
-
-        def spawn(factory: Callable[[], ManagedProcess]) -> ManagedProcess:
-            if detached:  # no PR_SET_PDEATHSIG: any thread may spawn it; the keeper reaps it
-                proc = factory()
-                keeper.adopt(proc)
-                return proc
-            return keeper.spawn(factory)
-
-        def record(proc: ManagedProcess) -> None:
-            self._record_process(name, proc.ref)
-
-        started = time.monotonic()
-        if name.startswith("kafka-"):
-            cluster, index = self.cluster(), int(name.split("-")[1])
-            cluster.wait_fenced(index)
-            node = spawn(lambda: cluster.spawn(index, detached))
-            record(node)
-            cluster.wait_registered(index, node)
-        elif name == "kafka":
-            kafka.restart_broker(installer.install(), workdir, self.state.logs, self.state.kafka_direct,
-                                 detached, spawn=spawn, on_spawn=record)
-        else:
-            if self.state.postgres is None:
-                raise EnvironmentFailure("this environment has no PostgreSQL")
-            pg.start_postgres(workdir, self.state.logs, self.state.postgres, detached, spawn=spawn, on_spawn=record)
-            problem = pg.health_problem(self.state.postgres)
-            if problem:
-                raise EnvironmentFailure(f"PostgreSQL restarted but is not healthy: {problem}")
-        log.info("%s restarted (pid %d, %s) and healthy in %.1fs", name, self.state.processes[name].pid,
-                 "detached" if detached else "dies with its owner", time.monotonic() - started)
 
     def _close_keeper(self) -> None:
         with self._keeper_lock:

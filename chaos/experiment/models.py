@@ -16,7 +16,7 @@ from chaos import matrix
 from chaos.experiment.consistency import describe, inconsistencies
 from drivers.connectors import SINKS, SOURCES, plugin_problem
 from drivers.engines import COMMAND, COMMAND_SOURCES, ENGINE_CONNECTORS, ENGINES, NATIVE, PLACEHOLDERS
-from faults.catalog import CrashFault, Fault
+from faults.catalog import ClusterFault, CrashFault, ElectFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
 from faults.targets import MAX_WORKERS, NODES, PAIR_LINKS, cluster_role, known, suggest
@@ -257,15 +257,25 @@ class Experiment(StrictModel):
         cluster = self.environment.kafka.brokers > 1
         for index, fault in enumerate(self.faults):
             target = getattr(fault, "target", None)
+            if not cluster and isinstance(fault, ClusterFault):
+                raise ValueError(f"faults[{index}].kind: {fault.kind} is a fault of a three-broker cluster: set "
+                                 "environment.kafka.brokers: 3")
             if not cluster and (target in NODES or target in PAIR_LINKS or cluster_role(target or "")):
                 raise ValueError(f"faults[{index}].target: {target} is part of a three-broker cluster: set "
                                  "environment.kafka.brokers: 3")
             if cluster and target == "kafka":
                 raise ValueError(f"faults[{index}].target: the cluster has no single `kafka` to stop: name a node "
                                  f"({', '.join(NODES)})")
-            if cluster_role(target or "") and self.pipeline.source not in ("kafka", "kafka-transactional"):
+            roles = [part for part in (target or "").split(",") if cluster_role(part)]
+            if roles and self.pipeline.source not in ("kafka", "kafka-transactional"):
                 raise ValueError(f"faults[{index}].target: {target} is a role of the Kafka input's cluster: the "
                                  f"pipeline's source must be Kafka (got {self.pipeline.source})")
+            if "txn-coordinator" in roles and self.pipeline.sink != "kafka-transactional":
+                raise ValueError(f"faults[{index}].target: txn-coordinator is the coordinator of the Kafka sink's "
+                                 f"transactions: the pipeline's sink must be Kafka (got {self.pipeline.sink})")
+            if isinstance(fault, ElectFault) and fault.election == "unclean" and self.expect.no_loss is not False:
+                raise ValueError(f"faults[{index}].election: an unclean election may lose acknowledged writes; "
+                                 "opt in with expect.no_loss: false (the loss is then reported as expected)")
         if cluster and self.pipeline.engine == "kafka-connect":
             raise ValueError("environment.kafka.brokers: Kafka Connect runs on one broker for now")
         return self
@@ -275,6 +285,12 @@ class Experiment(StrictModel):
         if self.expect.no_loss is not None:
             return self.expect.no_loss
         return self.pipeline.guarantee >= matrix.Guarantee.AT_LEAST_ONCE
+
+    @property
+    def expected_loss(self) -> str | None:
+        """Why acknowledged writes may be lost in this run by design (an unclean election), if they may."""
+        unclean = any(isinstance(fault, ElectFault) and fault.election == "unclean" for fault in self.faults)
+        return "an unclean leader election" if unclean else None
 
     @property
     def forbids_duplicates(self) -> bool:

@@ -15,11 +15,12 @@ from typing import Any
 
 import pyarrow as pa
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic
 
 from chaos.env.kafka_clients import client_config
 from chaos.errors import EnvironmentFailure
 from chaos.sides.base import OutputWatch, RunContext
+from chaos.sides.stable_offsets import stable_offsets
 from chaos.workload.producer import WorkloadOutcome, WorkloadProgress, run_workload
 from drivers.connectors import SINKS, SOURCES
 from drivers.sdk.connector import Settings
@@ -33,7 +34,8 @@ TRUTH_SCHEMA = pa.schema([
 
 
 def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> pa.Table:
-    """Everything the topic holds: the ground truth of what the source really has."""
+    """Everything the topic holds that a read_committed reader can reach: up to each partition's last
+    stable offset (what an open transaction holds back past it is no one's to read yet)."""
     consumer = Consumer(client_config(bootstrap, **{
         "group.id": f"chaos-truth-{time.time_ns()}", "enable.auto.commit": False,
         "isolation.level": "read_committed", "enable.partition.eof": True,
@@ -41,7 +43,7 @@ def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> pa.Table:
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         partitions = sorted(metadata.partitions)
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in partitions}
+        ends = {p: lso for p, (lso, _) in stable_offsets(AdminClient(client_config(bootstrap)), topic).items()}
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions if ends[p] > 0])
         pending = {p for p in partitions if ends[p] > 0}
         rows: dict[str, list[object]] = {name: [] for name in TRUTH_SCHEMA.names}
@@ -95,6 +97,22 @@ class OffsetProbe:
         self._consumer.close()
 
 
+def input_topic(run_id: str) -> str:
+    return f"chaos-{run_id}-input"
+
+
+def output_topic(run_id: str) -> str:
+    return f"chaos-{run_id}-output"
+
+
+def read_committed_topics(context: RunContext) -> list[str]:
+    """The topics this run's readers read committed: a transactional Kafka source's input (the
+    pipeline's consumers) and the Kafka sink's output (the checkers' reader)."""
+    pipeline = context.experiment.pipeline
+    return ([input_topic(context.run_id)] if pipeline.source == "kafka-transactional" else []) + \
+        ([output_topic(context.run_id)] if pipeline.sink == "kafka-transactional" else [])
+
+
 def create_topic(context: RunContext, topic: str) -> None:
     admin = context.env.admin()
     new = NewTopic(topic, num_partitions=context.experiment.workload.partitions,
@@ -108,7 +126,7 @@ class KafkaSourceSide:
 
     def __init__(self, context: RunContext):
         self.context = context
-        self.topic = f"chaos-{context.run_id}-input"
+        self.topic = input_topic(context.run_id)
         self.group = f"chaos-{context.run_id}-pipeline"
         self.ends: dict[int, int] = {}
 
@@ -160,7 +178,7 @@ class KafkaSinkSide:
 
     def __init__(self, context: RunContext):
         self.context = context
-        self.topic = f"chaos-{context.run_id}-output"
+        self.topic = output_topic(context.run_id)
 
     def settings(self) -> Settings:
         create_topic(self.context, self.topic)

@@ -16,6 +16,10 @@ class Event(StrEnum):
     RUN_DRAINED = "run.drained"
     RUN_DRAIN_TIMEOUT = "run.drain_timeout"
     RUN_CHECKING = "run.checking"
+    STABLE_OFFSETS = "kafka.stable_offsets"
+    """A sample of a read_committed topic's last stable offset and high watermark per partition
+    (`offsets: {partition: [lso, hw]}`): an LSO that stays behind the high watermark is an open
+    transaction that every read_committed reader waits behind."""
     # the workload's producer
     WORKLOAD_START = "workload.start"
     WORKLOAD_END = "workload.end"

@@ -72,7 +72,8 @@ def test_applicability_follows_the_connectors():
 
 def test_quick_runs_each_case_once_at_half_size_and_full_runs_three_seeds(tmp_path):
     quick, full = plan(ROWS, quick=True), plan(ROWS, quick=False)
-    assert len(quick) == len(APPLICABLE) and len(full) == 3 * len(APPLICABLE)
+    on_one_broker = [c for c in full if c.brokers == 1]
+    assert len(quick) == len(APPLICABLE) and len(on_one_broker) == 3 * len(APPLICABLE)
     assert len({c.id for c in full}) == len(full)
     case = next(c for c in quick if c.scenario.slug == "schema-evolution")
     written = yaml.safe_load(case.path.read_text())
@@ -264,10 +265,10 @@ class ScriptedRunner(CaseRunner):
     invariants, whether the bug bit); a name not in it is a kill that bit."""
 
     def __init__(self, tmp_path: Path, caught_by: str, script: dict[str, tuple[str, list[str], bool]]):
-        super().__init__(tmp_path, tmp_path / "state.json", lambda: tmp_path / "state.json")
+        super().__init__(tmp_path, tmp_path / "state.json", lambda brokers=1: tmp_path / "state.json")
         self.caught_by, self.script, self.ran = caught_by, script, []
 
-    def run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+    def run(self, name: str, experiment: Path, runs_dir: Path, brokers: int = 1) -> Outcome:
         self.ran.append(name)
         default = ("pass", [], False) if name.endswith("control") else ("fail", [self.caught_by], True)
         status, failed, bit = self.script.get(name, default)
@@ -349,10 +350,10 @@ class ScriptedCases(CaseRunner):
     is (status, failed invariants, whether its history shows the worker crash the scenario needs)."""
 
     def __init__(self, tmp_path: Path, script: list[tuple[str, list[str], bool]]):
-        super().__init__(tmp_path, tmp_path / "state.json", lambda: tmp_path / "state.json")
+        super().__init__(tmp_path, tmp_path / "state.json", lambda brokers=1: tmp_path / "state.json")
         self.script, self.ran = list(script), []
 
-    def run(self, name: str, experiment: Path, runs_dir: Path) -> Outcome:
+    def run(self, name: str, experiment: Path, runs_dir: Path, brokers: int = 1) -> Outcome:
         self.ran.append(name)
         status, failed, crashed = self.script.pop(0)
         run_dir = runs_dir / f"run-{len(self.ran)}"
@@ -365,6 +366,20 @@ class ScriptedCases(CaseRunner):
 
 
 ACK_CASE = next(c for c in plan([BY_ROW["kafka-to-parquet"]], True) if c.scenario.slug == "ack-after-commit")
+
+
+def test_the_full_suite_runs_the_kafka_rows_reconnect_and_commit_cases_on_a_cluster_too(tmp_path):
+    full = plan(list(BY_ROW.values()), quick=False)
+    clustered = {(slug(c.row), c.scenario.number) for c in full if c.brokers == 3}
+    kafka_rows = {slug(c.row) for c in full if c.row.source in ("kafka", "kafka-transactional")}
+    assert {row for row, _ in clustered} == kafka_rows and {n for _, n in clustered} <= {1, 4}
+    assert all((slug(c.row), c.scenario.number) in clustered for c in full
+               if slug(c.row) in kafka_rows and c.scenario.number in (1, 4))
+    assert not any(c.brokers == 3 for c in plan(list(BY_ROW.values()), quick=True))  # the quick suite: one broker
+    case = next(c for c in full if c.brokers == 3)
+    assert case.id.endswith("/cluster")
+    written = load_experiment(materialize(case, False, tmp_path))
+    assert written.environment.kafka.brokers == 3 and written.seed == case.seed
 
 
 @pytest.mark.parametrize("script, status, runs, failed", [

@@ -11,12 +11,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chaos.checkers.hanging import hanging_transactions
 from chaos.checkers.liveness import check_liveness
 from chaos.checkers.order import check_key_order
 from chaos.checkers.orphans import STAGED, check_orphans
 from chaos.checkers.progress import progress_of
 from chaos.checkers.traffic import check_fault_traffic
 from chaos.checkers.visibility import check_atomic_visibility, check_prefix
+from drivers.sdk.events import Event
 
 BIG = 200_000
 
@@ -476,3 +478,28 @@ def test_opaque_progress_counts_a_commit_from_the_fault_on():
 
 def test_no_faults_is_no_question_of_traffic():
     assert check_fault_traffic(H().checkpoint(1.0, positions(10)).events).status == "pass"
+
+
+# --- a hanging transaction: the LSO stuck behind the high watermark until the end ---
+
+def stable(ts: float, lso: int, hw: int, partition: int = 0, topic: str = "out") -> dict:
+    return {"ts": ts, "event": Event.STABLE_OFFSETS, "topic": topic, "offsets": {str(partition): [lso, hw]}}
+
+
+def test_a_stable_offset_stuck_behind_the_high_watermark_to_the_end_is_named_a_hanging_transaction():
+    history = [stable(100.0 + 2 * n, 40 if n >= 3 else 10 * n, 50 + 10 * n) for n in range(15)]
+    v = check_liveness(history, 30)
+    assert v.status == "fail" and v.counts["hanging_transactions"] == 1
+    assert "hanging transaction: read_committed readers of out are stuck" in v.summary
+    assert "partition 0 at last stable offset 40, high watermark 190" in v.summary
+    (hang,) = hanging_transactions(history)
+    assert hang.seconds == 22.0 and hang.high_watermark == 190
+
+
+def test_an_open_transaction_that_commits_or_is_young_at_the_end_is_no_hang():
+    moving = [stable(100.0 + 2 * n, 10 * n, 10 * n + 5) for n in range(15)]  # behind, but advancing
+    committed = [stable(100.0 + 2 * n, 40, 50) for n in range(14)] + [stable(130.0, 50, 50)]  # caught up
+    young = [stable(100.0 + 2 * n, 10 * n, 200) for n in range(10)] + [stable(120.0 + n, 90, 200) for n in range(8)]
+    for history in (moving, committed, young):
+        assert hanging_transactions(history) == []
+        assert check_liveness(history, 30).status == "pass"

@@ -6,12 +6,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from chaos.checkers.source_acks import check_source_acks
 from chaos.env.cluster import NodePorts, client_proxy, hosts_file, node_properties, pair_address
+from chaos.env.roles import coordinator_partition, java_hash
 from chaos.errors import SpecError
 from chaos.experiment.loader import parse_experiment
-from faults.targets import PAIR_LINKS, pair_link
+from faults import cluster as cluster_faults
+from faults.catalog import IsolateFault
+from faults.injector import FaultContext
+from faults.targets import PAIR_LINKS, links_between, pair_link, side_of_split
 
 PORTS = [NodePorts(10 + 10 * i, 11 + 10 * i, 12 + 10 * i, {"worker-kafka": (13 + 10 * i, 14 + 10 * i)})
          for i in range(3)]
@@ -74,3 +80,91 @@ def test_a_cluster_role_is_a_target_of_a_kafka_pipeline_on_a_cluster():
     assert any("unknown process 'leader:output'" in p for p in problems_of(spec(3, "leader:output")))
     batch = spec(3, "leader:input").replace("workload:", "pipeline:\n  source: parquet-batch\nworkload:")
     assert any("source must be Kafka" in p for p in problems_of(batch))
+
+
+# --- the cluster's own faults: isolate (a split), rolling_restart, elect; the roles they resolve ---
+
+def test_isolating_a_side_cuts_the_links_between_it_and_the_rest_in_the_directions_asked():
+    outbound = links_between({"kafka-1"}, "outbound")
+    assert sorted(outbound) == ["kafka-1->controller-0", "kafka-1->controller-2", "kafka-1->kafka-0", "kafka-1->kafka-2"]
+    inbound = links_between({"kafka-1"}, "inbound")
+    assert sorted(inbound) == ["kafka-0->controller-1", "kafka-0->kafka-1", "kafka-2->controller-1", "kafka-2->kafka-1"]
+    assert sorted(links_between({"kafka-1"}, "both")) == sorted(outbound + inbound)
+    assert links_between({"kafka-0", "kafka-1"}, "outbound", controller=True) == [
+        "kafka-0->controller-2", "kafka-1->controller-2"]  # the majority cut from the minority's controller
+    assert all(link in PAIR_LINKS for link in links_between({"kafka-2"}, "both"))
+
+
+def test_a_side_is_one_or_two_nodes_or_roles_never_the_whole_cluster():
+    assert side_of_split("kafka-0,kafka-2") == ["kafka-0", "kafka-2"]
+    assert side_of_split("controller-leader") == ["controller-leader"]
+    with pytest.raises(ValueError, match="whole cluster"):
+        side_of_split("kafka-0,kafka-1,kafka-2")
+    with pytest.raises(ValueError, match="did you mean 'controller-leader'"):
+        side_of_split("kafka-0,controler-leader")
+    with pytest.raises(ValueError, match="twice"):
+        side_of_split("kafka-0,kafka-0")
+
+
+class RecordingProxies:
+    """An in-memory stand-in for the Toxiproxy client: which toxics are on which proxy."""
+
+    def __init__(self) -> None:
+        self.toxics: dict[str, list[str]] = {}
+
+    def add_toxic(self, proxy: str, toxic) -> None:
+        self.toxics.setdefault(proxy, []).append(toxic.name)
+
+    def remove_toxic(self, proxy: str, name: str) -> None:
+        self.toxics[proxy].remove(name)
+
+
+def test_an_isolated_role_is_resolved_when_the_fault_fires_and_its_heal_removes_every_toxic():
+    proxies = RecordingProxies()
+    resolved = []
+    context = FaultContext(toxiproxy=proxies, processes=None, services=None, disk_control=Path("/unused"),
+                           resolve_role=lambda role: resolved.append(role) or "kafka-2")
+    fault = IsolateFault(kind="isolate", target="controller-leader", direction="inbound", after_ready=1, duration=1)
+    heal = cluster_faults.inject(fault, context)
+    assert resolved == ["controller-leader"]
+    assert sorted(proxies.toxics) == sorted(links_between({"kafka-2"}, "inbound"))
+    assert all(len(names) == 2 for names in proxies.toxics.values())  # both streams blackholed
+    heal()
+    assert not any(proxies.toxics.values())
+
+
+def test_cluster_faults_and_roles_are_checked_where_they_are_written():
+    isolate = spec(3, "kafka-1", "isolate")
+    assert parse_experiment(isolate, "exp.yaml").faults[0].direction == "both"
+    assert any("fault of a three-broker cluster" in p for p in problems_of(spec(None, "kafka-1", "isolate")))
+    assert any("whole cluster" in p for p in problems_of(spec(3, "kafka-0,kafka-1,kafka-2", "isolate")))
+    assert parse_experiment(spec(3, "cluster", "rolling_restart"), "exp.yaml").faults[0].hard is False
+    assert parse_experiment(spec(3, "leader:input/1", "elect"), "exp.yaml").faults[0].election == "preferred"
+    assert any("leader:input/<partition>" in p for p in problems_of(spec(3, "kafka-1", "elect")))
+    unclean = spec(3, "leader:input", "elect").replace("    duration: 1s\n", "    election: unclean\n")
+    assert any("expect.no_loss: false" in p for p in problems_of(unclean))
+    opted_in = parse_experiment(unclean + "expect:\n  no_loss: false\n", "exp.yaml")
+    assert opted_in.expected_loss == "an unclean leader election"
+    assert any("sink must be Kafka" in p for p in problems_of(spec(3, "txn-coordinator")))
+    to_kafka = spec(3, "txn-coordinator").replace("workload:", "pipeline:\n  source: kafka-transactional\n  sink: kafka-transactional\n  profile: distributed-durable\nworkload:")
+    assert parse_experiment(to_kafka, "exp.yaml").faults[0].target == "txn-coordinator"
+
+
+def test_coordinators_are_placed_by_javas_string_hash():
+    assert java_hash("hello") == 99162322
+    assert java_hash("polygenelubricants") == -2**31  # Kafka's Utils.abs maps it to 0
+    assert coordinator_partition("polygenelubricants", 50) == 0
+    assert java_hash("é😀") == ((0xE9 * 31 + 0xD83D) * 31 + 0xDE00)  # UTF-16 code units, as Java counts
+    assert coordinator_partition("hello", 5) == 99162322 % 5
+    # A negative hash is Math.abs'ed, not masked: a real broker put this id on __transaction_state-0.
+    assert java_hash("cluster-txn-coordinator-kill-20261201-134138-9bd9-sink-0") < 0
+    assert coordinator_partition("cluster-txn-coordinator-kill-20261201-134138-9bd9-sink-0", 5) == 0
+
+
+def test_an_unclean_elections_loss_of_acked_writes_is_reported_as_expected():
+    outcomes = pa.table({"id": [0, 1, 2], "status": ["acked", "acked", "acked"]})
+    truth = pa.table({"id": [0, 2]})
+    assert check_source_acks(outcomes, truth).status == "fail"
+    expected = check_source_acks(outcomes, truth, expected="an unclean leader election")
+    assert expected.status == "info" and expected.counts["acked_missing"] == 1
+    assert "expected loss, after an unclean leader election" in expected.summary

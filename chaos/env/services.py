@@ -1,0 +1,147 @@
+"""Service faults: kill, terminate or pause one of an environment's services (the broker, a node of
+a cluster, PostgreSQL), and start it again on its data.
+
+Why its own module: the environment is what runs; this is what faults do to it. The heal of a
+kill or terminate restarts the service from this process, often one that only attached to a
+shared environment: so the new pid goes to the state files (`_record_process`), and the restarted
+service is spawned detached unless its owner's children die with the owner.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from chaos.env import install as installer
+from chaos.env import kafka
+from chaos.env import postgres as pg
+from chaos.env.cluster import KafkaCluster, node_name
+from chaos.env.keeper import Keeper
+from chaos.env.ports import PortLeases
+from chaos.env.processes import ManagedProcess, ProcessRef, signal_all
+from chaos.env.state import EnvState
+from chaos.errors import EnvironmentFailure
+from faults.injector import Heal
+
+log = logging.getLogger("chaos.env")
+
+
+class ServiceFaults:
+    """The `faults.injector.ProcessControl` of an environment's services, mixed into `Environment`."""
+
+    state: EnvState
+    leases: PortLeases
+    _owned: list[ManagedProcess]
+    _keeper: Keeper | None
+    _keeper_lock: threading.Lock
+
+    @property
+    def owner(self) -> str:
+        raise NotImplementedError
+
+    def reload_processes(self) -> None:
+        raise NotImplementedError
+
+    def cluster(self) -> KafkaCluster:
+        raise NotImplementedError
+
+    def _record_process(self, name: str, ref: ProcessRef) -> None:
+        raise NotImplementedError
+
+    def _dies_with_owner(self) -> bool:
+        """Restarts die with this process when it owns a non-detached environment (as the originals do)."""
+        return bool(self._owned) and not self.state.detached
+
+    def _keeper_for_spawning(self) -> Keeper:
+        with self._keeper_lock:
+            if self._keeper is None:
+                self._keeper = Keeper([])
+            return self._keeper
+
+    def _restartable(self, name: str) -> None:
+        nodes = [node_name(i) for i in range(len(self.state.nodes))]
+        services = [*(nodes or ["kafka"]), *([] if self.state.postgres is None else ["postgres"])]
+        if name not in services:
+            raise ValueError(f"{name} is not a service of this environment that can be stopped and restarted "
+                             f"({', '.join(services)})")
+
+    def stop_service(self, name: str, graceful: bool) -> None:
+        """SIGKILL a service's whole process tree, or shut it down cleanly (bounded); returns once it is down."""
+        self._restartable(name)
+        self.reload_processes()
+        if name not in self.state.processes:
+            raise EnvironmentFailure(f"this environment has no {name}")
+        self.leases.renew(self.owner, self.state.ports)  # no one takes its port while it is down
+        ref = self.state.processes[name].ref()
+        started = time.monotonic()
+        if name != "postgres":  # the broker, or a node of the cluster
+            clean = kafka.stop_broker(ref, graceful)
+        elif graceful:
+            clean = pg.terminate_server(ref)
+        else:
+            pg.kill_server(ref)
+            clean = False
+        log.info("%s (pid %d) %s in %.1fs%s", name, ref.pid, "terminated" if graceful else "killed",
+                 time.monotonic() - started, "" if clean or not graceful else " (SIGKILLed after the grace period)")
+
+    def stop_process(self, name: str, graceful: bool) -> Heal:
+        """A kill or terminate fault on a service: down now, started again on its data by the heal."""
+        self.stop_service(name, graceful)
+        return lambda: self.restart_service(name)
+
+    def pause_process(self, name: str) -> Heal:
+        """A pause fault on a service: SIGSTOP its whole process tree (PostgreSQL's backends lead
+        sessions of their own, so its group alone would leave them serving); the heal resumes it."""
+        self.reload_processes()  # a restart by an earlier fault or run changed the pid
+        if name not in self.state.processes:
+            raise EnvironmentFailure(f"this environment has no {name}")
+        pid = self.state.processes[name].pid
+        tree = [pid, *(child.pid for child in pg.children(pid))]
+        signal_all(tree, signal.SIGSTOP)
+        return lambda: signal_all(tree, signal.SIGCONT)
+
+    def restart_service(self, name: str) -> None:
+        """Start a stopped service again on the same data, ports and configuration; returns once it is
+        healthy (Kafka answers metadata on its direct listener, PostgreSQL answers a query)."""
+        self._restartable(name)
+        self.reload_processes()
+        current = self.state.processes.get(name)
+        if current is not None and current.ref().running():
+            raise EnvironmentFailure(f"{name} (pid {current.pid}) is still running: it cannot be started twice")
+        workdir = Path(self.state.workdir)
+        detached = not self._dies_with_owner()
+        keeper = self._keeper_for_spawning()
+
+        def spawn(factory: Callable[[], ManagedProcess]) -> ManagedProcess:
+            if detached:  # no PR_SET_PDEATHSIG: any thread may spawn it; the keeper reaps it
+                proc = factory()
+                keeper.adopt(proc)
+                return proc
+            return keeper.spawn(factory)
+
+        def record(proc: ManagedProcess) -> None:
+            self._record_process(name, proc.ref)
+
+        started = time.monotonic()
+        if name.startswith("kafka-"):
+            cluster, index = self.cluster(), int(name.split("-")[1])
+            cluster.wait_fenced(index)
+            node = spawn(lambda: cluster.spawn(index, detached))
+            record(node)
+            cluster.wait_registered(index, node)
+        elif name == "kafka":
+            kafka.restart_broker(installer.install(), workdir, self.state.logs, self.state.kafka_direct,
+                                 detached, spawn=spawn, on_spawn=record)
+        else:
+            if self.state.postgres is None:
+                raise EnvironmentFailure("this environment has no PostgreSQL")
+            pg.start_postgres(workdir, self.state.logs, self.state.postgres, detached, spawn=spawn, on_spawn=record)
+            problem = pg.health_problem(self.state.postgres)
+            if problem:
+                raise EnvironmentFailure(f"PostgreSQL restarted but is not healthy: {problem}")
+        log.info("%s restarted (pid %d, %s) and healthy in %.1fs", name, self.state.processes[name].pid,
+                 "detached" if detached else "dies with its owner", time.monotonic() - started)
