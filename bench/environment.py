@@ -1,6 +1,6 @@
 """Environment cold start and per-experiment reset: Environment.start (with and without PostgreSQL)
-then stop, a three-node cluster's start against one broker's, and env.reset() after an experiment's
-worth of topics, proxies, toxics and groups.
+then stop, a three-node cluster's start (combined, and with its controllers apart) against one
+broker's, and env.reset() after an experiment's worth of topics, proxies, toxics and groups.
 
 Why: a private environment pays the cold start on every run, a shared one pays the reset instead;
 these two figures say what sharing an environment (`chaos env up`) saves per experiment.
@@ -40,13 +40,14 @@ def cold_starts(with_postgres: bool, reps: int) -> list[dict[str, float]]:
     return runs
 
 
-def cluster_cold_starts(reps: int, nodes: int = 3) -> list[dict[str, float]]:
-    """Seconds to start a cluster of combined nodes with its pair links and Toxiproxy, and to stop it."""
+def cluster_cold_starts(reps: int, nodes: int = 3, separate: bool = False) -> list[dict[str, float]]:
+    """Seconds to start a cluster (combined nodes, or brokers and controllers apart) with its pair
+    links and Toxiproxy, and to stop it."""
     runs = []
     for _ in range(reps):
         workdir = Path(tempfile.mkdtemp(prefix="chaos-bench-cluster-"))
         try:
-            running = running_cluster(workdir, nodes)
+            running = running_cluster(workdir, nodes, separate)
             _, t_start = timed(running.__enter__)
             _, t_stop = timed(lambda: running.__exit__(None, None, None))
             runs.append({"start_s": t_start, "stop_s": t_stop})
@@ -94,7 +95,8 @@ def main() -> None:
     installs = [timed(installer.install)[1] for _ in range(3)]
     starts = {"kafka+toxiproxy": cold_starts(False, args.start_reps),
               "kafka+toxiproxy+postgres": cold_starts(True, args.start_reps),
-              "3-node cluster+toxiproxy (12 pair links)": cluster_cold_starts(args.start_reps)}
+              "3-node cluster+toxiproxy (12 pair links)": cluster_cold_starts(args.start_reps),
+              "3 brokers+3 controllers+toxiproxy (21 pair links)": cluster_cold_starts(args.start_reps, separate=True)}
     reset_times, topics_left = resets(args.reset_reps)
     figures: dict[str, Any] = {
         "install_check_ms": round(median(installs) * 1000, 2),

@@ -78,6 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     env.add_argument("action", choices=["install", "up", "down", "status"])
     env.add_argument("--brokers", type=int, choices=[1, 3], default=1,
                      help="with up: one broker (default), or a cluster of three nodes for cluster experiments")
+    env.add_argument("--controllers", choices=["combined", "separate"], default="combined",
+                     help="with up --brokers 3: the controllers inside the nodes (default) or in processes of their own")
     return parser
 
 
@@ -178,8 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_all(args.experiments, args.runs_dir, args.env_file, args.private_env, args.keep_env, console,
                            errors)
         from chaos.commands.env import env_command
+        from chaos.experiment.shape import KafkaShape
 
-        return env_command(args.action, console, args.brokers)
+        return env_command(args.action, console,
+                           KafkaShape(args.brokers, args.brokers > 1 and args.controllers == "separate"))
     except SpecError as e:
         from chaos.commands.run import print_problems
 

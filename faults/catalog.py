@@ -19,6 +19,7 @@ from drivers.sdk.crashpoints import POINTS, role_of
 from drivers.sdk.links import NETWORK_LINKS
 from faults.fields import Duration, StrictModel
 from faults.targets import (
+    CONTROLLERS,
     LEADER,
     NODES,
     PAIR_LINKS,
@@ -167,7 +168,8 @@ class ProcessFault(FaultBase):
     @field_validator("target")
     @classmethod
     def _known_process(cls, target: str) -> str:
-        return target if cluster_role(target) else known(target, PROCESSES + ROLES + SERVICES + NODES, "process")
+        return target if cluster_role(target) else known(target, PROCESSES + ROLES + SERVICES + NODES + CONTROLLERS,
+                                                          "process")
 
 
 class KillFault(ProcessFault):

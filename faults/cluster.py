@@ -16,11 +16,12 @@ import uuid
 from faults.catalog import ClusterFault, ElectFault, IsolateFault, RollingRestartFault
 from faults.injector import ClusterControl, FaultContext, Heal
 from faults.network import add_toxics, blackhole
-from faults.targets import NODES, links_between, side_of_split
+from faults.targets import CONTROLLERS, NODES, links_between, side_of_split
 
 ROLL_TIMEOUT = 600.0
 """How long a heal waits for a rolling restart to end: three restarts, each waiting for the ISR."""
-LINK_KINDS = {"all": None, "replication": False, "controller": True}
+QUORUM_KINDS = {"all": None, "replication": False, "controller": True}
+"""An isolation's `links`, as the quorum flag of the pair links it cuts."""
 
 
 def inject(fault: ClusterFault, context: FaultContext) -> Heal:
@@ -35,12 +36,14 @@ def inject(fault: ClusterFault, context: FaultContext) -> Heal:
 
 
 def isolate(fault: IsolateFault, context: FaultContext) -> Heal:
-    side = {context.resolve_role(part) if part not in NODES else part for part in side_of_split(fault.target)}
-    if set(NODES) <= side:
-        raise ValueError(f"{fault.target} resolved to every node ({', '.join(sorted(side))}): there is no other side")
+    side = {part if part in NODES + CONTROLLERS else context.resolve_role(part) for part in side_of_split(fault.target)}
+    separate = context.cluster is not None and context.cluster.separate_controllers
+    links = links_between(side, fault.direction, QUORUM_KINDS[fault.links], separate)
+    if not links:
+        raise ValueError(f"{fault.target} resolved to {', '.join(sorted(side))}: no link of the kind asked "
+                         "joins that side to the rest")
     tag = f"isolate-{uuid.uuid4().hex[:8]}"
-    heals = [add_toxics(context.toxiproxy, link, blackhole(tag))
-             for link in links_between(side, fault.direction, LINK_KINDS[fault.links])]
+    heals = [add_toxics(context.toxiproxy, link, blackhole(tag)) for link in links]
 
     def heal() -> None:
         for undo in reversed(heals):

@@ -29,8 +29,11 @@ class ProcessControl(Protocol):
 
 
 class ClusterControl(Protocol):
-    """What a three-broker cluster offers the faults beyond stopping its nodes: its elections, and
-    waiting for its replicas."""
+    """What a three-broker cluster offers the faults beyond stopping its nodes: its form, its
+    elections, and waiting for its replicas."""
+
+    separate_controllers: bool
+    """The controllers run as processes of their own (`controller-0` ...), not inside the brokers."""
 
     def elect(self, role: str, unclean: bool) -> None:
         """Hold an election for the partition `role` names (`leader:input/<p>`), once it can be held."""

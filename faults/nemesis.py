@@ -33,7 +33,12 @@ from pydantic import Field, field_validator, model_validator
 from drivers.sdk.links import NETWORK_LINKS
 from faults.catalog import FAULT_KINDS, FAULT_MODELS, CrashFault, Fault, NetworkFault, ProcessFault, ToxicFault
 from faults.fields import Duration, StrictModel
-from faults.targets import PROCESSES, known
+from faults.targets import CONTROLLERS, NODES, PAIR_LINKS, PROCESSES, known
+
+LINKS = NETWORK_LINKS + PAIR_LINKS
+"""Every link a nemesis may draw: the pipeline's, and on a cluster the links between its nodes."""
+TARGET_PROCESSES = PROCESSES + NODES + CONTROLLERS
+"""Every process a nemesis may draw: the pipeline's, and on a cluster its nodes (and controllers)."""
 
 _MODELS: dict[str, type] = dict(zip(FAULT_KINDS, FAULT_MODELS))
 NETWORK_KINDS = tuple(k for k, m in _MODELS.items() if issubclass(m, NetworkFault))
@@ -85,7 +90,7 @@ class NemesisSpec(StrictModel):
     def _known_targets(cls, targets: list[str] | None) -> list[str] | None:
         if targets is not None:
             for target in targets:
-                known(target, NETWORK_LINKS + PROCESSES, "target")
+                known(target, LINKS + TARGET_PROCESSES, "target")
             if len(set(targets)) != len(targets):
                 raise ValueError(f"targets lists a target twice: {targets}")
         return targets
@@ -100,7 +105,7 @@ class NemesisSpec(StrictModel):
             raise ValueError(f"the window from start ({self.start}s) to until ({self.until}s) is shorter than "
                              f"duration_min ({self.duration_min}s): no fault fits")
         if self.targets is not None:
-            _pools(self.kinds, self.targets, NETWORK_LINKS, PROCESSES)
+            _pools(self.kinds, self.targets, LINKS, TARGET_PROCESSES)
         return self
 
 
@@ -124,8 +129,8 @@ def generate(spec: NemesisSpec, seed: int, links: Sequence[str], processes: Sequ
     must be among them. Raises ValueError for an unknown kind, or a target that is not a link or
     process of the experiment that one of the kinds can hit.
     """
-    links = [known(link, NETWORK_LINKS, "link") for link in links]
-    processes = [known(name, PROCESSES, "process") for name in processes]
+    links = [known(link, LINKS, "link") for link in links]
+    processes = [known(name, TARGET_PROCESSES, "process") for name in processes]
     for kind in spec.kinds:
         known(kind, SCHEDULABLE_KINDS, "fault kind")
     pools = _pools(spec.kinds, spec.targets, links, processes)
@@ -209,9 +214,9 @@ def _pools(kinds: Iterable[str], targets: Sequence[str] | None, links: Sequence[
         pools = {k: tuple(links if k in NETWORK_KINDS else processes) for k in kinds}
     else:
         for target in targets:
-            if target in NETWORK_LINKS:
+            if target in LINKS:
                 known(target, links, "link")
-            elif target in PROCESSES:
+            elif target in TARGET_PROCESSES:
                 known(target, processes, "process")
             else:
                 raise ValueError(f"target {target!r} is neither a link ({', '.join(links)}) nor a process "
@@ -219,7 +224,7 @@ def _pools(kinds: Iterable[str], targets: Sequence[str] | None, links: Sequence[
         pools = {k: tuple(t for t in targets if t in (links if k in NETWORK_KINDS else processes)) for k in kinds}
         for target in targets:
             if not any(target in pool for pool in pools.values()):
-                what, fitting = ("link", NETWORK_KINDS) if target in NETWORK_LINKS else ("process", PROCESS_KINDS)
+                what, fitting = ("link", NETWORK_KINDS) if target in LINKS else ("process", PROCESS_KINDS)
                 raise ValueError(f"target {target!r} is a {what}, but none of the kinds ({', '.join(kinds)}) "
                                  f"can hit a {what}; add one of {', '.join(fitting)}")
     for kind, pool in pools.items():

@@ -13,7 +13,7 @@ from typing import Callable
 
 from faults.catalog import ProcessFault
 from faults.injector import FaultContext, Heal, ProcessControl
-from faults.targets import NODES, ROLES, SERVICES, cluster_role
+from faults.targets import CONTROLLERS, NODES, ROLES, SERVICES, cluster_role
 
 ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
     "kill": lambda control, name: control.stop_process(name, graceful=False),
@@ -24,6 +24,6 @@ ACTIONS: dict[str, Callable[[ProcessControl, str], Heal]] = {
 
 def inject(fault: ProcessFault, context: FaultContext) -> Heal:
     name = context.resolve_role(fault.target) if fault.target in ROLES or cluster_role(fault.target) else fault.target
-    if name in SERVICES or name in NODES:
+    if name in SERVICES or name in NODES or name in CONTROLLERS:
         return ACTIONS[fault.kind](context.services, name)
     return ACTIONS[fault.kind](context.processes, name)

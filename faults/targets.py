@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 SERVICES = ("kafka", "postgres")
@@ -17,17 +18,51 @@ Kafka Connect engine's workers, or the processes of a `command` pipeline."""
 CLUSTER_NODES = 3
 """The nodes of a cluster environment (`environment.kafka.brokers`), `kafka-0` ... `kafka-2`."""
 NODES = tuple(f"kafka-{i}" for i in range(CLUSTER_NODES))
-"""A cluster's nodes: services that process faults may kill, terminate or pause, restarted on their data."""
+"""A cluster's nodes (its brokers, and its controllers too when combined): services that process
+faults may kill, terminate or pause, restarted on their data."""
+CONTROLLERS = tuple(f"controller-{i}" for i in range(CLUSTER_NODES))
+"""A cluster's controller processes, when they run apart from the brokers (`controllers: separate`)."""
 
 
 def pair_link(source: int, target: int, controller: bool = False) -> str:
-    """The link carrying node `source`'s connections to node `target`'s replication (or controller) listener."""
+    """The link carrying broker (or node) `source`'s connections to node `target`'s replication
+    listener, or to its controller's listener."""
     return f"kafka-{source}->{'controller' if controller else 'kafka'}-{target}"
 
 
-PAIR_LINKS = tuple(pair_link(a, b, controller) for a in range(CLUSTER_NODES) for b in range(CLUSTER_NODES)
-                   if a != b for controller in (False, True))
-"""The links between a cluster's nodes: network faults may target each direction of each pair."""
+@dataclass(frozen=True)
+class PairLink:
+    """One direction between two of a cluster's processes: `source` opens the connections, to
+    `target`'s replication listener or (`quorum`) its controller listener."""
+
+    name: str
+    source: str
+    target: str
+    quorum: bool
+
+
+def pair_links(separate: bool) -> list[PairLink]:
+    """Every link between a cluster's processes. Combined nodes: each node to each other's
+    replication and controller listeners (12). Separate controllers: each broker to each other
+    broker, each broker to every controller (its own index's too: another process), and each
+    controller to each other (21)."""
+    links = []
+    for a in range(CLUSTER_NODES):
+        for b in range(CLUSTER_NODES):
+            if a != b:
+                links.append(PairLink(pair_link(a, b), f"kafka-{a}", f"kafka-{b}", False))
+            if a != b or separate:
+                links.append(PairLink(pair_link(a, b, True), f"kafka-{a}",
+                                      f"controller-{b}" if separate else f"kafka-{b}", True))
+            if a != b and separate:
+                links.append(PairLink(f"controller-{a}->controller-{b}", f"controller-{a}", f"controller-{b}", True))
+    return links
+
+
+PAIR_LINKS = tuple(link.name for link in pair_links(separate=True))
+"""The links between a cluster's processes, in either form: network faults may target each direction."""
+COMBINED_PAIR_LINKS = tuple(link.name for link in pair_links(separate=False))
+"""The links that a cluster of combined nodes has (the others need `controllers: separate`)."""
 CLUSTER_ROLES = ("leader:input", "group-coordinator", "txn-coordinator", "controller-leader")
 """A cluster's nodes named by what they do when the fault fires: the leader of the input topic's
 partition 0 (`leader:input/<p>` for partition p), the coordinator of the pipeline's consumer group,
@@ -41,29 +76,30 @@ def cluster_role(target: str) -> bool:
 
 def cluster_node_or_role(target: str) -> str:
     """`target` if it is a node of the cluster or a role one of them plays; else an error naming both."""
-    return target if cluster_role(target) else known(target, NODES + CLUSTER_ROLES, "node")
+    return target if cluster_role(target) else known(target, NODES + CONTROLLERS + CLUSTER_ROLES, "node")
 
 
 def side_of_split(target: str) -> list[str]:
     """The nodes (or roles) on one side of a split, written `kafka-0` or `kafka-0,kafka-1`: at least
-    one, and not all of them (then there would be no other side)."""
+    one, each once. (Whether any link crosses it depends on the cluster's form: `links_between`.)"""
     side = [cluster_node_or_role(part.strip()) for part in target.split(",")]
     if len(set(side)) != len(side):
         raise ValueError(f"{target!r} names a node twice")
-    if set(NODES) <= set(side):
-        raise ValueError(f"{target!r} is the whole cluster: a split needs nodes on the other side")
     return side
 
 
-def links_between(side: set[str], direction: str, controller: bool | None = None) -> list[str]:
-    """The pair links from the nodes of `side` to the rest (`outbound`), from the rest to them
-    (`inbound`), or both; only the replication (`controller=False`) or quorum (`True`) ones if asked."""
-    inside = [int(node.split("-")[1]) for node in sorted(side)]
-    outside = [index for index in range(CLUSTER_NODES) if index not in inside]
-    kinds = (False, True) if controller is None else (controller,)
-    pairs = [(a, b) for a in inside for b in outside] if direction in ("both", "outbound") else []
-    pairs += [(b, a) for a in inside for b in outside] if direction in ("both", "inbound") else []
-    return [pair_link(source, target, kind) for source, target in pairs for kind in kinds]
+def links_between(side: set[str], direction: str, quorum: bool | None = None, separate: bool = False) -> list[str]:
+    """The pair links from the processes of `side` to the rest (`outbound`), from the rest to them
+    (`inbound`), or both; only the replication (`quorum=False`) or quorum (`True`) ones if asked."""
+    chosen = []
+    for link in pair_links(separate):
+        if quorum is not None and link.quorum != quorum:
+            continue
+        out = link.source in side and link.target not in side
+        into = link.target in side and link.source not in side
+        if (out and direction in ("both", "outbound")) or (into and direction in ("both", "inbound")):
+            chosen.append(link.name)
+    return chosen
 
 
 ROLES = ("connect-coordinator",)

@@ -26,6 +26,7 @@ from chaos.certification.scenarios import SCENARIOS, Scenario, Status
 from chaos.certification.suite import UNDECIDED, CaseRunner, Outcome
 from chaos.env.acquire import acquire_environment
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_VIOLATION, SpecError
+from chaos.experiment.shape import KafkaShape
 from chaos.explore.pages import write_page
 from drivers.engines import ENGINE_CONNECTORS, ENGINES, EngineConnector
 from drivers.sdk.capabilities import Maturity
@@ -135,7 +136,7 @@ def certify_black_box(engine: str, names: list[str] | None, quick: bool, runs_di
         def fresh_environment(brokers: int = 1) -> Path:
             """A new private environment for a case whose environment failed (each in its own directory)."""
             env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console, keep_env,
-                                      brokers=brokers)
+                                      shape=KafkaShape(brokers))
             return Path(env.state.workdir) / "state.json"
 
         runner = CaseRunner(directory, Path(env.state.workdir) / "state.json", fresh_environment)

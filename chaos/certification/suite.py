@@ -26,6 +26,7 @@ from chaos.certification.mutants import Mutant
 from chaos.certification.plan import REPO, Case, materialize, plan, with_mutant
 from chaos.env.acquire import acquire_environment
 from chaos.errors import EXIT_ENVIRONMENT, ChaosError
+from chaos.experiment.shape import KafkaShape
 from chaos.matrix import Row
 from chaos.report.result import Outcome as RunOutcome
 from chaos.runner import run_file
@@ -89,7 +90,7 @@ def run_suite(rows: list[Row], quick: bool, mutants: list[Mutant] | None, runs_d
             environment failed."""
             with starting:
                 env = acquire_environment(None, True, True, directory / f"env-{next(fresh)}", stack, console,
-                                          keep_env, brokers=brokers)
+                                          keep_env, shape=KafkaShape(brokers))
             return Path(env.state.workdir) / "state.json"
 
         def lane_failed(number: int, error: BaseException) -> None:

@@ -12,10 +12,11 @@ from chaos.env.environment import Environment
 from chaos.env.paths import chaos_home, default_env_file
 from chaos.env.postgres import ensure_postgres_installed
 from chaos.errors import EXIT_ENVIRONMENT, EXIT_OK
+from chaos.experiment.shape import KafkaShape
 
 
-def env_command(action: str, console: Console, brokers: int = 1) -> int:
-    """`brokers`: with `up`, one broker or a cluster of three (an environment of the other kind is replaced)."""
+def env_command(action: str, console: Console, shape: KafkaShape = KafkaShape()) -> int:
+    """`shape`: with `up`, one broker or a cluster of three (an environment of another shape is replaced)."""
     state_file = default_env_file()
     if action == "install":
         tools = installer.install()
@@ -34,14 +35,14 @@ def env_command(action: str, console: Console, brokers: int = 1) -> int:
                 console.print("replacing an environment that is no longer healthy")
                 _down(state_file)
             else:
-                if existing.state.postgres is not None and existing.brokers == brokers:
+                if existing.state.postgres is not None and existing.shape == shape:
                     console.print(f"already up ({state_file})")
                     return EXIT_OK
                 console.print("replacing an environment that has no PostgreSQL" if existing.state.postgres is None
-                              else f"replacing an environment of {existing.brokers} broker(s) with one of {brokers}")
+                              else f"replacing an environment of {existing.shape} with one of {shape}")
                 _down(state_file)
         workdir = chaos_home() / "env" / time.strftime("%Y%m%d-%H%M%S")
-        env = Environment.start(workdir, detached=True, with_postgres=True, brokers=brokers)
+        env = Environment.start(workdir, detached=True, with_postgres=True, shape=shape)
         env.save(state_file)
         _show(console, env)
         return EXIT_OK

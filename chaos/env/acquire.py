@@ -15,13 +15,14 @@ from rich.console import Console
 from chaos.env.environment import Environment
 from chaos.env.paths import default_env_file
 from chaos.errors import EnvironmentFailure
+from chaos.experiment.shape import KafkaShape
 
 
 def acquire_environment(env_file: Path | None, private: bool, with_postgres: bool, workdir: Path, stack: ExitStack,
-                        console: Console, keep_env: bool = False, brokers: int = 1) -> Environment:
-    """Attach to a shared environment of `brokers` brokers when there is one (`chaos env up
-    [--brokers 3]`), otherwise start one in `workdir` that `stack` stops, and whose data it then
-    deletes unless `keep_env` (its logs stay)."""
+                        console: Console, keep_env: bool = False, shape: KafkaShape = KafkaShape()) -> Environment:
+    """Attach to a shared environment of the Kafka `shape` asked for when there is one (`chaos env
+    up [--brokers 3 [--controllers separate]]`), otherwise start one in `workdir` that `stack`
+    stops, and whose data it then deletes unless `keep_env` (its logs stay)."""
     shared = env_file or default_env_file()
     if not private and (env_file is not None or shared.exists()):
         try:
@@ -31,18 +32,18 @@ def acquire_environment(env_file: Path | None, private: bool, with_postgres: boo
                 raise
             console.print(f"[yellow]the shared environment in {shared} is not healthy; starting a private one[/]")
         else:
-            if env.brokers == brokers:
+            if env.shape == shape:
                 console.print(f"attached to the environment in {shared}")
                 return env
             if env_file is not None:
-                raise EnvironmentFailure(f"the environment in {env_file} has {env.brokers} broker(s); the experiment "
-                                         f"needs {brokers} (environment.kafka.brokers)")
-            console.print(f"the shared environment has {env.brokers} broker(s), the experiment needs {brokers}: "
+                raise EnvironmentFailure(f"the environment in {env_file} runs {env.shape}; the experiment needs "
+                                         f"{shape} (environment.kafka)")
+            console.print(f"the shared environment runs {env.shape}, the experiment needs {shape}: "
                           "starting a private one")
     console.print(f"starting a private environment in {workdir} ...")
     if not keep_env:
         stack.callback(discard_data, workdir)  # after the stop below: callbacks run last first
-    env = Environment.start(workdir, with_postgres=with_postgres, brokers=brokers)
+    env = Environment.start(workdir, with_postgres=with_postgres, shape=shape)
     stack.callback(env.stop)
     return env
 

@@ -1,19 +1,21 @@
-"""A Kafka cluster of N nodes in KRaft combined mode, with a Toxiproxy link for every directed pair.
+"""A Kafka cluster of N KRaft nodes, with a Toxiproxy link for every directed pair of processes.
 
 One proxy in front of a broker cannot cut A->B while leaving C->B alone: Kafka advertises one
 address per listener to the whole cluster. So the replication and controller listeners are
-advertised by host name (`kafka-1:PORT`), and each node's JVM resolves names through a hosts file of
-its own (`-Djdk.net.hosts.file`): in node 0's file `kafka-1` is 127.77.1.2, an address only the
-pair 0->1 uses, where that pair's proxies listen on node 1's ports and lead to node 1 on 127.0.0.1.
-A node's own name is 127.0.0.1. The links are named for what they carry:
+advertised by host name (`kafka-1:PORT`), and each process's JVM resolves names through a hosts
+file of its own (`-Djdk.net.hosts.file`): in node 0's file `kafka-1` is 127.77.1.2, an address only
+the pair 0->1 uses, where that pair's proxies listen on node 1's ports and lead to node 1 on
+127.0.0.1. A process's own name is 127.0.0.1. The links are named for what they carry:
 
 - `kafka-0->kafka-1`: node 0's connections to node 1's replication listener (0 fetching from 1,
   when 1 leads a partition 0 follows);
-- `kafka-0->controller-1`: node 0's connections to node 1's controller listener (quorum votes and
-  fetches, broker heartbeats, when 1 is the active controller).
+- `kafka-0->controller-1`: node 0's connections to controller 1's listener (broker heartbeats and
+  metadata fetches; combined, also quorum votes and fetches, controller 1 being inside node 1);
+- `controller-0->controller-1`: with the controllers apart (`separate`), the quorum's own traffic.
 
-Every node also has a direct listener on 127.0.0.1 for the harness, never faulted. Topics default
-to replication factor N with `min.insync.replicas` 2, the internal ones included.
+The configuration itself is rendered in `chaos.env.cluster_config`. Every broker also has a direct
+listener on 127.0.0.1 for the harness, never faulted. Topics default to replication factor N with
+`min.insync.replicas` 2, the internal ones included.
 """
 
 from __future__ import annotations
@@ -22,126 +24,65 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from chaos.env import install, kafka
+from chaos.env.cluster_config import (
+    CONTROLLER_ID_BASE,
+    NodePorts,
+    client_proxy,
+    controller_name,
+    controller_properties,
+    hosts_file,
+    node_name,
+    node_properties,
+    pair_address,
+    process_index,
+)
 from chaos.env.install import Tools
 from chaos.env.kafka_clients import client_config
 from chaos.env.ports import PortLeases
 from chaos.env.processes import ManagedProcess, tail
-from chaos.env.state import NodeState
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
-from faults.targets import pair_link
+from faults.targets import CLUSTER_NODES, pair_links
 from faults.toxiproxy import Toxiproxy
 
 NODE_HEAP = "-Xmx512m"
-MIN_INSYNC = 2
-REPLICA_LAG_MS = 4000
-"""A follower that has not caught up for this long leaves the ISR: seconds, not the default 30."""
+CONTROLLER_HEAP = "-Xmx256m"
 START_TIMEOUT = 120.0
 STOP_GRACE = 5.0
 
 
-@dataclass(frozen=True)
-class NodePorts:
-    direct: int
-    replication: int
-    controller: int
-    links: dict[str, tuple[int, int]] = field(default_factory=dict)
-    """Client link -> (this node's listener for it, the port of its proxy for this node)."""
-
-
-def node_ports(node: NodeState) -> NodePorts:
-    return NodePorts(node.direct, node.replication, node.controller,
-                     {link: (ports.broker, ports.proxy) for link, ports in node.links.items()})
-
-
-def node_name(index: int) -> str:
-    return f"kafka-{index}"
-
-
-def client_proxy(link: str, index: int) -> str:
-    """The proxy of client link `link` in front of node `index`: node 0's has the link's own name, so
-    that one broker and a cluster name their first proxy alike."""
-    return link if index == 0 else f"{link}@{node_name(index)}"
-
-
-def pair_address(source: int, target: int) -> str:
-    """The loopback address at which `source` reaches `target`: this pair's own."""
-    return f"127.77.{source + 1}.{target + 1}"
-
-
-def hosts_file(index: int, count: int) -> str:
-    """Node `index`'s view of the cluster's names: itself directly, each peer through the pair's proxies."""
-    lines = ["127.0.0.1 localhost", f"127.0.0.1 {socket.gethostname()}", f"127.0.0.1 {node_name(index)}"]
-    lines += [f"{pair_address(index, peer)} {node_name(peer)}" for peer in range(count) if peer != index]
-    return "\n".join(lines) + "\n"
-
-
-def node_properties(index: int, ports: list[NodePorts], data_dir: Path) -> str:
-    own = ports[index]
-    replicas = str(len(ports))
-    clients = {kafka.listener_name(link): ports for link, ports in own.links.items()}
-    settings = {
-        "process.roles": "broker,controller",
-        "node.id": str(index),
-        "controller.quorum.voters": ",".join(f"{i}@{node_name(i)}:{p.controller}" for i, p in enumerate(ports)),
-        "listeners": ",".join([f"DIRECT://127.0.0.1:{own.direct}", f"REPLICATION://127.0.0.1:{own.replication}",
-                               f"CONTROLLER://127.0.0.1:{own.controller}",
-                               *(f"{name}://127.0.0.1:{broker}" for name, (broker, _) in clients.items())]),
-        "advertised.listeners": ",".join([f"DIRECT://127.0.0.1:{own.direct}",
-                                          f"REPLICATION://{node_name(index)}:{own.replication}",
-                                          *(f"{name}://127.0.0.1:{proxy}" for name, (_, proxy) in clients.items())]),
-        "listener.security.protocol.map": ",".join(f"{name}:PLAINTEXT" for name in (
-            "DIRECT", "REPLICATION", "CONTROLLER", *clients)),
-        "inter.broker.listener.name": "REPLICATION",
-        "controller.listener.names": "CONTROLLER",
-        "log.dirs": str(data_dir),
-        "num.partitions": "3",
-        "default.replication.factor": replicas,
-        "min.insync.replicas": str(MIN_INSYNC),
-        "offsets.topic.replication.factor": replicas,
-        "offsets.topic.num.partitions": "5",
-        "transaction.state.log.replication.factor": replicas,
-        "transaction.state.log.min.isr": str(MIN_INSYNC),
-        "transaction.state.log.num.partitions": "5",
-        "share.coordinator.state.topic.replication.factor": replicas,
-        "share.coordinator.state.topic.min.isr": str(MIN_INSYNC),
-        "replica.lag.time.max.ms": str(REPLICA_LAG_MS),
-        "unclean.leader.election.enable": "false",
-        "group.initial.rebalance.delay.ms": "0",
-        "auto.create.topics.enable": "false",
-        "delete.topic.enable": "true",
-        # A hard-killed node is fenced by the active controller once its session lapses; it is
-        # restarted only after that (see `KafkaCluster.wait_fenced`), so that its registration does not race it.
-        "broker.session.timeout.ms": "5000",
-        "broker.heartbeat.interval.ms": "500",
-    }
-    return "".join(f"{key}={value}\n" for key, value in settings.items())
-
-
 class KafkaCluster:
-    """N combined nodes, each in `workdir/kafka-<i>` with its logs in `logs/kafka-<i>`."""
+    """N brokers (combined nodes, or brokers beside N controller processes when `separate`), each
+    process in `workdir/<name>` with its logs in `logs/<name>`."""
 
-    def __init__(self, tools: Tools, toxiproxy: Toxiproxy, ports: list[NodePorts], workdir: Path, logs: Path):
+    def __init__(self, tools: Tools, toxiproxy: Toxiproxy, ports: list[NodePorts], workdir: Path, logs: Path,
+                 separate: bool = False):
         self.tools = tools
         self.toxiproxy = toxiproxy
         self.ports = ports
         self.workdir = workdir
         self.logs = logs
-        self.nodes: dict[int, ManagedProcess] = {}
-        """The running process of each node started here."""
+        self.separate = separate
+        self.processes: dict[str, ManagedProcess] = {}
+        """The running process of each node or controller started here, by name."""
 
     @property
     def count(self) -> int:
         return len(self.ports)
+
+    @property
+    def names(self) -> list[str]:
+        """Every process of the cluster: the brokers, then the controllers when they run apart."""
+        return [node_name(i) for i in range(self.count)] + (
+            [controller_name(i) for i in range(self.count)] if self.separate else [])
 
     @property
     def bootstrap_direct(self) -> str:
@@ -154,72 +95,89 @@ class KafkaCluster:
         return [name for name, _, _ in self._pair_proxies()]
 
     def _pair_proxies(self) -> Iterator[tuple[str, str, str]]:
-        """(name, listen, upstream) of each pair's proxies: on the pair's own address, on the
-        target's replication and controller ports."""
-        for source in range(self.count):
-            for target in (t for t in range(self.count) if t != source):
-                ports = self.ports[target]
-                for controller, port in ((False, ports.replication), (True, ports.controller)):
-                    yield pair_link(source, target, controller), f"{pair_address(source, target)}:{port}", \
-                        f"127.0.0.1:{port}"
+        """(name, listen, upstream) of each pair's proxy: on the pair's own address, on the target's
+        replication or controller port."""
+        for link in pair_links(self.separate):
+            target = self.ports[process_index(link.target) % CLUSTER_NODES]
+            port = target.controller if link.quorum else target.replication
+            address = pair_address(process_index(link.source), process_index(link.target))
+            yield link.name, f"{address}:{port}", f"127.0.0.1:{port}"
 
-    def directory(self, index: int) -> Path:
-        return self.workdir / node_name(index)
+    def directory(self, name: str) -> Path:
+        return self.workdir / name
 
     def data_dirs(self) -> list[Path]:
-        return [self.directory(index) / "data" for index in range(self.count)]
+        """Where the quorum's state is kept: in the controllers' data directories."""
+        holders = [controller_name(i) for i in range(self.count)] if self.separate else self.names
+        return [self.directory(name) / "data" for name in holders]
+
+    def controller_process(self, node_id: int) -> str:
+        """The process of the controller with node id `node_id`."""
+        return controller_name(node_id - CONTROLLER_ID_BASE) if self.separate else node_name(node_id)
+
+    def _configure(self, name: str, cluster_id: str) -> None:
+        directory = self.directory(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        index = process_index(name) % CLUSTER_NODES
+        if name.startswith("controller-"):
+            properties = controller_properties(index, self.ports, directory / "data")
+            peers = [controller_name(i) for i in range(self.count)]
+        else:
+            properties = node_properties(index, self.ports, directory / "data", self.separate)
+            peers = self.names
+        (directory / "server.properties").write_text(properties)
+        (directory / "hosts").write_text(hosts_file(name, peers))
+        (directory / "log4j2.properties").write_text(kafka.LOG4J2)
+        kafka.format_storage(self.tools, directory / "server.properties", cluster_id)
 
     def start(self, detached: bool) -> list[ManagedProcess]:
-        """Wire the pair links, format every node for one quorum, start them all, and return once
-        every broker is registered; a node that fails to start stops the others."""
+        """Wire the pair links, format every process for one quorum (at once: each format is a JVM),
+        start them all, and return once every broker is registered; a process that fails to start
+        stops the others."""
         self.wire()
         cluster_id = kafka.new_cluster_id(self.tools)
-        for index in range(self.count):
-            directory = self.directory(index)
-            directory.mkdir(parents=True, exist_ok=True)
-            (directory / "server.properties").write_text(node_properties(index, self.ports, directory / "data"))
-            (directory / "hosts").write_text(hosts_file(index, self.count))
-            (directory / "log4j2.properties").write_text(kafka.LOG4J2)
-            kafka.format_storage(self.tools, directory / "server.properties", cluster_id)
+        with ThreadPoolExecutor(len(self.names)) as pool:
+            list(pool.map(lambda name: self._configure(name, cluster_id), self.names))
         try:
-            for index in range(self.count):
-                self.nodes[index] = self.spawn(index, detached)
-            self.wait_for_brokers(list(self.nodes.values()))
+            for name in self.names:
+                self.processes[name] = self.spawn(name, detached)
+            self.wait_for_brokers(list(self.processes.values()))
         except BaseException:
             self.stop()
             raise
-        return list(self.nodes.values())
+        return list(self.processes.values())
 
     def stop(self) -> None:
-        """Stop every node at once: one by one, the last ones would wait out their grace period for
-        a quorum that has already gone."""
-        nodes = [self.nodes.pop(index) for index in sorted(self.nodes)]
-        with ThreadPoolExecutor(max(len(nodes), 1)) as pool:
-            list(pool.map(lambda node: node.stop(STOP_GRACE), nodes))
+        """Stop every process at once: one by one, the last ones would wait out their grace period
+        for a quorum that has already gone."""
+        processes = [self.processes.pop(name) for name in list(self.processes)]
+        with ThreadPoolExecutor(max(len(processes), 1)) as pool:
+            list(pool.map(lambda process: process.stop(STOP_GRACE), processes))
 
-    def spawn(self, index: int, detached: bool) -> ManagedProcess:
-        """Start node `index` on its data: its first start and every restart."""
-        logs = self.logs / node_name(index)
+    def spawn(self, name: str, detached: bool) -> ManagedProcess:
+        """Start process `name` on its data: its first start and every restart."""
+        logs = self.logs / name
         logs.mkdir(parents=True, exist_ok=True)
-        argv = kafka.broker_argv(self.tools, self.directory(index), logs, heap=NODE_HEAP,
-                                 jvm=[f"-Djdk.net.hosts.file={self.directory(index) / 'hosts'}"])
-        return ManagedProcess(node_name(index), argv, logs / "stdout.log", detached=detached)
+        heap = CONTROLLER_HEAP if name.startswith("controller-") else NODE_HEAP
+        argv = kafka.broker_argv(self.tools, self.directory(name), logs, heap=heap,
+                                 jvm=[f"-Djdk.net.hosts.file={self.directory(name) / 'hosts'}"])
+        return ManagedProcess(name, argv, logs / "stdout.log", detached=detached)
 
-    def wait_for_brokers(self, nodes: list[ManagedProcess], timeout: float = START_TIMEOUT) -> None:
+    def wait_for_brokers(self, processes: list[ManagedProcess], timeout: float = START_TIMEOUT) -> None:
         admin = AdminClient(client_config(self.bootstrap_direct, **{"socket.timeout.ms": 3000}))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for node in nodes:
-                if node.poll() is not None:
-                    raise EnvironmentFailure(f"{node.name} exited with code {node.poll()} during start-up",
-                                             node.log_tail() + "\n" + tail(self.logs / node.name / "server.log"))
+            for process in processes:
+                if process.poll() is not None:
+                    raise EnvironmentFailure(f"{process.name} exited with code {process.poll()} during start-up",
+                                             process.log_tail() + "\n" + tail(self.logs / process.name / "server.log"))
             try:
                 if len(admin.list_topics(timeout=2).brokers) == self.count:
                     return
             except Exception:  # noqa: BLE001 - any failure here means "not ready yet"
                 pass
             time.sleep(0.5)
-        raise EnvironmentFailure(f"the {self.count} Kafka nodes did not all register within {timeout:.0f}s",
+        raise EnvironmentFailure(f"the {self.count} Kafka brokers did not all register within {timeout:.0f}s",
                                  tail(self.logs / node_name(0) / "server.log"))
 
     def brokers(self) -> set[int]:
@@ -227,20 +185,36 @@ class KafkaCluster:
         admin = AdminClient(client_config(self.bootstrap_direct, **{"socket.timeout.ms": 3000}))
         return set(admin.list_topics(timeout=5).brokers)
 
+    def restart(self, name: str, spawn: Callable[[Callable[[], ManagedProcess]], ManagedProcess],
+                detached: bool, on_spawn: Callable[[ManagedProcess], None]) -> None:
+        """Start a stopped process again on its data, once it may: a broker once the controller has
+        fenced it, and returns once it is registered again; a controller once its port answers."""
+        if name.startswith("controller-"):
+            process = spawn(lambda: self.spawn(name, detached))
+            on_spawn(process)
+            wait_listening(self.ports[process_index(name) % CLUSTER_NODES].controller, process,
+                           self.logs / name / "server.log")
+            return
+        index = process_index(name)
+        self.wait_fenced(index)
+        process = spawn(lambda: self.spawn(name, detached))
+        on_spawn(process)
+        self.wait_registered(index, process)
+
     def wait_fenced(self, index: int, timeout: float = START_TIMEOUT) -> None:
-        """Until the active controller has fenced a stopped node (it is gone from the metadata's
-        brokers): a node hard-killed within its session would otherwise register while its old
+        """Until the active controller has fenced a stopped broker (it is gone from the metadata's
+        brokers): a broker hard-killed within its session would otherwise register while its old
         session still holds."""
         deadline = time.monotonic() + timeout
         while index in self._brokers_or_none() and time.monotonic() < deadline:
             time.sleep(0.5)
 
-    def wait_registered(self, index: int, node: ManagedProcess, timeout: float = START_TIMEOUT) -> None:
+    def wait_registered(self, index: int, process: ManagedProcess, timeout: float = START_TIMEOUT) -> None:
         deadline = time.monotonic() + timeout
         while index not in self._brokers_or_none():
-            if node.poll() is not None or time.monotonic() > deadline:
-                raise EnvironmentFailure(f"{node.name} did not register again within {timeout:.0f}s",
-                                         tail(self.logs / node.name / "server.log"))
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise EnvironmentFailure(f"{process.name} did not register again within {timeout:.0f}s",
+                                         tail(self.logs / process.name / "server.log"))
             time.sleep(0.5)
 
     def _brokers_or_none(self) -> set[int]:
@@ -256,6 +230,20 @@ class KafkaCluster:
                 self.toxiproxy.ensure(client_proxy(link, index), f"127.0.0.1:{proxy}", f"127.0.0.1:{broker}")
         for name, listen, upstream in self._pair_proxies():
             self.toxiproxy.ensure(name, listen, upstream)
+
+
+def wait_listening(port: int, process: ManagedProcess, log: Path, timeout: float = START_TIMEOUT) -> None:
+    """Until something accepts connections on 127.0.0.1:`port` (the process's own listener)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise EnvironmentFailure(f"{process.name} did not listen on port {port} within {timeout:.0f}s",
+                                         tail(log)) from None
+            time.sleep(0.5)
 
 
 def create_internal_topics(bootstrap: str) -> None:
@@ -285,9 +273,9 @@ def _coordinator_moving(error: BaseException) -> bool:
 
 
 @contextmanager
-def running_cluster(workdir: Path, count: int = 3) -> Iterator[KafkaCluster]:
-    """A cluster of `count` nodes and a Toxiproxy server of its own, on leased ports, owned by this
-    process: stopped, and its ports released, on the way out."""
+def running_cluster(workdir: Path, count: int = 3, separate: bool = False) -> Iterator[KafkaCluster]:
+    """A cluster of `count` nodes (and as many controllers, `separate`) and a Toxiproxy server of its
+    own, on leased ports, owned by this process: stopped, and its ports released, on the way out."""
     tools = install.install()
     leases = PortLeases()
     owner = str(workdir)
@@ -296,7 +284,7 @@ def running_cluster(workdir: Path, count: int = 3) -> Iterator[KafkaCluster]:
     api = next(ports)
     proxy_server = start_toxiproxy(tools, api, logs, detached=False)
     cluster = KafkaCluster(tools, Toxiproxy(api), [NodePorts(next(ports), next(ports), next(ports))
-                                                   for _ in range(count)], workdir, logs)
+                                                   for _ in range(count)], workdir, logs, separate)
     try:
         cluster.start(detached=False)
         yield cluster

@@ -27,12 +27,8 @@ from confluent_kafka.admin import AdminClient
 
 from chaos.env import install as installer
 from chaos.env import postgres as pg
-from chaos.env.cluster import (
-    KafkaCluster,
-    client_proxy,
-    create_internal_topics,
-    node_ports,
-)
+from chaos.env.cluster import KafkaCluster, create_internal_topics
+from chaos.env.cluster_config import client_proxy, node_ports
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
 from chaos.env.kafka_clients import client_config
 from chaos.env.keeper import Keeper
@@ -53,6 +49,7 @@ from chaos.env.state import (
 )
 from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
+from chaos.experiment.shape import KafkaShape
 from drivers.sdk.links import KAFKA_LINKS
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
@@ -86,6 +83,10 @@ class Environment(ServiceFaults):
         return len(self.state.nodes) or 1
 
     @property
+    def shape(self) -> KafkaShape:
+        return KafkaShape(self.brokers, self.state.separate_controllers)
+
+    @property
     def replication_factor(self) -> int:
         """Of the topics an experiment creates: every broker holds a replica."""
         return self.brokers
@@ -98,14 +99,14 @@ class Environment(ServiceFaults):
 
     def roles(self, names: RoleNames) -> ClusterRoles:
         """The cluster's roles, elections and replica state, for a run whose roles are named by `names`."""
-        return ClusterRoles(self.admin, self.cluster().data_dirs(), names)
+        return ClusterRoles(self.admin, self.cluster(), names)
 
     def cluster(self) -> KafkaCluster:
         """The cluster this environment's state describes (for its wiring and its nodes' restarts)."""
         if not self.state.nodes:
             raise EnvironmentFailure("this environment has one broker, not a cluster")
         return KafkaCluster(installer.install(), self.toxiproxy, [node_ports(n) for n in self.state.nodes],
-                            Path(self.state.workdir), self.state.logs)
+                            Path(self.state.workdir), self.state.logs, self.state.separate_controllers)
 
     def bootstrap(self, link: str) -> str:
         """The address clients on `link` use: the link's proxy."""
@@ -134,7 +135,7 @@ class Environment(ServiceFaults):
 
     @classmethod
     def start(cls, workdir: Path, detached: bool = False, with_postgres: bool = False,
-              brokers: int = 1) -> "Environment":
+              shape: KafkaShape = KafkaShape()) -> "Environment":
         """Provision if needed, then start Kafka and Toxiproxy (and PostgreSQL) and wire the Kafka links.
 
         Every port is leased outside the kernel's ephemeral range (`chaos/env/ports.py`); a start
@@ -145,7 +146,7 @@ class Environment(ServiceFaults):
         leases = PortLeases()
         for attempt in range(1, START_ATTEMPTS + 1):
             try:
-                return cls._start_once(tools, workdir, detached, with_postgres, leases, brokers)
+                return cls._start_once(tools, workdir, detached, with_postgres, leases, shape)
             except EnvironmentFailure as e:
                 leases.release(str(workdir))
                 if attempt == START_ATTEMPTS or not bind_failure(f"{e}\n{e.log_tail}"):
@@ -155,7 +156,8 @@ class Environment(ServiceFaults):
 
     @classmethod
     def _start_once(cls, tools: installer.Tools, workdir: Path, detached: bool, with_postgres: bool,
-                    leases: PortLeases, brokers: int = 1) -> "Environment":
+                    leases: PortLeases, shape: KafkaShape) -> "Environment":
+        brokers = shape.brokers
         workdir.mkdir(parents=True, exist_ok=True)
         logs = workdir / "logs"
         logs.mkdir(exist_ok=True)
@@ -173,7 +175,8 @@ class Environment(ServiceFaults):
             if brokers == 1:
                 owned.append(start_broker(tools, kafka_ports, workdir, logs, detached))
             else:
-                cluster = KafkaCluster(tools, Toxiproxy(api_port), [node_ports(n) for n in nodes], workdir, logs)
+                cluster = KafkaCluster(tools, Toxiproxy(api_port), [node_ports(n) for n in nodes], workdir, logs,
+                                       shape.separate_controllers)
                 owned += cluster.start(detached)
             if with_postgres:
                 owned.append(pg.start_postgres(workdir, logs, postgres_port, detached))
@@ -182,7 +185,7 @@ class Environment(ServiceFaults):
                 kafka_links=links, toxiproxy_api=api_port,
                 processes={p.name: ProcessState(pid=p.ref.pid, start_time=p.ref.start_time) for p in owned},
                 detached=detached, postgres=postgres_port if with_postgres else None,
-                nodes=nodes if brokers > 1 else [],
+                nodes=nodes if brokers > 1 else [], separate_controllers=brokers > 1 and shape.separate_controllers,
             )
             env = cls(state, owned, state_file=workdir / "state.json")
             try:

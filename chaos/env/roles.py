@@ -17,7 +17,8 @@ from typing import Callable
 from confluent_kafka import ElectionType, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from chaos.env.cluster import node_name
+from chaos.env.cluster import KafkaCluster
+from chaos.env.cluster_config import node_name
 from chaos.errors import EnvironmentFailure
 from faults.targets import LEADER
 
@@ -111,14 +112,17 @@ class ClusterRoles:
     """One run's view of a cluster's leadership (`faults.injector.ClusterControl`): who plays a role,
     elections, and whether every replica is back in sync."""
 
-    def __init__(self, admin: Callable[[], AdminClient], data_dirs: list[Path], names: RoleNames):
+    def __init__(self, admin: Callable[[], AdminClient], cluster: KafkaCluster, names: RoleNames):
         self.admin = admin
-        self.data_dirs = data_dirs
+        self.cluster = cluster
         self.names = names
+        self.separate_controllers = cluster.separate
 
     def node_playing(self, role: str) -> str:
+        """The process that plays `role` now: a broker, or (`controller-leader`) the active controller's."""
         admin = self.admin()
-        return node_name(node_playing(admin, self.data_dirs, role, self.names))
+        node_id = node_playing(admin, self.cluster.data_dirs(), role, self.names)
+        return self.cluster.controller_process(node_id) if role == "controller-leader" else node_name(node_id)
 
     def elect(self, role: str, unclean: bool) -> None:
         leader = LEADER.fullmatch(role)
@@ -126,7 +130,9 @@ class ClusterRoles:
             raise ValueError(f"an election is held for a partition of the input, not for {role}")
         partition = TopicPartition(self.names.topic, int(leader.group("partition") or 0))
         admin = self.admin()
-        if not unclean:
+        if unclean:
+            self._wait_leaderless(admin, partition)
+        else:
             self._wait_preferred_in_sync(admin, partition)
         kind = ElectionType.UNCLEAN if unclean else ElectionType.PREFERRED
         outcome = admin.elect_leaders(kind, [partition]).result(timeout=40)  # 2.16's binding refuses its timeouts
@@ -134,6 +140,20 @@ class ClusterRoles:
         code = error.args[0] if isinstance(error, KafkaException) else error
         if code is not None and code.code() != KafkaError.ELECTION_NOT_NEEDED:
             raise EnvironmentFailure(f"the {kind.name.lower()} election for {role} failed: {error}")
+
+    @staticmethod
+    def _wait_leaderless(admin: AdminClient, partition: TopicPartition) -> None:
+        """An unclean election is only held for a partition with no leader: one whose leader died is
+        leaderless once the controller has fenced it (seconds later), and that is waited for."""
+        deadline = time.monotonic() + IN_SYNC_TIMEOUT
+        while time.monotonic() < deadline:
+            replica = admin.list_topics(partition.topic, timeout=10).topics[partition.topic].partitions.get(
+                partition.partition)
+            if replica is not None and replica.leader < 0:
+                return
+            time.sleep(0.5)
+        raise EnvironmentFailure(f"{partition.topic}/{partition.partition} still had a leader after "
+                                 f"{IN_SYNC_TIMEOUT:.0f}s: an unclean election is for a partition without one")
 
     @staticmethod
     def _wait_preferred_in_sync(admin: AdminClient, partition: TopicPartition) -> None:

@@ -19,7 +19,7 @@ from typing import Callable
 from chaos.env import install as installer
 from chaos.env import kafka
 from chaos.env import postgres as pg
-from chaos.env.cluster import KafkaCluster, node_name
+from chaos.env.cluster import KafkaCluster
 from chaos.env.keeper import Keeper
 from chaos.env.ports import PortLeases
 from chaos.env.processes import ManagedProcess, ProcessRef, signal_all
@@ -63,8 +63,8 @@ class ServiceFaults:
             return self._keeper
 
     def _restartable(self, name: str) -> None:
-        nodes = [node_name(i) for i in range(len(self.state.nodes))]
-        services = [*(nodes or ["kafka"]), *([] if self.state.postgres is None else ["postgres"])]
+        nodes = self.cluster().names if self.state.nodes else ["kafka"]
+        services = [*nodes, *([] if self.state.postgres is None else ["postgres"])]
         if name not in services:
             raise ValueError(f"{name} is not a service of this environment that can be stopped and restarted "
                              f"({', '.join(services)})")
@@ -78,7 +78,7 @@ class ServiceFaults:
         self.leases.renew(self.owner, self.state.ports)  # no one takes its port while it is down
         ref = self.state.processes[name].ref()
         started = time.monotonic()
-        if name != "postgres":  # the broker, or a node of the cluster
+        if name != "postgres":  # the broker, or a node or controller of the cluster
             clean = kafka.stop_broker(ref, graceful)
         elif graceful:
             clean = pg.terminate_server(ref)
@@ -127,12 +127,8 @@ class ServiceFaults:
             self._record_process(name, proc.ref)
 
         started = time.monotonic()
-        if name.startswith("kafka-"):
-            cluster, index = self.cluster(), int(name.split("-")[1])
-            cluster.wait_fenced(index)
-            node = spawn(lambda: cluster.spawn(index, detached))
-            record(node)
-            cluster.wait_registered(index, node)
+        if self.state.nodes and name != "postgres":  # a node or a controller of the cluster
+            self.cluster().restart(name, spawn, detached, record)
         elif name == "kafka":
             kafka.restart_broker(installer.install(), workdir, self.state.logs, self.state.kafka_direct,
                                  detached, spawn=spawn, on_spawn=record)

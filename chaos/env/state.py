@@ -92,6 +92,9 @@ class EnvState(BaseModel):
     nodes: list[NodeState] = []
     """A cluster's nodes (`chaos.env.cluster`); empty for one broker. Node 0's ports are also
     `kafka_direct`, `kafka_controller` and `kafka_links`."""
+    separate_controllers: bool = False
+    """The cluster's controllers run as processes of their own, `controller-<i>` on node i's
+    controller port, rather than inside the nodes."""
 
     @property
     def logs(self) -> Path:

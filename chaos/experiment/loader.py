@@ -138,7 +138,8 @@ def expand_nemesis(experiment: Experiment) -> Experiment:
     schedule, so the expanded faults are the experiment, and `resolved.json` records them as such."""
     if experiment.nemesis is None:
         return experiment
-    drawn = generate(experiment.nemesis, experiment.seed, *available_targets(experiment.pipeline))
+    drawn = generate(experiment.nemesis, experiment.seed,
+                     *available_targets(experiment.pipeline, experiment.environment.kafka.shape))
     return experiment.model_copy(update={"faults": [*experiment.faults, *drawn], "nemesis": None})
 
 

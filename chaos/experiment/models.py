@@ -13,13 +13,15 @@ from typing import Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from chaos import matrix
+from chaos.experiment.cluster_rules import check_cluster
 from chaos.experiment.consistency import describe, inconsistencies
+from chaos.experiment.shape import KafkaShape
 from drivers.connectors import SINKS, SOURCES, plugin_problem
 from drivers.engines import COMMAND, COMMAND_SOURCES, ENGINE_CONNECTORS, ENGINES, NATIVE, PLACEHOLDERS
-from faults.catalog import ClusterFault, CrashFault, ElectFault, Fault
+from faults.catalog import CrashFault, ElectFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
-from faults.targets import MAX_WORKERS, NODES, PAIR_LINKS, cluster_role, known, suggest
+from faults.targets import MAX_WORKERS, known, suggest
 
 
 def _loaded(kind: str) -> str:
@@ -217,8 +219,19 @@ class ExpectSpec(StrictModel):
 
 class KafkaEnvironmentSpec(StrictModel):
     brokers: Literal[1, 3] = Field(
-        1, description="1 (the default), or a cluster of 3 combined broker/controller nodes, kafka-0..kafka-2, "
-        "with a link for every directed pair of nodes; a cluster experiment runs on a private environment")
+        1, description="1 (the default), or a cluster of 3 nodes, kafka-0..kafka-2, with a link for every "
+        "directed pair of nodes")
+    controllers: Literal["combined", "separate"] = Field(
+        "combined", description="on a cluster: a controller inside each node (the default), or three controller "
+        "processes of their own, controller-0..controller-2, so that the quorum can be isolated on its own")
+    min_insync_replicas: int | None = Field(
+        None, ge=1, le=3, description="on a cluster: the `min.insync.replicas` of the topics the experiment "
+        "creates (default: the cluster's, 2); 1 lets a leader alone acknowledge acks=all writes")
+
+    @property
+    def shape(self) -> KafkaShape:
+        """The environment this experiment runs on."""
+        return KafkaShape(self.brokers, self.brokers > 1 and self.controllers == "separate")
 
 
 class EnvironmentSpec(StrictModel):
@@ -253,31 +266,7 @@ class Experiment(StrictModel):
 
     @model_validator(mode="after")
     def _cluster_targets(self) -> "Experiment":
-        """A cluster's nodes and the links between them exist only in a cluster; one broker is `kafka`."""
-        cluster = self.environment.kafka.brokers > 1
-        for index, fault in enumerate(self.faults):
-            target = getattr(fault, "target", None)
-            if not cluster and isinstance(fault, ClusterFault):
-                raise ValueError(f"faults[{index}].kind: {fault.kind} is a fault of a three-broker cluster: set "
-                                 "environment.kafka.brokers: 3")
-            if not cluster and (target in NODES or target in PAIR_LINKS or cluster_role(target or "")):
-                raise ValueError(f"faults[{index}].target: {target} is part of a three-broker cluster: set "
-                                 "environment.kafka.brokers: 3")
-            if cluster and target == "kafka":
-                raise ValueError(f"faults[{index}].target: the cluster has no single `kafka` to stop: name a node "
-                                 f"({', '.join(NODES)})")
-            roles = [part for part in (target or "").split(",") if cluster_role(part)]
-            if roles and self.pipeline.source not in ("kafka", "kafka-transactional"):
-                raise ValueError(f"faults[{index}].target: {target} is a role of the Kafka input's cluster: the "
-                                 f"pipeline's source must be Kafka (got {self.pipeline.source})")
-            if "txn-coordinator" in roles and self.pipeline.sink != "kafka-transactional":
-                raise ValueError(f"faults[{index}].target: txn-coordinator is the coordinator of the Kafka sink's "
-                                 f"transactions: the pipeline's sink must be Kafka (got {self.pipeline.sink})")
-            if isinstance(fault, ElectFault) and fault.election == "unclean" and self.expect.no_loss is not False:
-                raise ValueError(f"faults[{index}].election: an unclean election may lose acknowledged writes; "
-                                 "opt in with expect.no_loss: false (the loss is then reported as expected)")
-        if cluster and self.pipeline.engine == "kafka-connect":
-            raise ValueError("environment.kafka.brokers: Kafka Connect runs on one broker for now")
+        check_cluster(self)
         return self
 
     @property

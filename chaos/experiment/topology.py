@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from chaos.experiment.shape import KafkaShape
 from drivers.connectors import SINKS, SOURCES
 from drivers.engines import COMMAND, ENGINE_CONNECTORS, KAFKA_CONNECT, NATIVE
 from drivers.sdk.links import NETWORK_LINKS
+from faults.targets import CONTROLLERS, NODES, pair_links
 
 
 class Pipeline(Protocol):
@@ -55,6 +57,11 @@ def pipeline_roles(pipeline: Pipeline) -> list[str]:
     return list(ENGINE_CONNECTORS[pipeline.connector].roles) if pipeline.connector is not None else []
 
 
-def available_targets(pipeline: Pipeline) -> tuple[list[str], list[str]]:
-    """`(links, processes)`: what a nemesis may draw from for this pipeline."""
-    return pipeline_links(pipeline), pipeline_processes(pipeline)
+def available_targets(pipeline: Pipeline, shape: KafkaShape = KafkaShape()) -> tuple[list[str], list[str]]:
+    """`(links, processes)`: what a nemesis may draw from for this pipeline; on a cluster, also the
+    links between its processes and the processes themselves (its controllers too, when apart)."""
+    if shape.brokers == 1:
+        return pipeline_links(pipeline), pipeline_processes(pipeline)
+    separate = shape.separate_controllers
+    return ([*pipeline_links(pipeline), *(link.name for link in pair_links(separate))],
+            [*pipeline_processes(pipeline), *NODES, *(CONTROLLERS if separate else ())])

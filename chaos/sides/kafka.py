@@ -115,8 +115,10 @@ def read_committed_topics(context: RunContext) -> list[str]:
 
 def create_topic(context: RunContext, topic: str) -> None:
     admin = context.env.admin()
+    min_insync = context.experiment.environment.kafka.min_insync_replicas
     new = NewTopic(topic, num_partitions=context.experiment.workload.partitions,
-                   replication_factor=context.env.replication_factor)
+                   replication_factor=context.env.replication_factor,
+                   config={} if min_insync is None else {"min.insync.replicas": str(min_insync)})
     admin.create_topics([new], operation_timeout=30)[topic].result(timeout=60)
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from chaos.env.kafka_clients import client_config
 from chaos.experiment.models import WorkloadSpec
@@ -37,6 +37,7 @@ _INDETERMINATE_CODES = {
     KafkaError.REQUEST_TIMED_OUT,
     KafkaError._TRANSPORT,
     KafkaError.NETWORK_EXCEPTION,
+    KafkaError._FATAL,  # a fatal producer fails what it holds: some of it may have been written already
 }
 
 SETTINGS = {
@@ -94,7 +95,7 @@ class Outcomes:
         if err is None:
             self.place[record_id] = msg.offset() << PARTITION_BITS | msg.partition()
             self.progress.acked += 1
-        elif err.code() in _INDETERMINATE_CODES or err.retriable():
+        elif err.code() in _INDETERMINATE_CODES or err.retriable() or err.fatal():
             self.place[record_id], self.errors[record_id] = _INDETERMINATE, err.str()
             self.progress.indeterminate += 1
         else:
@@ -131,11 +132,12 @@ def run_workload(
     flush_timeout: float = 60.0,
 ) -> WorkloadOutcome:
     outcomes = Outcomes(spec.records, progress)
-    producer = Producer(client_config(bootstrap, **SETTINGS))
+    producers = Producers(lambda error_cb: Producer(client_config(bootstrap, **SETTINGS, error_cb=error_cb)), history)
     history.append(Event.WORKLOAD_START, records=spec.records, rate=spec.rate, topic=topic)
     start = time.monotonic()
-    produced = _produce(producer, topic, spec, seed, outcomes, stop, start)
-    remaining = producer.flush(flush_timeout)
+    produced = _produce(producers, topic, spec, seed, outcomes, stop, start)
+    remaining = producers.flush(flush_timeout)
+    producers.report(produced)
     seconds = time.monotonic() - start
     progress.done.set()
     table = outcomes.table(produced)
@@ -145,28 +147,95 @@ def run_workload(
     return WorkloadOutcome(table, seconds)
 
 
-def _produce(producer: Producer, topic: str, spec: WorkloadSpec, seed: int, outcomes: Outcomes,
+class Producers:
+    """The workload's producer, and the next one when it dies. An idempotent producer that finds its
+    acknowledged sequence broken (an unclean leader election lost writes it had been told were
+    written) raises a fatal error and refuses every produce after it: as an application would, the
+    workload records that (`workload.producer_fatal`) and goes on with a new producer."""
+
+    def __init__(self, new: Callable[[Callable[[KafkaError], None]], Producer], history: History):
+        self.new = new
+        self.history = history
+        self.fatal: KafkaError | None = None
+        """The current producer's fatal error, once it has one (its error callback sets it)."""
+        self.current = new(self._on_error)
+
+    def _on_error(self, error: KafkaError) -> None:
+        """Errors come here rather than out of `poll` and `flush` (from inside a delivery report);
+        the transient ones librdkafka recovers from by itself."""
+        if error.fatal():
+            self.fatal = error
+
+    def replace(self, at: int) -> Producer:
+        old = self.current
+        self.report(at)
+        self.current = self.new(self._on_error)
+        self._drain(old, 5)  # its delivery reports: what it held fails with _FATAL, counted indeterminate
+        return self.current
+
+    def poll(self, timeout: float) -> None:
+        """Serve delivery reports; a fatal error raised out of them is kept, for the caller to act on."""
+        try:
+            self.current.poll(timeout)
+        except KafkaException as e:
+            self.keep_fatal(e)
+
+    def flush(self, timeout: float) -> int:
+        """Flush the current producer (a fatal one fails what it holds); the records left unflushed."""
+        return self._drain(self.current, timeout)
+
+    def _drain(self, producer: Producer, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return producer.flush(max(0.0, deadline - time.monotonic()))
+            except KafkaException as e:  # raised once, when the fatal error is served: flush on
+                self.keep_fatal(e)
+
+    def keep_fatal(self, error: KafkaException) -> None:
+        code = error.args[0]
+        if not (code.fatal() or code.code() == KafkaError._FATAL):  # a dead producer refuses with _FATAL
+            raise error
+        self.fatal = self.fatal or code
+
+    def report(self, at: int) -> None:
+        """Record the current producer's fatal error, if it had one, as of record `at`."""
+        if self.fatal is not None:
+            self.history.append(Event.WORKLOAD_PRODUCER_FATAL, error=self.fatal.str(), record=at)
+            self.fatal = None
+
+
+def _produce(producers: Producers, topic: str, spec: WorkloadSpec, seed: int, outcomes: Outcomes,
              stop: threading.Event, start: float) -> int:
     """Produce the records in id order, record `i` not before `start + i / rate`, a slice of about a
     millisecond's worth at a time; how many were produced before `stop`."""
-    progress, produce, delivered = outcomes.progress, producer.produce, outcomes.delivered
+    progress, delivered, producer = outcomes.progress, outcomes.delivered, producers.current
+    produce = producer.produce
     step = max(1, min(POLL_EVERY, int(spec.rate / 1000)))
     rows = max(256, int(spec.rate / 20))  # a batch is encoded in well under its 50 ms of records
     for batch in encoded_batches(spec, seed, rows):
         for at in range(0, len(batch.values), step):
             first = batch.first + at
             while (delay := start + first / spec.rate - time.monotonic()) > 0 and not stop.is_set():
-                producer.poll(min(delay, 0.05))
+                producers.poll(min(delay, 0.05))
             if stop.is_set():
                 return first
             keys, values = batch.keys[at:at + step], batch.values[at:at + step]
-            for key, value in zip(keys, values):
+            for offset, (key, value) in enumerate(zip(keys, values)):
                 try:
                     produce(topic, value, key, UNASSIGNED, delivered)
                 except BufferError:  # the local queue is full: serve delivery reports until it has room
                     _produce_when_room(producer, topic, key, value, delivered)
+                except KafkaException as e:
+                    producers.keep_fatal(e)
+                    producer = producers.replace(first + offset)
+                    produce = producer.produce
+                    produce(topic, value, key, UNASSIGNED, delivered)
             progress.produced = first + len(values)
-            producer.poll(0)
+            producers.poll(0)
+            if producers.fatal is not None:
+                producer = producers.replace(first + len(values))
+                produce = producer.produce
     return spec.records
 
 

@@ -23,6 +23,9 @@ class Event(StrEnum):
     # the workload's producer
     WORKLOAD_START = "workload.start"
     WORKLOAD_END = "workload.end"
+    WORKLOAD_PRODUCER_FATAL = "workload.producer_fatal"
+    """The workload's idempotent producer raised a fatal error (its sequence broken: acknowledged
+    writes lost under it) and was replaced by a new one, from `record` on."""
     # the fault schedule
     FAULT_INJECT = "fault.inject"
     FAULT_HEAL = "fault.heal"

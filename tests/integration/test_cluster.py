@@ -27,7 +27,8 @@ from chaos.certification.evidence import missing_evidence
 from chaos.certification.plan import materialize, plan
 from chaos.certification.scenarios import certification_rows, slug
 from chaos.env import install as installer
-from chaos.env.cluster import REPLICA_LAG_MS, KafkaCluster
+from chaos.env.cluster import KafkaCluster
+from chaos.env.cluster_config import REPLICA_LAG_MS
 from chaos.env.environment import Environment
 from chaos.env.roles import RoleNames
 from drivers.sdk.events import Event
@@ -271,3 +272,36 @@ def test_a_kafka_rows_certification_case_passes_on_the_cluster(run_on_cluster, t
     run = run_on_cluster(materialize(case, True, tmp_path))
     assert run.code == 0, run.stdout + run.stderr
     assert missing_evidence(case.scenario, case.row, run.result, read_history(run.run_dir / "history.jsonl")) == []
+
+
+def test_an_unclean_election_loses_acknowledged_writes_and_says_it_was_expected(run_on_cluster):
+    """min.insync.replicas 1, the followers cut from fetching, the leader killed, an unclean election:
+    writes the old leader alone acknowledged are gone, and counted as an expected loss."""
+    run = run_on_cluster(EXPERIMENTS / "unclean-election.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    (_, isolated), (_, killed), (_, elected) = resolved(run)
+    assert isolated == killed != elected
+    acks = run.verdict("source-lost-acked-writes")
+    assert acks["status"] == "info" and acks["counts"]["acked_missing"] > 0, acks
+    assert "an expected loss, after an unclean leader election" in acks["summary"]
+    assert run.verdict("no-loss")["status"] in ("pass", "info")  # not required here: never a failure
+
+
+def test_the_controller_quorum_apart_moves_twice_and_the_brokers_follow(cluster_home, tmp_path):
+    """Controllers in processes of their own: the shared cluster (combined) is not of that shape, so
+    the run starts a private one. The isolated active controller is a `controller-<i>` process,
+    replaced; the new one is killed and replaced again; the pipeline loses nothing."""
+    runs = tmp_path / "runs"
+    experiment = EXPERIMENTS / "controller-quorum-apart.yaml"
+    proc = chaos_cli("run", str(experiment), "--runs-dir", str(runs), env=cluster_home)
+    assert "the shared environment runs 3 brokers with combined controllers" in proc.stdout, proc.stdout
+    run = ChaosRun(proc.returncode, proc.stdout, proc.stderr, sorted(runs.glob("*"))[-1])
+    assert run.code == 0, run.stdout + run.stderr
+    (_, isolated), (_, killed) = resolved(run)
+    assert isolated.startswith("controller-") and killed.startswith("controller-") and isolated != killed
+    assert "Completed transition to Leader" in log_during(run, killed)  # it had taken over the quorum
+    assert log_during(run, killed).count("Kafka Server started") == 1  # and came back on its data
+    for node in NODES:
+        assert "Kafka Server started" not in log_during(run, node)  # the brokers stayed up throughout
+    assert run.verdict("no-loss")["status"] == "pass"
+    assert run.verdict("source-lost-acked-writes")["status"] == "pass"

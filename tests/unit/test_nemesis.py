@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from chaos.experiment.shape import KafkaShape
 from chaos.experiment.topology import available_targets
 from drivers.sdk.links import NETWORK_LINKS
 from faults.catalog import (
@@ -30,7 +31,7 @@ from faults.nemesis import (
     generate,
     resolved_seed,
 )
-from faults.targets import PROCESSES
+from faults.targets import COMBINED_PAIR_LINKS, CONTROLLERS, NODES, PAIR_LINKS, PROCESSES
 
 LINKS = ["workload-kafka", "worker-kafka", "worker-coordinator"]
 PROCS = ["coordinator", "worker-0", "worker-1"]
@@ -240,6 +241,21 @@ def test_available_targets_follow_the_pipeline():
                                           ["connect-0", "connect-1"])
     links, procs = available_targets(iceberg)
     assert set(links) <= set(NETWORK_LINKS) and set(procs) <= set(PROCESSES)
+
+
+def test_on_a_cluster_the_nemesis_also_draws_the_nodes_and_the_links_between_them():
+    kafka = SimpleNamespace(source="kafka", sink="parquet", profile="single-node-durable", workers=1,
+                            engine="native", connector=None)
+    links, processes = available_targets(kafka, KafkaShape(3))
+    assert set(COMBINED_PAIR_LINKS) <= set(links) and set(NODES) <= set(processes)
+    assert not set(links) & (set(PAIR_LINKS) - set(COMBINED_PAIR_LINKS)) and not set(CONTROLLERS) & set(processes)
+    apart_links, apart_processes = available_targets(kafka, KafkaShape(3, separate_controllers=True))
+    assert set(PAIR_LINKS) <= set(apart_links) and set(CONTROLLERS) <= set(apart_processes)
+    spec = NemesisSpec(until=60, kinds=["down", "kill"], targets=["kafka-0->kafka-1", "kafka-2"], interval=2)
+    drawn = generate(spec, 7, links, processes)
+    assert {f.target for f in drawn} == {"kafka-0->kafka-1", "kafka-2"}
+    with pytest.raises(ValueError, match="unknown link 'kafka-0->kafka-1'"):  # one broker: no links between nodes
+        generate(spec, 7, *available_targets(kafka))
 
 
 def test_the_loader_draws_the_nemesis_on_the_pipeline_s_own_targets():
