@@ -177,7 +177,7 @@ class Producers:
         """Serve delivery reports; a fatal error raised out of them is kept, for the caller to act on."""
         try:
             self.current.poll(timeout)
-        except KafkaException as e:
+        except (KafkaException, SystemError) as e:
             self.keep_fatal(e)
 
     def flush(self, timeout: float) -> int:
@@ -189,12 +189,16 @@ class Producers:
         while True:
             try:
                 return producer.flush(max(0.0, deadline - time.monotonic()))
-            except KafkaException as e:  # raised once, when the fatal error is served: flush on
+            except (KafkaException, SystemError) as e:  # raised once, when the fatal error is served: flush on
                 self.keep_fatal(e)
 
-    def keep_fatal(self, error: KafkaException) -> None:
-        code = error.args[0]
-        if not (code.fatal() or code.code() == KafkaError._FATAL):  # a dead producer refuses with _FATAL
+    def keep_fatal(self, error: Exception) -> None:
+        """Keep a fatal producer error; raise anything else. The binding raises a fatal error out of
+        `poll` or `flush`, and when a delivery report runs while it is pending, Python wraps it in a
+        SystemError (that report is lost: its record stays unanswered, so indeterminate)."""
+        kafka = error if isinstance(error, KafkaException) else error.__cause__
+        code = kafka.args[0] if isinstance(kafka, KafkaException) else None
+        if code is None or not (code.fatal() or code.code() == KafkaError._FATAL):  # a dead one refuses: _FATAL
             raise error
         self.fatal = self.fatal or code
 
