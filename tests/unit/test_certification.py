@@ -166,13 +166,13 @@ def _without_widening(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 
 
 def test_a_connector_is_certified_only_when_all_its_rows_pass_and_are_covered(monkeypatch):
-    labels = {(l.connector.role, l.connector.name): l for l in compute_labels(ROWS, _all_pass())}
+    labels = {(label.connector.role, label.connector.name): label for label in compute_labels(ROWS, _all_pass())}
     assert labels[("sink", "parquet-2pc")].computed == Maturity.CERTIFIED
     assert labels[("sink", "delta-2pc")].computed == Maturity.CERTIFIED
     _without_widening(monkeypatch, "delta-2pc")
     row = next(r for r in ROWS if slug(r) == "delta-batch-to-delta-2pc")
     assert applicability(row, BY_SLUG["schema-evolution"]).status == Status.NOT_COVERED
-    labels = {(l.connector.role, l.connector.name): l for l in compute_labels(ROWS, _all_pass())}
+    labels = {(label.connector.role, label.connector.name): label for label in compute_labels(ROWS, _all_pass())}
     delta = labels[("sink", "delta-2pc")]
     assert delta.computed == Maturity.PREVIEW and "schema-evolution not covered" in delta.why
     assert labels[("sink", "vector")].computed == Maturity.EXPERIMENTAL
@@ -180,7 +180,7 @@ def test_a_connector_is_certified_only_when_all_its_rows_pass_and_are_covered(mo
 
 def test_a_certified_connector_that_fails_is_an_error():
     status = _all_pass() | {("kafka-transactional-to-parquet-2pc", "two-phase-commit"): "fail"}
-    labels = {(l.connector.role, l.connector.name): l for l in compute_labels(ROWS, status)}
+    labels = {(label.connector.role, label.connector.name): label for label in compute_labels(ROWS, status)}
     sink = labels[("sink", "parquet-2pc")]
     assert sink.computed == Maturity.PREVIEW and "two-phase-commit failed" in sink.why
     assert sink.error == (sink.declared == Maturity.CERTIFIED)
@@ -188,7 +188,7 @@ def test_a_certified_connector_that_fails_is_an_error():
 
 def test_a_connector_whose_rows_did_not_all_run_is_not_assessed():
     kafka_rows = [r for r in ROWS if slug(r) == "kafka-to-parquet"]
-    labels = {(l.connector.role, l.connector.name): l for l in compute_labels(kafka_rows, _all_pass())}
+    labels = {(label.connector.role, label.connector.name): label for label in compute_labels(kafka_rows, _all_pass())}
     assert labels[("source", "kafka")].computed == Maturity.CERTIFIED
     assert labels[("sink", "parquet")].computed is None
 
