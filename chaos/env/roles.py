@@ -12,7 +12,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from confluent_kafka import ElectionType, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -57,16 +57,25 @@ def coordinator_partition(key: str, partitions: int) -> int:
     return (0 if value == -2**31 else abs(value)) % partitions
 
 
+def wait_partition(admin: AdminClient, topic: str, partition: int, ready: Callable[[Any, set[int]], bool],
+                   timeout: float, failure: str) -> Any:
+    """Poll the metadata of `topic`'s `partition` until `ready(partition metadata, live brokers)`;
+    returns that metadata, or raises EnvironmentFailure(`failure`) after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = admin.list_topics(topic, timeout=10)
+        found = metadata.topics[topic].partitions.get(partition)
+        if found is not None and ready(found, set(metadata.brokers)):
+            return found
+        if time.monotonic() > deadline:
+            raise EnvironmentFailure(failure)
+        time.sleep(0.5)
+
+
 def partition_leader(admin: AdminClient, topic: str, partition: int) -> int:
     """The node leading `topic`'s `partition`, waiting out an election in progress."""
-    deadline = time.monotonic() + ELECTION_WAIT
-    while True:
-        metadata = admin.list_topics(topic, timeout=10).topics[topic].partitions.get(partition)
-        if metadata is not None and metadata.leader >= 0:
-            return metadata.leader
-        if time.monotonic() > deadline:
-            raise EnvironmentFailure(f"partition {partition} of {topic} has had no leader for {ELECTION_WAIT:.0f}s")
-        time.sleep(0.5)
+    return wait_partition(admin, topic, partition, lambda found, _: found.leader >= 0, ELECTION_WAIT,
+                          f"partition {partition} of {topic} has had no leader for {ELECTION_WAIT:.0f}s").leader
 
 
 def coordinator(admin: AdminClient, topic: str, key: str) -> int:
@@ -145,31 +154,21 @@ class ClusterRoles:
     def _wait_leaderless(admin: AdminClient, partition: TopicPartition) -> None:
         """An unclean election is only held for a partition with no leader: one whose leader died is
         leaderless once the controller has fenced it (seconds later), and that is waited for."""
-        deadline = time.monotonic() + IN_SYNC_TIMEOUT
-        while time.monotonic() < deadline:
-            replica = admin.list_topics(partition.topic, timeout=10).topics[partition.topic].partitions.get(
-                partition.partition)
-            if replica is not None and replica.leader < 0:
-                return
-            time.sleep(0.5)
-        raise EnvironmentFailure(f"{partition.topic}/{partition.partition} still had a leader after "
-                                 f"{IN_SYNC_TIMEOUT:.0f}s: an unclean election is for a partition without one")
+        wait_partition(admin, partition.topic, partition.partition, lambda found, _: found.leader < 0,
+                       IN_SYNC_TIMEOUT, f"{partition.topic}/{partition.partition} still had a leader after "
+                       f"{IN_SYNC_TIMEOUT:.0f}s: an unclean election is for a partition without one")
 
     @staticmethod
     def _wait_preferred_in_sync(admin: AdminClient, partition: TopicPartition) -> None:
         """A preferred election fails while the first replica is down or not in sync (a node just
         restarted is still catching up): it is held once the replica is a live broker in the ISR,
         within `IN_SYNC_TIMEOUT`."""
-        deadline = time.monotonic() + IN_SYNC_TIMEOUT
-        while time.monotonic() < deadline:
-            metadata = admin.list_topics(partition.topic, timeout=10)
-            replica = metadata.topics[partition.topic].partitions.get(partition.partition)
-            if replica is not None and replica.replicas and replica.replicas[0] in replica.isrs \
-                    and replica.replicas[0] in metadata.brokers:
-                return
-            time.sleep(0.5)
-        raise EnvironmentFailure(f"the preferred replica of {partition.topic}/{partition.partition} was not in "
-                                 f"sync within {IN_SYNC_TIMEOUT:.0f}s")
+        def ready(found: Any, brokers: set[int]) -> bool:
+            return bool(found.replicas) and found.replicas[0] in found.isrs and found.replicas[0] in brokers
+
+        wait_partition(admin, partition.topic, partition.partition, ready, IN_SYNC_TIMEOUT,
+                       f"the preferred replica of {partition.topic}/{partition.partition} was not in sync within "
+                       f"{IN_SYNC_TIMEOUT:.0f}s")
 
     def wait_in_sync(self) -> None:
         wait_in_sync(self.admin())
