@@ -12,8 +12,14 @@ A later phase can make an earlier one useful again (a fault moved earlier may ma
 unnecessary), so the three phases are repeated until a whole pass takes nothing.
 
 A bug that needs a timing window fails only sometimes, so a candidate is accepted only when it
-fails K of N times; every candidate's outcome is cached under its canonical digest, so nothing is
+fails K of N times; every candidate's outcome is cached under its canonical digest, so no step is
 run twice. At the budget it stops cleanly, keeping the smallest failing experiment found so far.
+
+A step can still be taken on luck (a 0.1 s reset that happened to meet a heartbeat), and every later
+step then stands on an experiment that rarely fails. So the end of the search is confirmed: the
+minimal is run afresh and must fail K of N times again. One that does not is marked as not failing,
+and the search goes on from the step before it (within the budget; after it, it only steps back).
+The minimal handed to the user has failed more than once, never on one run's word alone.
 """
 
 from __future__ import annotations
@@ -79,22 +85,34 @@ class Shrinker:
         self.verdicts: dict[str, bool] = {}
         self.best: Experiment | None = None
         self.original: Experiment | None = None
+        self.taken: list[Experiment] = []
+        """The accepted candidates in order, the original first: where a failed confirmation steps back to."""
         self.out_of_budget = False
 
     def shrink(self, failing: Experiment) -> Experiment:
         """The smallest experiment reached that still fails with the signature (`failing` itself
         is taken to fail: it is the recorded run)."""
         self.best = self.original = failing
+        self.taken = [failing]
         self.verdicts[canonical_digest(failing)] = True
-        try:
-            before = None
-            while before is not self.best:  # a pass that took nothing: no phase can help any more
-                before = self.best
-                for phase in (self._remove_faults, self._simplify_faults, self._shrink_workload):
-                    self.best = phase(self.best)
-        except OutOfBudget:
-            self.out_of_budget = True
-        return self.best
+        while True:
+            if not self.out_of_budget:
+                try:
+                    self._search()
+                except OutOfBudget:
+                    self.out_of_budget = True
+            if self.best is self.original or self._confirmed(self.best):
+                return self.best
+            self.verdicts[canonical_digest(self.best)] = False  # taken on luck: as if it had passed
+            self.taken.pop()
+            self.best = self.taken[-1]
+
+    def _search(self) -> None:
+        before = None
+        while before is not self.best:  # a pass that took nothing: no phase can help any more
+            before = self.best
+            for phase in (self._remove_faults, self._simplify_faults, self._shrink_workload):
+                self.best = phase(self.best)
 
     @property
     def runs(self) -> int:
@@ -153,14 +171,30 @@ class Shrinker:
         decided either way); cached, so a candidate reached twice is run once."""
         digest = canonical_digest(candidate)
         if digest in self.verdicts:
-            self._record(Step(phase, change, digest, self.verdicts[digest], cached=True), candidate)
-            return self.verdicts[digest]
-        step = Step(phase, change, digest, False)
+            accepted = self.verdicts[digest]
+            self._record(Step(phase, change, digest, accepted, cached=True), candidate)
+        else:
+            accepted = self._tally(Step(phase, change, digest, False), candidate, within_budget=True).accepted
+            self.verdicts[digest] = accepted
+        if accepted:
+            self.best = candidate
+            self.taken.append(candidate)
+        return accepted
+
+    def _confirmed(self, candidate: Experiment) -> bool:
+        """Whether the end of a search fails K of N times once more, run afresh (not from the cache).
+        It runs even past the budget: a reproducer that does not reproduce is worth less than the
+        minute it takes to find out."""
+        step = Step("confirm", f"the minimal ({_size(candidate)}) afresh", canonical_digest(candidate), False)
+        return self._tally(step, candidate, within_budget=False).accepted
+
+    def _tally(self, step: Step, candidate: Experiment, within_budget: bool) -> Step:
+        """Run the candidate until K matching failures of N runs are decided either way; record the step."""
         matches = 0
         for attempt in range(self.tries):
             if matches >= self.needed or (self.tries - attempt) + matches < self.needed:
                 break
-            if self.deadline is not None and self.clock() >= self.deadline:
+            if within_budget and self.deadline is not None and self.clock() >= self.deadline:
                 if step.trials:
                     self._record(step, candidate)
                 raise OutOfBudget
@@ -168,11 +202,8 @@ class Shrinker:
             step.trials.append(trial)
             matches += trial.status == "fail" and trial.signature == self.signature
         step.accepted = matches >= self.needed
-        self.verdicts[digest] = step.accepted
         self._record(step, candidate)
-        if step.accepted:
-            self.best = candidate
-        return step.accepted
+        return step
 
     def _record(self, step: Step, candidate: Experiment) -> None:
         self.steps.append(step)

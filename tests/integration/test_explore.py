@@ -46,14 +46,15 @@ def test_explore_finds_a_failing_draw_and_shrink_reduces_it_to_a_minimal_reprodu
         smaller.append("checkpoint_interval")
     assert smaller, steps["minimal"]
     assert any(s["accepted"] for s in steps["steps"]) and any(not s["accepted"] for s in steps["steps"])
+    assert steps["steps"][-1]["phase"] == "confirm" and steps["steps"][-1]["accepted"]  # failed again, afresh
     minimal = directory / "minimal.yaml"
     assert f"python -m chaos run {minimal}" in " ".join(shrunk.stdout.split())
     document = yaml.safe_load(minimal.read_text())
     assert "nemesis" not in document and document["pipeline"]["mutant"] == "auto-commit"
 
-    # The shrink took each step on one run's word (--confirm 1/1, for time): the bug needs a kill after a
-    # poll and before the next checkpoint, and a step that moved the kill earlier can land near the edge
-    # of that window, so the minimal experiment is held to what one run showed: one failure in up to 4.
+    # The shrink took each step on one run's word (--confirm 1/1, for time) and confirmed the minimal with
+    # one more: the bug needs the worker to die after a poll and before the next checkpoint, and a fault
+    # moved or shortened to the edge of that window fails only some of the time: one failure in up to 4.
     signatures = []
     for attempt in range(4):
         again = chaos_cli("run", str(minimal), "--env", state, "--runs-dir", str(tmp_path / f"again-{attempt}"))

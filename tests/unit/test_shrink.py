@@ -69,10 +69,15 @@ def test_a_failing_schedule_shrinks_to_its_one_culprit_and_a_smaller_workload():
     assert minimal.workload.rate < original.workload.rate
     assert minimal.pipeline.checkpoint_interval > original.pipeline.checkpoint_interval
     assert bug(minimal, "again").failed == ("no-loss",)
-    # Nothing was run twice, and every step says what it changed and whether it was taken.
-    digests = [canonical_digest(e) for e in bug.runs[:-1]]
-    assert len(digests) == len(set(digests)) == shrinker.runs
-    assert {s.phase for s in shrinker.steps} == {"remove", "simplify", "workload"}
+    # Nothing was run twice but the minimal, confirmed afresh at the end, and every step says what it
+    # changed and whether it was taken.
+    *searched, confirmation, again = bug.runs
+    digests = [canonical_digest(e) for e in searched]
+    assert len(digests) == len(set(digests)) == shrinker.runs - 1
+    assert canonical_digest(confirmation) == canonical_digest(minimal) == digests[-1] or \
+        canonical_digest(confirmation) in digests
+    assert shrinker.steps[-1].phase == "confirm" and shrinker.steps[-1].accepted
+    assert {s.phase for s in shrinker.steps} == {"remove", "simplify", "workload", "confirm"}
     assert any(s.accepted for s in shrinker.steps) and any(not s.accepted for s in shrinker.steps)
 
 
@@ -105,13 +110,46 @@ def test_a_flaky_failure_is_taken_only_when_it_fails_k_of_n_times():
     assert turned_down & {s.digest for s in confirmed.steps if s.accepted}
 
 
+class LuckyBug(Bug):
+    """The Bug, and one run of luck: the first candidate ever run that shortens the kill below 0.2 s
+    fails too (the kill happened to land where it hurts), and never again."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lucky: str | None = None
+
+    def __call__(self, experiment: Experiment, label: str) -> Trial:
+        short = any(_culprit(f) and f.duration < 0.2 for f in experiment.faults)
+        if short and experiment.workload.records >= 1000 and self.lucky is None:
+            self.lucky = canonical_digest(experiment)
+            self.runs.append(experiment)
+            return Trial(label, Path(f"{label}.yaml"), "fail", ("no-loss",), seconds=1.0)
+        return super().__call__(experiment, label)
+
+
+def test_a_step_taken_on_luck_is_caught_by_the_confirmation_and_the_search_goes_on_without_it():
+    original = a_failing_draw()
+    bug = LuckyBug()
+    shrinker = Shrinker(frozenset({"no-loss"}), bug, confirm=(1, 1))
+    minimal = shrinker.shrink(original)
+    lucky = next(s for s in shrinker.steps if s.digest == bug.lucky and not s.cached)
+    assert lucky.accepted  # taken on one run's word
+    refused = [s for s in shrinker.steps if s.phase == "confirm" and not s.accepted]
+    assert [s.digest for s in refused] == [bug.lucky]  # run afresh, it passed: marked as passing
+    (fault,) = minimal.faults
+    assert _culprit(fault) and 0.2 <= fault.duration < 0.4 and minimal.workload.records == 1000
+    assert shrinker.steps[-1].phase == "confirm" and shrinker.steps[-1].accepted
+    assert bug(minimal, "again").failed == ("no-loss",)
+
+
 def test_the_budget_stops_the_shrink_with_the_smallest_failure_so_far():
     original = a_failing_draw()
     ticks = iter(range(10_000))
     shrinker = Shrinker(frozenset({"no-loss"}), Bug(), confirm=(1, 1), budget=6, clock=lambda: next(ticks))
     smallest = shrinker.shrink(original)
     assert shrinker.out_of_budget
-    assert 1 <= shrinker.runs <= 6
+    assert 1 <= shrinker.runs <= 6 + 1  # the minimal's confirmation comes after the budget
+    assert shrinker.steps[-1].phase == "confirm"
     assert len(smallest.faults) < len(original.faults)
     assert Bug()(smallest, "check").failed == ("no-loss",)
 
