@@ -15,6 +15,7 @@ from typing import Any, Callable
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from chaos.checkers.coverage import covering_units
 from chaos.checkers.duplicates import check_duplicates
 from chaos.checkers.hanging import describe_hangs, hanging_transactions
 from chaos.checkers.late import check_late_events
@@ -23,6 +24,13 @@ from chaos.checkers.loss import check_loss
 from chaos.checkers.order import check_key_order
 from chaos.checkers.orphans import check_orphans
 from chaos.checkers.phantoms import check_phantoms
+from chaos.checkers.polls import (
+    check_duplicate_deliveries,
+    check_lost_writes,
+    check_monotonic_polls,
+    check_poll_skips,
+    poll_observations,
+)
 from chaos.checkers.progress import timeline
 from chaos.checkers.reads import (
     check_aborted_reads,
@@ -37,6 +45,7 @@ from chaos.checkers.visibility import check_atomic_visibility, check_prefix
 from chaos.experiment import Experiment
 from chaos.matrix import Guarantee
 from chaos.sides.base import sink_side_class, source_side_class
+from chaos.sides.kafka_polls import POLL_SCHEMA
 from chaos.sides.visibility import WORKERS_PER_CHECKPOINT
 from drivers.connectors import SINKS
 from drivers.sdk import records
@@ -61,6 +70,10 @@ class RunEvidence:
     """What the visibility probe saw during the run, when the sink is watched."""
     units: pa.Table | None = None
     """(checkpoint_id, id) of every commit unit, when the sink is watched."""
+    unreadable: str | None = None
+    """Why the format's own reader could not read the output back, when it could not."""
+    polls: pa.Table | None = None
+    """Every record the concurrent consumer was handed, when the sink is polled (`POLL_SCHEMA`)."""
     read_errors: int = 0
     drained: bool = False
     drain_seconds: float = 0.0
@@ -84,17 +97,67 @@ def _fault_windows(history: list[dict[str, Any]]) -> list[tuple[float, float]]:
     return [(w.start, w.end) for w in timeline(history).faults]
 
 
-def commit_decisions(evidence: RunEvidence) -> dict[int, float]:
+def _persisted(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [event for event in history if event.get("event") == Event.CHECKPOINT_PERSISTED]
+
+
+def commit_decisions(persisted_events: list[dict[str, Any]], units: pa.Table | None) -> dict[int, float]:
     """When each commit unit's commit was decided: its checkpoint's first `checkpoint.persisted` (a
     worker's unit of checkpoint c is c * WORKERS_PER_CHECKPOINT + worker), or, for a commit the
     harness saw from outside, the time the table format itself records (`decided_at`)."""
     persisted: dict[int, float] = {}
-    for event in evidence.history:
-        if event.get("event") == Event.CHECKPOINT_PERSISTED:
-            persisted.setdefault(int(event["checkpoint_id"]), float(event.get("decided_at", event["ts"])))
-    units = [] if evidence.units is None else pc.unique(evidence.units["checkpoint_id"]).to_pylist()
-    return {unit: persisted[unit // WORKERS_PER_CHECKPOINT] for unit in units
+    for event in persisted_events:
+        persisted.setdefault(int(event["checkpoint_id"]), float(event.get("decided_at", event["ts"])))
+    unit_ids = [] if units is None else pc.unique(units["checkpoint_id"]).to_pylist()
+    return {unit: persisted[unit // WORKERS_PER_CHECKPOINT] for unit in unit_ids
             if unit // WORKERS_PER_CHECKPOINT in persisted}
+
+
+def _reads(evidence: RunEvidence) -> tuple[list[dict[str, Any]], pa.Table | None]:
+    """What readers saw during the run, as observations, and the units to judge them by: the
+    visibility probe's and the output's commit records for a watched sink; for a polled one, the
+    concurrent consumer's batches and the units its source's offsets give (`covering_units`)."""
+    if evidence.polls is None:
+        return evidence.observations or [], evidence.units
+    return poll_observations(evidence.polls), _covered(evidence)
+
+
+def _covered(evidence: RunEvidence) -> pa.Table:
+    """(unit, id) of the source records each persisted checkpoint covers, one unit per checkpoint."""
+    covered = covering_units(evidence.truth, _persisted(evidence.history))
+    return covered.set_column(0, "checkpoint_id", pc.multiply(covered["checkpoint_id"], WORKERS_PER_CHECKPOINT))
+
+
+def _premature(evidence: RunEvidence) -> Verdict:
+    observations, units = _reads(evidence)
+    decisions = _persisted(evidence.history)
+    if evidence.polls is not None:
+        # A commit seen from outside (a command's group offsets moving) was decided before the harness
+        # looked, by how much no one knows: too late a time would make a timely read look premature.
+        decisions = [e for e in decisions if not e.get("observed") or "decided_at" in e]
+    return check_premature_reads(observations, units, commit_decisions(decisions, units))
+
+
+def _polls(evidence: RunEvidence) -> pa.Table:
+    return evidence.polls if evidence.polls is not None else POLL_SCHEMA.empty_table()
+
+
+def _read_by_a_reader(experiment: Experiment) -> bool:
+    """A reader polls the sink's output during the run: a watched table or a polled topic."""
+    side = sink_side_class(experiment.pipeline.sink)
+    return side.watched or side.polled
+
+
+def _polled(experiment: Experiment) -> bool:
+    return sink_side_class(experiment.pipeline.sink).polled
+
+
+def _readable(evidence: RunEvidence) -> Verdict:
+    if evidence.unreadable is None:
+        return Verdict("readable-output", "pass", "the output reads back with the format's own reader",
+                       {"records": evidence.output.num_rows})
+    return Verdict("readable-output", "fail", "the output cannot be read back with the format's own reader, a "
+                   f"damaged or corrupt data file: {evidence.unreadable}", {"records": 0})
 
 
 def _drained(experiment: Experiment, evidence: RunEvidence) -> Verdict:
@@ -125,6 +188,7 @@ def _faults_applied(experiment: Experiment, run_dir: Path, evidence: RunEvidence
 
 
 CHECKS = (
+    Check("readable-output", lambda x: True, lambda x, d, ev, every: _readable(ev)),
     Check("no-loss", lambda x: True, lambda x, d, ev, every: check_loss(ev.truth, every, required=x.requires_no_loss)),
     Check("duplicates", lambda x: True,
           lambda x, d, ev, every: check_duplicates(every, forbidden=x.forbids_duplicates)),
@@ -146,10 +210,15 @@ CHECKS = (
                                                           fault_windows=_fault_windows(ev.history))),
     Check("non-monotonic-read", lambda x: sink_side_class(x.pipeline.sink).watched,
           lambda x, d, ev, every: check_monotonic_reads(ev.observations or [])),
-    Check("aborted-read", lambda x: sink_side_class(x.pipeline.sink).watched,
-          lambda x, d, ev, every: check_aborted_reads(ev.observations or [], ev.output["id"])),
-    Check("premature-read", lambda x: sink_side_class(x.pipeline.sink).watched,
-          lambda x, d, ev, every: check_premature_reads(ev.observations or [], ev.units, commit_decisions(ev))),
+    Check("aborted-read", _read_by_a_reader,
+          lambda x, d, ev, every: check_aborted_reads(_reads(ev)[0], ev.output["id"])),
+    Check("premature-read", _read_by_a_reader, lambda x, d, ev, every: _premature(ev)),
+    Check("poll-skip", _polled, lambda x, d, ev, every: check_poll_skips(_polls(ev), ev.output)),
+    Check("non-monotonic-poll", _polled, lambda x, d, ev, every: check_monotonic_polls(_polls(ev))),
+    Check("duplicate-delivery", _polled, lambda x, d, ev, every: check_duplicate_deliveries(_polls(ev))),
+    Check("lost-write", lambda x: _polled(x) and source_side_class(x.pipeline.source).partitioned,
+          lambda x, d, ev, every: check_lost_writes(_covered(ev)["id"], _polls(ev), every,
+                                                    required=x.requires_no_loss)),
     Check("schema-compatibility", lambda x: x.workload.schema_change_at is not None,
           lambda x, d, ev, every: check_schema(_expected(x), every)),
     Check("liveness", lambda x: True, lambda x, d, ev, every: check_liveness(ev.history, x.expect.recovery_bound)),

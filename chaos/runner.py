@@ -17,7 +17,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TypeVar
 
 import pyarrow.parquet as pq
 from confluent_kafka import KafkaException
@@ -39,11 +39,12 @@ from chaos.report.interrupted import record_interrupted
 from chaos.report.junit import write_junit
 from chaos.report.live import LiveProgress
 from chaos.report.result import Outcome, print_verdicts, table_digest, write_result
-from chaos.sides.base import OutputWatch, RunContext, sink_side, source_side
-from chaos.sides.kafka import read_committed_topics
+from chaos.sides.base import OutputWatch, RunContext, empty_output, sink_side, source_side
+from chaos.sides.kafka import output_topic, read_committed_topics
+from chaos.sides.kafka_polls import TopicPoller
 from chaos.sides.parquet import read_parquet_output
 from chaos.sides.stable_offsets import StableOffsetsProbe
-from chaos.sides.visibility import VisibilityProbe
+from chaos.sides.visibility import VisibilityProbe, units_table
 from chaos.supervisor import Supervisor
 from chaos.workload.producer import WorkloadOutcome, WorkloadProgress
 from drivers.kafka_sink import transactional_id
@@ -55,6 +56,9 @@ from faults.injector import FaultContext
 from faults.nemesis import describe
 from faults.schedule import FaultSchedule
 from faults.targets import cluster_role
+
+T = TypeVar("T")
+"""What one read of the output gives: a table of records, or of commit units."""
 
 READY_WAIT = 120.0
 """Seconds the workload waits for the pipeline to be ready (`Run._await_ready`)."""
@@ -139,6 +143,7 @@ class Run:
         self.sink = sink_side(context)
         self.engine = engine_for(context, self.source, self.sink)
         self.probe: VisibilityProbe | None = None
+        self.poller: TopicPoller | None = None
         self.watch: OutputWatch | None = None
         self.cluster_roles: ClusterRoles | None = None
         self.prefilled: WorkloadOutcome | None = None
@@ -171,7 +176,8 @@ class Run:
             self.cluster_roles = self._cluster_roles()
             context = FaultContext(toxiproxy=self.env.toxiproxy, processes=supervisor, services=self.env,
                                    disk_control=self.run_dir / DISK_CONTROL, resolve_role=self._resolve_role,
-                                   proxies=self.env.link_proxies, cluster=self.cluster_roles)
+                                   proxies=self.env.link_proxies, cluster=self.cluster_roles,
+                                   output_dirs=(self.run_dir / "output", self.run_dir / "lake"))
             schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)
@@ -181,6 +187,10 @@ class Run:
                 self.probe = VisibilityProbe(self.watch.visible)
                 self.probe.start()
                 stack.callback(self.probe.stop)
+            if self.sink.polled:
+                self.poller = TopicPoller(self.env.bootstrap_direct, output_topic(self.run_id))
+                self.poller.start()
+                stack.callback(self.poller.stop)
             self.stable_offsets.start()
             stack.callback(self.stable_offsets.stop)
             with LiveProgress(self.console, experiment.workload.records, self.source.live_feed) as live:
@@ -197,6 +207,8 @@ class Run:
             codes = supervisor.stop_all()
             if self.probe is not None:
                 self.probe.stop()
+            if self.poller is not None:
+                self.poller.stop()
             self.history.append(Event.RUN_CHECKING, drained=drained, exit_codes=codes)
             evidence = self._evidence(outcome, drained, drain_seconds, schedule.errors)
             verdicts = check_run(experiment, self.run_dir, evidence)
@@ -357,17 +369,34 @@ class Run:
                             **({"halted": why} if why else {}))
         return False, time.monotonic() - started
 
+    @staticmethod
+    def _read_back(read: Callable[[], T], empty: Callable[[], T]) -> tuple[T, str | None]:
+        """What `read` reads back from the output, or, when the format's own reader cannot read it (a
+        damaged data file), `empty()` and why: that is a verdict on the output (readable-output), not a
+        harness failure."""
+        try:
+            return read(), None
+        except EnvironmentFailure:
+            raise
+        except Exception as e:  # noqa: BLE001 - whatever the format's reader raises on bad data
+            logging.getLogger("chaos.runner").warning("the output could not be read: %s", e)
+            return empty(), f"{type(e).__name__}: {e}"
+
     def _evidence(self, outcome: WorkloadOutcome | None, drained: bool, drain_seconds: float,
                   fault_errors: list[str]) -> RunEvidence:
         """Everything the checkers need, read back after the run: independently of the pipeline."""
         watched = self.probe is not None and self.watch is not None
+        output, unreadable = self._read_back(self.sink.read, empty_output)
+        units, units_unreadable = (self._read_back(self.watch.units, lambda: units_table([])) if watched
+                                   else (None, None))
         return RunEvidence(
-            truth=self.source.truth(), output=self.sink.read(),
+            truth=self.source.truth(), output=output, unreadable=unreadable or units_unreadable,
             late=(read_parquet_output(self.run_dir / "late")
                   if self.experiment.pipeline.allowed_lateness is not None else None),
             outcomes=outcome.outcomes if outcome is not None else None,
             history=read_history(self.run_dir / "history.jsonl"),
             observations=self.probe.observations if watched else None,
-            units=self.watch.units() if watched else None,
+            units=units,
+            polls=self.poller.table() if self.poller is not None else None,
             read_errors=self.probe.errors if self.probe is not None else 0,
             drained=drained, drain_seconds=drain_seconds, fault_errors=tuple(fault_errors))

@@ -25,7 +25,7 @@ from deltalake.transaction import CommitProperties, Transaction
 from drivers.delta.sinks import DeltaTwoPhaseSink
 from drivers.hudi.sink import HudiTwoPhaseSink
 from drivers.iceberg.sinks import IcebergTwoPhaseSink
-from drivers.kafka_sink import KafkaTransactionalSink
+from drivers.kafka_sink import TIMEOUT, KafkaTransactionalSink
 from drivers.kafka_source import KafkaSource, is_connection_loss
 from drivers.parquet_sinks import TwoPhaseParquetSink
 from drivers.sdk.connector import Settings, WorkerContext
@@ -150,6 +150,33 @@ class ExposePreparedSink(SeededBug, TwoPhaseParquetSink):
         for path in self.output_dir.glob(f"part-{self.job_id}-w{self.worker}-c*.parquet"):
             if path.name not in kept:
                 path.unlink()  # the rollback of what was published too early
+        super().recover(committed)
+
+
+class LingeringRollbackSink(SeededBug, TwoPhaseParquetSink):
+    """Seeded bug: a rollback that is not atomic. On recovery it moves each prepared file it must
+    discard back among the published ones (the way a rollback that "restores" a file before deleting
+    it would), and deletes them only a moment later. A reader in that moment sees records that no
+    commit holds, and then sees them vanish; the replay writes them again, so the final output is
+    right and every final-state checker passes. The moment lasts `LINGER` seconds: long enough for
+    the reader, polling every 0.2 s, to see it every time."""
+
+    LINGER = 1.0
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        keep = {pending for handle in committed for pending, _ in handle.payload.get("files", [])}
+        prefix = f".pending-{self.job_id}-w{self.worker}-c"
+        discarded = sorted(p for p in self.output_dir.glob(f"{prefix}*.parquet") if p.name not in keep) \
+            if self.output_dir.is_dir() else []
+        if discarded:
+            shown = [p.with_name(f"part-{self.job_id}-w{self.worker}-rollback-{n}.parquet")
+                     for n, p in enumerate(discarded)]
+            for pending, visible in zip(discarded, shown):
+                os.replace(pending, visible)
+            self.bites(f"the rollback showed {len(shown)} discarded files for {self.LINGER}s")
+            time.sleep(self.LINGER)
+            for path in shown:
+                path.unlink(missing_ok=True)
         super().recover(committed)
 
 
@@ -281,6 +308,22 @@ class ResendOnRecoverKafkaSink(SeededBug, KafkaTransactionalSink):
                 self._produce(row)
             self.producer.commit_transaction(30)
             self.producer.begin_transaction()
+
+
+class EarlyCommitKafkaSink(SeededBug, KafkaTransactionalSink):
+    """Seeded bug: commits its transaction as it prepares, before the coordinator has persisted the
+    checkpoint: a one-phase commit in two-phase clothing. Every read_committed reader sees the
+    checkpoint's records (and the source offsets ride along, committed) before the commit was decided;
+    had the coordinator failed between the two, nothing could take them back. The final output is
+    right whenever no such failure happens, so only a reader during the run sees it: premature-read."""
+
+    def prepare(self, checkpoint_id: int) -> CommitHandle:
+        handle = super().prepare(checkpoint_id)
+        self.producer.commit_transaction(TIMEOUT)
+        self.open_since = None
+        self.producer.begin_transaction()
+        self.bites(f"committed checkpoint {checkpoint_id}'s transaction in prepare, before its decision")
+        return handle
 
 
 class FreshIdKafkaSink(SeededBug, KafkaTransactionalSink):

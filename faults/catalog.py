@@ -258,6 +258,19 @@ class DiskFault(FaultBase):
         return target if target == "*" else known(target, PROCESSES, "process")
 
 
+class CorruptFault(FaultBase):
+    """A committed data file of the sink's output is damaged in place: one bit flipped in a column's
+    data (`bitflip`: a bad sector, a bad cable), or the file cut to half its length (`truncate`: a
+    write the storage acknowledged and then lost). Media do not heal: the damage stays, and
+    `duration` is 0. The checkers must name it, as a record that is not what was produced
+    (no-phantoms) or as an output that cannot be read (readable-output), never pass it."""
+
+    kind: Literal["corrupt"]
+    target: Literal["output"] = "output"
+    mode: Literal["bitflip", "truncate"]
+    duration: Duration = Field(0.0, le=0, description="always 0: a damaged file stays damaged")
+
+
 class CrashFault(StrictModel):
     """Arm a named crash point: the process exits at once on the `hit`-th time it passes the point,
     and its supervisor restarts it after the pipeline's `restart_delay`."""
@@ -290,6 +303,6 @@ class CrashFault(StrictModel):
 
 FAULT_MODELS = (DownFault, PartitionFault, LatencyFault, BandwidthFault, SlowCloseFault, TimeoutFault,
                 ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, IsolateFault,
-                RollingRestartFault, ElectFault, DiskFault, CrashFault)
+                RollingRestartFault, ElectFault, DiskFault, CorruptFault, CrashFault)
 Fault = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # type: ignore[valid-type]
 FAULT_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in FAULT_MODELS)

@@ -3,7 +3,8 @@
 An injector is `inject(fault, context) -> Heal`: it turns the fault on and returns the function that
 turns it off again. The context carries what the faults act on through small protocols, so that
 `faults/` depends on nothing of the harness: the Toxiproxy client, the pipeline's processes (the
-supervisor), the environment's services, and the control file of the sinks' disk faults.
+supervisor), the environment's services, the control file of the sinks' disk faults, and where the
+sinks' data files are.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class FaultContext:
     """The Toxiproxy proxies that make up a link: a Kafka link in a cluster has one per broker."""
     cluster: ClusterControl | None = None
     """The cluster's elections and replica state, when the environment is a cluster."""
+    output_dirs: tuple[Path, ...] = ()
+    """Where the sink's data files are (the run's `output/` and `lake/`): what a corrupt fault damages."""
 
 
 class Injector(Protocol):

@@ -19,9 +19,10 @@ from typing import Any, Protocol, Sequence
 
 from drivers.sdk.events import Event
 from drivers.sdk.history import HistoryTail
-from faults import cluster, disk, network, process
+from faults import cluster, disk, files, network, process
 from faults.catalog import (
     ClusterFault,
+    CorruptFault,
     CrashFault,
     DiskFault,
     Fault,
@@ -38,6 +39,7 @@ INJECTORS: dict[type, Injector] = {
     NetworkFault: network.inject,
     ProcessFault: process.inject,
     DiskFault: disk.inject,
+    CorruptFault: files.inject,
     ClusterFault: cluster.inject,
 }
 """Which injector a fault's family goes to (a model's nearest base class listed here)."""

@@ -92,6 +92,9 @@ def check_premature_reads(observations: list[dict[str, Any]], units: pa.Table, d
               "units_without_decision": len(undecided), "premature_ids": 0}
     if seen.num_rows == 0:
         return Verdict("premature-read", "inconclusive", _NOTHING_SEEN, counts)
+    if counts["units"] == len(undecided):
+        return Verdict("premature-read", "inconclusive", f"none of the {counts['units']} units of the output has a "
+                       "commit decision on record, so no read could be judged against one", counts)
     times = pa.table({"obs": pa.array(range(len(observations)), pa.int64()),
                       "ts": pa.array([float(o.get("ts", 0.0)) for o in observations], pa.float64())})
     judged = seen.join(pairs, "id", join_type="inner").join(decided, "checkpoint_id", join_type="inner")

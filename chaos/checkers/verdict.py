@@ -15,8 +15,9 @@ import pyarrow as pa
 Status = Literal["pass", "fail", "info", "inconclusive"]
 EXAMPLES = 5
 INVARIANTS = frozenset({
-    "no-loss", "duplicates", "no-phantoms", "source-lost-acked-writes", "atomic-visibility", "non-monotonic-read",
-    "aborted-read", "premature-read", "prefix",
+    "readable-output", "no-loss", "duplicates", "no-phantoms", "source-lost-acked-writes", "atomic-visibility",
+    "non-monotonic-read", "aborted-read", "premature-read", "poll-skip", "non-monotonic-poll", "duplicate-delivery",
+    "lost-write", "prefix",
     "per-key-order", "schema-compatibility", "late-events", "liveness", "no-orphans", "drained",
     "faults-applied", "faults-met-traffic",
 })

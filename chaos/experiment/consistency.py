@@ -16,7 +16,7 @@ from drivers.engines import NATIVE
 from drivers.sdk.connector import Connector, load
 from drivers.sdk.crashpoints import role_of
 from drivers.sdk.links import NETWORK_LINKS
-from faults.catalog import CrashFault, DiskFault, DownFault, Fault, ProcessFault
+from faults.catalog import CorruptFault, CrashFault, DiskFault, DownFault, Fault, ProcessFault
 from faults.nemesis import trigger_text
 from faults.reduce import overlapping
 from faults.targets import PROCESSES, ROLES
@@ -192,6 +192,9 @@ def _fault(fault: Fault, pipeline: Any | None, workload: Any | None) -> Iterator
                          "`at_commits`, `at_records` or `at`")
     if target == "postgres" and pipeline.profile != "distributed-durable":
         yield (("target",), "postgres is only used by the distributed-durable profile")
+    if isinstance(fault, CorruptFault) and SINKS[pipeline.sink].capabilities.networked:
+        yield (("kind",), f"a corrupt fault damages a data file of the sink's output, and the {pipeline.sink} sink "
+                          "writes to a service, not to files")
     if target in NETWORK_LINKS and target not in (links := pipeline_links(pipeline)):
         yield (("target",), f"{target} is a link this pipeline does not have (its links: {', '.join(links)})")
 

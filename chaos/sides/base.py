@@ -94,6 +94,9 @@ class OutputWatch:
 class SinkSide(Protocol):
     watched: bool
     """A reader can poll its commits during the run: `watch` gives an OutputWatch."""
+    polled: bool
+    """Its output is the run's Kafka output topic (`chaos.sides.kafka.output_topic`), which a concurrent
+    consumer reads as a queue all run long (`chaos.sides.kafka_polls`)."""
 
     def settings(self) -> Settings:
         """Create what the sink writes to; the sink driver's settings, for the job configuration."""

@@ -177,6 +177,7 @@ class DeltaSourceSide(TableSourceSide):
 
 class DeltaSinkSide:
     watched = False
+    polled = False
 
     def __init__(self, context: RunContext):
         self.table = str(context.lake / "output-delta")
@@ -193,5 +194,6 @@ class DeltaSinkSide:
 
 class DeltaTwoPhaseSinkSide(DeltaSinkSide):
     watched = True
+    polled = False
     def watch(self) -> OutputWatch | None:
         return OutputWatch(DeltaSnapshotIds(self.table), lambda: delta_committed_units(self.table))

@@ -97,6 +97,7 @@ class HudiSourceSide(TableSourceSide):
 
 class HudiTwoPhaseSinkSide:
     watched = True
+    polled = False
 
     def __init__(self, context: RunContext):
         self.table = context.lake / "output-hudi"

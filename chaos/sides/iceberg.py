@@ -195,6 +195,7 @@ class IcebergSourceSide(TableSourceSide):
 
 class IcebergSinkSide:
     watched = False
+    polled = False
 
     def __init__(self, context: RunContext):
         self.context = context
@@ -212,6 +213,7 @@ class IcebergSinkSide:
 
 class IcebergTwoPhaseSinkSide(IcebergSinkSide):
     watched = True
+    polled = False
     def watch(self) -> OutputWatch | None:
         where = (catalog_uri(self.context, harness=True), self.table.warehouse, self.table.table_name)
         probe = IcebergSnapshotIds(*where)

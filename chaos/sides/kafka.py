@@ -174,9 +174,11 @@ class KafkaSourceSide:
 class KafkaSinkSide:
     """The output topic, created before the job and read back read_committed after it. It is not
     watched for atomic visibility: read_committed is not atomic across partitions for a reader, and
-    the prefix checker covers exactly once here."""
+    the prefix checker covers exactly once here. It is polled: a concurrent consumer reads it as a
+    queue all run long."""
 
     watched = False
+    polled = True
 
     def __init__(self, context: RunContext):
         self.context = context

@@ -103,6 +103,7 @@ class ParquetBatchSourceSide:
 
 class ParquetSinkSide:
     watched = False
+    polled = False
 
     def __init__(self, context: RunContext):
         self.output = context.run_dir / "output"
@@ -149,5 +150,6 @@ def committed_units(directory: Path) -> pa.Table:
 
 class TwoPhaseParquetSinkSide(ParquetSinkSide):
     watched = True
+    polled = False
     def watch(self) -> OutputWatch | None:
         return OutputWatch(ParquetVisibleIds(self.output), lambda: committed_units(self.output))

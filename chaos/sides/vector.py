@@ -34,6 +34,7 @@ def read_vectors(db_path: Path, table_name: str) -> pa.Table:
 
 class VectorSinkSide:
     watched = False
+    polled = False
 
     def __init__(self, context: RunContext):
         self.db_path = context.lake / "vectors"

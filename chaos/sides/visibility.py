@@ -11,13 +11,13 @@ the sink side (`OutputWatch.units`). An observation holding part of one unit saw
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any, Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from chaos.sides.background import BackgroundReader
 from chaos.sides.base import VisibleIds
 
 WORKERS_PER_CHECKPOINT = 1000
@@ -46,7 +46,7 @@ def units_table(units: Iterable[tuple[int, pa.Array]]) -> pa.Table:
     })
 
 
-class VisibilityProbe:
+class VisibilityProbe(BackgroundReader):
     """Polls `visible` every `interval` seconds on a daemon thread until `stop`.
 
     `observations` holds `{"ts", "ids"}` per successful poll; `errors` counts the polls whose read
@@ -55,21 +55,12 @@ class VisibilityProbe:
     """
 
     def __init__(self, visible: VisibleIds, interval: float = 0.2):
+        super().__init__("visibility-probe")
         self.visible = visible
         self.interval = interval
         self.observations: list[dict[str, Any]] = []
         self.errors = 0
         self.last_error = ""
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="visibility-probe", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(30)
 
     def poll(self) -> None:
         """One read; the thread calls it every `interval`."""

@@ -135,7 +135,7 @@ def test_validate_show_prints_the_guarantee_the_schedule_and_the_invariants():
     done = _chaos("validate", "--show", "experiments/quickstart.yaml")
     assert done.returncode == 0, done.stderr
     assert "guarantee:  at least once (no loss required, duplicates allowed)" in done.stdout
-    assert "invariants: no-loss, duplicates, no-phantoms, source-lost-acked-writes" in done.stdout
+    assert "invariants: readable-output, no-loss, duplicates, no-phantoms, source-lost-acked-writes" in done.stdout
     assert "4.000s  9.000s  partition  worker-kafka" in done.stdout
 
 

@@ -42,6 +42,7 @@ def _direct(context: RunContext) -> str:
 
 class PostgresSinkSide:
     watched = True
+    polled = False
 
     def __init__(self, context: RunContext):
         self.context = context
