@@ -25,13 +25,15 @@ Location = tuple[Any, ...]
 Problem = tuple[Location, str]
 
 
-def inconsistencies(pipeline: Any | None, workload: Any | None,
-                    faults: Iterable[tuple[int, Fault]]) -> list[Problem]:
+def inconsistencies(pipeline: Any | None, workload: Any | None, faults: Iterable[tuple[int, Fault]],
+                    expect: Any | None = None) -> list[Problem]:
     """Every cross-section problem among the sections given (a missing section skips its checks)."""
     problems = [*_pipeline_and_workload(pipeline, workload), *_prefill(pipeline, workload)]
     faults = list(faults)
     for index, fault in faults:
         problems += [((("faults", index, *where)), message) for where, message in _fault(fault, pipeline, workload)]
+        problems += [((("faults", index, *where)), message)
+                     for where, message in _after_the_run(fault, workload, expect)]
     return problems + [*_merged_crashes(faults), *_colliding(faults), *_unarmed_after_crash(faults)]
 
 
@@ -197,6 +199,24 @@ def _fault(fault: Fault, pipeline: Any | None, workload: Any | None) -> Iterator
                           "writes to a service, not to files")
     if target in NETWORK_LINKS and target not in (links := pipeline_links(pipeline)):
         yield (("target",), f"{target} is a link this pipeline does not have (its links: {', '.join(links)})")
+
+
+def _after_the_run(fault: Fault, workload: Any | None, expect: Any | None) -> Iterator[tuple[Location, str]]:
+    """A timed fault that starts once the run is surely over meets no pipeline: the workload produces
+    its records in records / rate seconds, and the pipeline has `expect.drain_timeout` after that to
+    catch up, or the run fails its drain. Left alone with a prefilled workload (it is all produced
+    before the job starts, and how fast the pipeline reads it is the run's to tell)."""
+    if workload is None or expect is None or workload.prefill or isinstance(fault, CrashFault):
+        return
+    trigger = _trigger(fault)
+    if trigger not in ("at", "after_ready"):
+        return
+    produced_by = workload.records / workload.rate
+    if _start(fault) >= produced_by + expect.drain_timeout:
+        yield ((trigger,), (f"{_start(fault):g}s is after the run is over: the workload produces its "
+                            f"{workload.records} records in {produced_by:g}s at {workload.rate:g}/s, and the pipeline "
+                            f"must catch up within drain_timeout ({expect.drain_timeout:g}s) of that, so the fault "
+                            "would meet no pipeline; fire it earlier, or raise expect.drain_timeout"))
 
 
 def _unreached(point: str, source: Connector, sink: Connector) -> str | None:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chaos.errors import SpecError
 from chaos.experiment.consistency import describe, inconsistencies
-from chaos.experiment.models import Experiment, PipelineSpec, WorkloadSpec
+from chaos.experiment.models import ExpectSpec, Experiment, PipelineSpec, WorkloadSpec
 from chaos.experiment.topology import available_targets
 from faults.catalog import FAULT_KINDS, Fault
 from faults.nemesis import generate
@@ -69,8 +69,8 @@ def parse_experiment(text: str, source: str, *, draw_nemesis: bool = True) -> Ex
         experiment = Experiment.model_validate(data, context={"consistency_checked_by_caller": True})
     except ValidationError as e:
         problems += [_describe(err, node) for err in e.errors()]
-    pipeline, workload, faults = _sections(experiment, data)
-    for where, message in inconsistencies(pipeline, workload, faults):
+    pipeline, workload, faults, expect = _sections(experiment, data)
+    for where, message in inconsistencies(pipeline, workload, faults, expect):
         problems.append((_line_of(node, list(where)), f"{describe(where)}: {message}"))
     if problems:  # every problem at once, in the order of the file
         ordered = sorted(problems, key=lambda p: (p[0] is None, p[0] or 0))
@@ -109,11 +109,12 @@ def _refuse_expansion(root: yaml.Node | None, source: str) -> None:
             stack += [part for pair in node.value for part in pair]
 
 
-def _sections(experiment: Experiment | None, data: dict[str, Any]) -> tuple[Any, Any, list[tuple[int, Fault]]]:
-    """The pipeline, the workload and the faults, each where it is valid on its own: the cross-section
-    checks run on those even when other fields are wrong."""
+def _sections(experiment: Experiment | None,
+              data: dict[str, Any]) -> tuple[Any, Any, list[tuple[int, Fault]], Any]:
+    """The pipeline, the workload, the faults and the expectations, each where it is valid on its own:
+    the cross-section checks run on those even when other fields are wrong."""
     if experiment is not None:
-        return experiment.pipeline, experiment.workload, list(enumerate(experiment.faults))
+        return experiment.pipeline, experiment.workload, list(enumerate(experiment.faults)), experiment.expect
 
     def valid(validate: Any, value: Any) -> Any:
         try:
@@ -125,7 +126,8 @@ def _sections(experiment: Experiment | None, data: dict[str, Any]) -> tuple[Any,
     checked = [(i, valid(FAULT.validate_python, f)) for i, f in enumerate(faults)]
     return (valid(PipelineSpec.model_validate, data.get("pipeline") or {}),
             valid(WorkloadSpec.model_validate, data.get("workload")),
-            [(i, f) for i, f in checked if f is not None])
+            [(i, f) for i, f in checked if f is not None],
+            valid(ExpectSpec.model_validate, data.get("expect") or {}))
 
 
 def dump_experiment(experiment: Experiment) -> str:

@@ -291,7 +291,7 @@ class Experiment(StrictModel):
     def _consistent(self, info: ValidationInfo) -> "Experiment":
         """The checks across sections; the loader runs them itself, to place each at its line."""
         if not (info.context or {}).get("consistency_checked_by_caller"):
-            problems = inconsistencies(self.pipeline, self.workload, enumerate(self.faults))
+            problems = inconsistencies(self.pipeline, self.workload, enumerate(self.faults), self.expect)
             if problems:
                 raise ValueError("; ".join(f"{describe(where)}: {message}" for where, message in problems))
         return self

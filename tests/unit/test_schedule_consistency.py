@@ -148,8 +148,9 @@ ACCEPTED = {
     "record-and-commit": [kill(at_records=100), kill(at_commits=3)],
     # a commit count cannot be bounded: commits go on for as long as the run does
     "far-commit-count": [kill(at_commits=100_000)],
-    # the runner waits for the last heal (plus 30 s) before the drain timeout starts
-    "heals-after-workload-and-drain": [kill(at="100s", duration="100s")],
+    # the runner waits for the last heal (plus 30 s) before the drain timeout starts: a fault that starts
+    # while the run goes on (10 s of workload, 10 s of drain) may heal long after
+    "heals-after-workload-and-drain": [kill(at="19.9s", duration="100s")],
     "after-armed-crash": [{**CRASH, "target": "worker-1"}, kill(after_crash="sink.prepare.after")],
 }
 
@@ -161,6 +162,18 @@ def test_schedules_that_run_as_written_pass(case: str) -> None:
 
 
 # --- a trigger that can never fire ---------------------------------------------------------------
+
+@pytest.mark.parametrize("trigger", ["at", "after_ready"])
+def test_a_fault_that_starts_after_the_run_is_over_is_refused(trigger: str) -> None:
+    (problem,) = problems_of(spec(kill(**{trigger: "20s"})))
+    assert problem == (f"line {FIRST_FAULT_LINE}: faults[0].{trigger}: 20s is after the run is over: the workload "
+                       "produces its 1000 records in 10s at 100/s, and the pipeline must catch up within "
+                       "drain_timeout (10s) of that, so the fault would meet no pipeline; fire it earlier, or raise "
+                       "expect.drain_timeout")
+    prefilled = spec(kill(**{trigger: "20s"})).replace("  rate: 100\n", "  rate: 100\n  prefill: true\n")
+    assert len(parse_experiment(prefilled, "exp.yaml").faults) == 1  # how fast a prefilled input is read is the run's
+
+
 
 def test_an_after_crash_on_a_point_no_crash_fault_arms_is_refused() -> None:
     (problem,) = problems_of(spec({**CRASH, "point": "sink.prepare.before"}, kill(after_crash="sink.prepare.after")))
