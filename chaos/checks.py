@@ -131,10 +131,14 @@ def _covered(evidence: RunEvidence) -> pa.Table:
 def _premature(evidence: RunEvidence) -> Verdict:
     observations, units = _reads(evidence)
     decisions = _persisted(evidence.history)
+    # A commit seen from outside (a command's group offsets moving) was decided before the harness
+    # looked, by how much no one knows: too late a time would make a timely read, or a commit record
+    # that landed on time, look premature.
+    timed = [e for e in decisions if not e.get("observed") or "decided_at" in e]
     if evidence.polls is not None:
-        # A commit seen from outside (a command's group offsets moving) was decided before the harness
-        # looked, by how much no one knows: too late a time would make a timely read look premature.
-        decisions = [e for e in decisions if not e.get("observed") or "decided_at" in e]
+        decisions = timed
+    elif units is not None and len(timed) < len(decisions) and "committed_at" in units.column_names:
+        units = units.drop_columns(["committed_at"])
     return check_premature_reads(observations, units, commit_decisions(decisions, units))
 
 

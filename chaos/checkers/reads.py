@@ -76,9 +76,12 @@ def check_aborted_reads(observations: list[dict[str, Any]], final_ids: Ids) -> V
 
 def check_premature_reads(observations: list[dict[str, Any]], units: pa.Table, decided_at: Mapping[int, float],
                           tolerance: float = 0.1) -> Verdict:
-    """`units`: (checkpoint_id, id) of every commit unit; `decided_at`: when each unit's commit was
-    decided (wall-clock seconds, the probe's clock). An id seen at `ts` in a unit decided after
-    `ts + tolerance` was visible before its commit. Ids in several units (a replay) are left out."""
+    """`units`: (checkpoint_id, id) of every commit unit, with `committed_at` when the output's own
+    commit records say when each landed; `decided_at`: when each unit's commit was decided
+    (wall-clock seconds, the probe's clock). An id seen at `ts` in a unit decided after
+    `ts + tolerance` was visible before its commit was decided; a unit whose commit landed more than
+    `tolerance` before its decision was readable by anyone before it, whether a poll fell there or
+    not. Ids in several units (a replay) are left out."""
     seen = _seen(observations)
     pairs = units.select(["checkpoint_id", "id"]).cast(pa.schema([("checkpoint_id", pa.int64()), ("id", pa.int64())]))
     owners = pairs.group_by("id", use_threads=False).aggregate([("checkpoint_id", "count_distinct")])
@@ -88,8 +91,17 @@ def check_premature_reads(observations: list[dict[str, Any]], units: pa.Table, d
                         "decided_at": pa.array(list(decided_at.values()), pa.float64())})
     undecided = pc.unique(pairs["checkpoint_id"]).filter(
         pc.invert(pc.is_in(pc.unique(pairs["checkpoint_id"]), value_set=decided["checkpoint_id"])))
+    hasty = _committed_before_decided(units, decided, tolerance)
     counts = {"observations": len(observations), "units": len(pc.unique(pairs["checkpoint_id"])),
-              "units_without_decision": len(undecided), "premature_ids": 0}
+              "units_without_decision": len(undecided), "premature_ids": 0,
+              "units_committed_before_decided": hasty.num_rows}
+    if hasty.num_rows:
+        lead = pc.max(pc.subtract(hasty["decided_at"], hasty["committed_at"])).as_py()
+        hasty_ids = pc.unique(pairs.filter(pc.is_in(pairs["checkpoint_id"], value_set=hasty["checkpoint_id"]))["id"])
+        counts["premature_ids"] = len(hasty_ids)
+        return Verdict("premature-read", "fail", f"{hasty.num_rows} commits landed in the output before they were "
+                       f"decided (up to {lead:.1f}s before, by their own commit records): {len(hasty_ids)} ids were "
+                       "readable before their commit was decided", counts, examples(hasty_ids))
     if seen.num_rows == 0:
         return Verdict("premature-read", "inconclusive", _NOTHING_SEEN, counts)
     if counts["units"] == len(undecided):
@@ -108,3 +120,17 @@ def check_premature_reads(observations: list[dict[str, Any]], units: pa.Table, d
     lead = pc.max(pc.subtract(early["decided_at"], early["ts"])).as_py()
     return Verdict("premature-read", "fail", f"{len(premature)} ids were seen before the commit that holds them was "
                    f"decided (up to {lead:.1f}s before): prepared data was visible", counts, examples(premature))
+
+
+def _committed_before_decided(units: pa.Table, decided: pa.Table, tolerance: float) -> pa.Table:
+    """(checkpoint_id, committed_at, decided_at) of the units whose commit record is older than their
+    decision by more than `tolerance`; none when the output's records give no commit times."""
+    if "committed_at" not in units.column_names:
+        return pa.table({"checkpoint_id": pa.array([], pa.int64()), "committed_at": pa.array([], pa.float64()),
+                         "decided_at": pa.array([], pa.float64())})
+    landed = units.select(["checkpoint_id", "committed_at"]).cast(
+        pa.schema([("checkpoint_id", pa.int64()), ("committed_at", pa.float64())]))
+    landed = landed.filter(pc.is_valid(landed["committed_at"])).group_by("checkpoint_id", use_threads=False).aggregate(
+        [("committed_at", "min")]).rename_columns(["checkpoint_id", "committed_at"])
+    judged = landed.join(decided, "checkpoint_id", join_type="inner")
+    return judged.filter(pc.less(pc.add(judged["committed_at"], tolerance), judged["decided_at"]))

@@ -102,17 +102,22 @@ def _data_file(table_dir: Path, path: str) -> Path:
 
 
 def delta_committed_units(table_uri: str) -> pa.Table:
-    """(checkpoint_id, id) for every unit committed to a Delta table, from the log's commit files.
-    Commits that carry the same unit (a sink that splits a checkpoint) make up one unit together."""
+    """(checkpoint_id, id) for every unit committed to a Delta table, from the log's commit files, and
+    when each landed (its `commitInfo.timestamp`). Commits that carry the same unit (a sink that splits
+    a checkpoint) make up one unit together."""
     table_dir = Path(table_uri)
     units: list[tuple[int, pa.Array]] = []
+    committed_at: dict[int, float] = {}
     for commit in sorted((table_dir / "_delta_log").glob("[0-9]" * 20 + ".json")):
         actions = [json.loads(line) for line in commit.read_text().splitlines() if line.strip()]
         unit = _unit(actions)
         if unit is None:
             continue  # table creation, a schema change of its own
         units += [(unit, file_ids(_data_file(table_dir, a["add"]["path"]))) for a in actions if "add" in a]
-    return units_table(units)
+        stamp = next((a["commitInfo"].get("timestamp") for a in actions if "commitInfo" in a), None)
+        if stamp is not None:
+            committed_at.setdefault(unit, int(stamp) / 1000)  # a unit split over commits: its first
+    return units_table(units, committed_at)
 
 
 def _input_file(table_dir: Path, name: str, table: pa.Table) -> AddAction:

@@ -54,23 +54,28 @@ class HudiSnapshotIds:
 
 
 def hudi_committed_units(table_path: Path) -> pa.Table:
-    """(checkpoint_id, id) for every completed commit of a Hudi table's timeline, through hudi-rs."""
+    """(checkpoint_id, id) for every completed commit of a Hudi table's timeline, through hudi-rs, and
+    when each completed (its `.commit` file's time: a version-6 timeline records no completion time)."""
     import hudi
 
     if not (table_path / ".hoodie" / "hoodie.properties").exists():
         return units_table([])
     timeline = hudi.HudiTableBuilder.from_base_uri(str(table_path)).build().get_timeline()
     units: list[tuple[int, pa.Array]] = []
+    committed_at: dict[int, float] = {}
     for instant in timeline.get_completed_commits():
         metadata = json.loads(timeline.get_instant_metadata_in_json(instant))
         extra = metadata.get("extraMetadata") or {}
         if "chaos.checkpoint-id" not in extra or "chaos.worker" not in extra:
             continue
         unit = unit_id(extra["chaos.checkpoint-id"], extra["chaos.worker"])
+        completed = table_path / ".hoodie" / f"{instant.timestamp}.commit"  # a v6 timeline's completion record
+        if completed.exists():
+            committed_at.setdefault(unit, completed.stat().st_mtime)
         for stats in (metadata.get("partitionToWriteStats") or {}).values():
             # a stat's path is relative to the table (partition path included)
             units += [(unit, file_ids(table_path / stat["path"])) for stat in stats]
-    return units_table(units)
+    return units_table(units, committed_at)
 
 
 class HudiSourceSide(TableSourceSide):

@@ -116,7 +116,8 @@ class IcebergSnapshotIds:
 
 
 def iceberg_committed_units(uri: str, warehouse: Path, table_name: str) -> pa.Table:
-    """(checkpoint_id, id) for every unit in the current snapshot's ancestry, through pyiceberg."""
+    """(checkpoint_id, id) for every unit in the current snapshot's ancestry, through pyiceberg, and when
+    each landed (its snapshot's `timestamp-ms`)."""
     from pyiceberg.exceptions import NoSuchTableError
     from pyiceberg.manifest import ManifestEntryStatus
     from pyiceberg.table.snapshots import ancestors_of
@@ -128,6 +129,7 @@ def iceberg_committed_units(uri: str, warehouse: Path, table_name: str) -> pa.Ta
         except NoSuchTableError:
             return units_table([])
         units: list[tuple[int, pa.Array]] = []
+        committed_at: dict[int, float] = {}
         for snapshot in ancestors_of(table.current_snapshot(), table.metadata):
             props = snapshot.summary.additional_properties if snapshot.summary is not None else {}
             if "chaos.checkpoint-id" in props and "chaos.worker" in props:
@@ -136,6 +138,7 @@ def iceberg_committed_units(uri: str, warehouse: Path, table_name: str) -> pa.Ta
                 unit = unit_id(snapshot.sequence_number, 0)
             else:
                 continue  # table creation, a schema change of its own
+            committed_at[unit] = min(committed_at.get(unit, float("inf")), snapshot.timestamp_ms / 1000)
             for manifest in snapshot.manifests(table.io):
                 if manifest.added_snapshot_id != snapshot.snapshot_id:
                     continue  # a manifest an earlier snapshot wrote: none of its entries are new here
@@ -143,7 +146,7 @@ def iceberg_committed_units(uri: str, warehouse: Path, table_name: str) -> pa.Ta
                     if entry.status == ManifestEntryStatus.ADDED and entry.snapshot_id == snapshot.snapshot_id:
                         with table.io.new_input(entry.data_file.file_path).open() as f:
                             units.append((unit, file_ids(f)))
-        return units_table(units)
+        return units_table(units, committed_at)
     finally:
         close_catalog(catalog)
 

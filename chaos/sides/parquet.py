@@ -139,13 +139,16 @@ class ParquetVisibleIds:
 
 
 def committed_units(directory: Path) -> pa.Table:
-    """(checkpoint_id, id) for every committed (checkpoint, worker) unit, from the commit manifests."""
+    """(checkpoint_id, id) for every committed (checkpoint, worker) unit, from the commit manifests, and
+    when each was committed (its manifest's time)."""
     units = []
+    committed_at: dict[int, float] = {}
     for manifest in sorted((directory / "_manifests").glob("*/*.json")):
         body = json.loads(manifest.read_text())
         unit = unit_id(body["checkpoint_id"], body["worker"])
         units += [(unit, file_ids(directory / name)) for name in body["files"]]
-    return units_table(units)
+        committed_at[unit] = manifest.stat().st_mtime  # written last, by the commit
+    return units_table(units, committed_at)
 
 
 class TwoPhaseParquetSinkSide(ParquetSinkSide):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -36,14 +36,21 @@ def file_ids(source: Any) -> pa.Array:
     return pq.read_table(source, columns=["id"]).column("id").combine_chunks().cast(pa.int64())
 
 
-def units_table(units: Iterable[tuple[int, pa.Array]]) -> pa.Table:
-    """(checkpoint_id, id) rows, the shape `check_atomic_visibility` takes; unit ids go in `checkpoint_id`."""
+def units_table(units: Iterable[tuple[int, pa.Array]], committed_at: Mapping[int, float] | None = None) -> pa.Table:
+    """(checkpoint_id, id) rows, the shape `check_atomic_visibility` takes; unit ids go in `checkpoint_id`.
+    `committed_at`: when each unit's commit landed, in wall-clock seconds, as the output's own commit
+    record says (a Delta log entry's timestamp, an Iceberg snapshot's): a `committed_at` column then,
+    null for a unit whose record says nothing."""
     parts = list(units)
-    return pa.table({
+    table = pa.table({
         "checkpoint_id": pa.concat_arrays([pa.repeat(pa.scalar(u, pa.int64()), len(a)) for u, a in parts]
                                           or [pa.array([], pa.int64())]),
         "id": pa.concat_arrays([a for _, a in parts] or [pa.array([], pa.int64())]),
     })
+    if committed_at is None:
+        return table
+    times = pa.array([committed_at.get(u) for u, a in parts for _ in range(len(a))], pa.float64())
+    return table.append_column("committed_at", times)
 
 
 class VisibilityProbe(BackgroundReader):

@@ -103,3 +103,4 @@ def test_reads_judged_against_no_decision_prove_nothing():
     assert check_premature_reads(observations, units, {}).status == "inconclusive"
     files = pa.table({"id": pa.array([0, 1], pa.int64())})  # a source without offsets places no record
     assert covering_units(files, [{"checkpoint_id": 1, "positions": {"0": {"0": 5}}}]).num_rows == 0
+

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from chaos.checkers.reads import check_aborted_reads, check_monotonic_reads, check_premature_reads
+from chaos.sides.visibility import units_table
 
 
 def observations(*polls):
@@ -57,7 +58,8 @@ def test_ids_seen_only_after_their_commit_was_decided_are_not_premature():
     seen = observations([], [1, 2], [1, 2, 3, 4])  # at ts 100, 101, 102
     verdict = check_premature_reads(seen, UNITS, {1000: 100.5, 2000: 101.9, 3000: 150.0})
     assert verdict.status == "pass"
-    assert verdict.counts == {"observations": 3, "units": 3, "units_without_decision": 0, "premature_ids": 0}
+    assert verdict.counts == {"observations": 3, "units": 3, "units_without_decision": 0, "premature_ids": 0,
+                              "units_committed_before_decided": 0}
 
 
 def test_prepared_data_seen_before_the_decision_is_a_premature_read():
@@ -79,3 +81,12 @@ def test_units_without_a_decision_and_ids_in_several_units_are_left_out_not_gues
     assert verdict.status == "pass"  # 3 is in two units, 5's unit has no decision on record
     assert verdict.counts["units_without_decision"] == 2
     assert check_premature_reads([], UNITS, {}).status == "inconclusive"
+
+
+def test_a_commit_record_older_than_its_decision_is_premature_whatever_the_reader_saw():
+    units = units_table([(1000, pa.array([1, 2], pa.int64())), (2000, pa.array([3], pa.int64()))],
+                        {1000: 10.0, 2000: 20.0})  # when each commit landed, by its own record
+    late_reader = [{"ts": 30.0, "ids": pa.array([1, 2, 3], pa.int64())}]
+    assert check_premature_reads(late_reader, units, {1000: 9.0, 2000: 19.95}).status == "pass"  # within 0.1 s
+    hasty = check_premature_reads([], units, {1000: 9.0, 2000: 22.0})  # unit 2000 landed 2 s before its decision
+    assert hasty.status == "fail" and hasty.examples == [3] and hasty.counts["units_committed_before_decided"] == 1
