@@ -31,7 +31,10 @@ from drivers.sdk.crashpoints import MARKER_DIR, CrashPoints
 from drivers.sdk.events import Event
 from drivers.sdk.history import History
 
-HEARTBEAT_SECONDS = 1.0
+HEARTBEAT_SECONDS = 0.1
+"""How often the coordinator pings each worker. Often enough that a fault on the coordinator link
+meets traffic within its first 0.1 s: a reset or a cut that only acts on data in flight (Toxiproxy's
+reset_peer) is then no matter of luck, and neither is a shrink that shortens one."""
 
 
 @dataclass
