@@ -9,6 +9,7 @@ the producer's outcomes, what the visibility probe saw, and the history.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
@@ -79,6 +80,22 @@ class RunEvidence:
     drain_seconds: float = 0.0
     fault_errors: tuple[str, ...] = ()
 
+    @cached_property
+    def covered(self) -> pa.Table:
+        """(unit, id) of the source records each persisted checkpoint covers, one unit per checkpoint:
+        a polled output's units (premature-read and lost-write both judge by them)."""
+        covered = covering_units(self.truth, _persisted(self.history))
+        return covered.set_column(0, "checkpoint_id", pc.multiply(covered["checkpoint_id"], WORKERS_PER_CHECKPOINT))
+
+    @cached_property
+    def reads(self) -> tuple[list[dict[str, Any]], pa.Table | None]:
+        """What readers saw during the run, as observations, and the units to judge them by: the
+        visibility probe's and the output's commit records for a watched sink; for a polled one, the
+        concurrent consumer's batches and the units its source's offsets give (`covered`)."""
+        if self.polls is None:
+            return self.observations or [], self.units
+        return poll_observations(self.polls), self.covered
+
 
 @dataclass(frozen=True)
 class Check:
@@ -113,23 +130,8 @@ def commit_decisions(persisted_events: list[dict[str, Any]], units: pa.Table | N
             if unit // WORKERS_PER_CHECKPOINT in persisted}
 
 
-def _reads(evidence: RunEvidence) -> tuple[list[dict[str, Any]], pa.Table | None]:
-    """What readers saw during the run, as observations, and the units to judge them by: the
-    visibility probe's and the output's commit records for a watched sink; for a polled one, the
-    concurrent consumer's batches and the units its source's offsets give (`covering_units`)."""
-    if evidence.polls is None:
-        return evidence.observations or [], evidence.units
-    return poll_observations(evidence.polls), _covered(evidence)
-
-
-def _covered(evidence: RunEvidence) -> pa.Table:
-    """(unit, id) of the source records each persisted checkpoint covers, one unit per checkpoint."""
-    covered = covering_units(evidence.truth, _persisted(evidence.history))
-    return covered.set_column(0, "checkpoint_id", pc.multiply(covered["checkpoint_id"], WORKERS_PER_CHECKPOINT))
-
-
 def _premature(evidence: RunEvidence) -> Verdict:
-    observations, units = _reads(evidence)
+    observations, units = evidence.reads
     decisions = _persisted(evidence.history)
     # A commit seen from outside (a command's group offsets moving) was decided before the harness
     # looked, by how much no one knows: too late a time would make a timely read, or a commit record
@@ -215,13 +217,13 @@ CHECKS = (
     Check("non-monotonic-read", lambda x: sink_side_class(x.pipeline.sink).watched,
           lambda x, d, ev, every: check_monotonic_reads(ev.observations or [])),
     Check("aborted-read", _read_by_a_reader,
-          lambda x, d, ev, every: check_aborted_reads(_reads(ev)[0], ev.output["id"])),
+          lambda x, d, ev, every: check_aborted_reads(ev.reads[0], ev.output["id"])),
     Check("premature-read", _read_by_a_reader, lambda x, d, ev, every: _premature(ev)),
     Check("poll-skip", _polled, lambda x, d, ev, every: check_poll_skips(_polls(ev), ev.output)),
     Check("non-monotonic-poll", _polled, lambda x, d, ev, every: check_monotonic_polls(_polls(ev))),
     Check("duplicate-delivery", _polled, lambda x, d, ev, every: check_duplicate_deliveries(_polls(ev))),
     Check("lost-write", lambda x: _polled(x) and source_side_class(x.pipeline.source).partitioned,
-          lambda x, d, ev, every: check_lost_writes(_covered(ev)["id"], _polls(ev), every,
+          lambda x, d, ev, every: check_lost_writes(ev.covered["id"], _polls(ev), every,
                                                     required=x.requires_no_loss)),
     Check("schema-compatibility", lambda x: x.workload.schema_change_at is not None,
           lambda x, d, ev, every: check_schema(_expected(x), every)),
