@@ -112,6 +112,10 @@ def node_properties(index: int, ports: list[NodePorts], data_dir: Path, separate
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
         "delete.topic.enable": "true",
+        # Leadership moves only when an experiment says so (a fault, an `elect`): Kafka's own
+        # preferred-leader rebalance runs on a 300 s timer, which on a cluster shared by many runs
+        # fires inside one of them at random and hands a moved partition back behind its back.
+        "auto.leader.rebalance.enable": "false",
         # A hard-killed node is fenced by the active controller once its session lapses; it is
         # restarted only after that (see `KafkaCluster.wait_fenced`), so that its registration does not race it.
         "broker.session.timeout.ms": "5000",
