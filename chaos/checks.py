@@ -141,7 +141,26 @@ def _premature(evidence: RunEvidence) -> Verdict:
         decisions = timed
     elif units is not None and len(timed) < len(decisions) and "committed_at" in units.column_names:
         units = units.drop_columns(["committed_at"])
-    return check_premature_reads(observations, units, commit_decisions(decisions, units))
+    decided = commit_decisions(decisions, units)
+    moved_until = clock_moved_until(evidence.history)
+    if units is not None and moved_until is not None and "committed_at" in units.column_names:
+        # A commit record written while a clock fault held a process carries that clock's time, by
+        # how much no one can tell from the record: its units are left out of that comparison.
+        untimed = pa.array([unit for unit, at in decided.items() if at <= moved_until], pa.int64())
+        index = units.column_names.index("committed_at")
+        moved = pc.is_in(units["checkpoint_id"].cast(pa.int64()), value_set=untimed)
+        units = units.set_column(index, "committed_at", pc.if_else(
+            moved, pa.scalar(None, pa.float64()), units["committed_at"]))
+    return check_premature_reads(observations, units, decided)
+
+
+def clock_moved_until(history: list[dict[str, Any]]) -> float | None:
+    """When the run's last clock fault healed (the history's end for one never healed), or None
+    without one: a commit decided before then may have its record written under a moved clock."""
+    clocks = {event.get("index") for event in history
+              if event.get("event") == Event.FAULT_INJECT and event.get("kind") == "clock"}
+    ends = [window.end for window in timeline(history).faults if window.index in clocks]
+    return max(ends, default=None)
 
 
 def _polls(evidence: RunEvidence) -> pa.Table:

@@ -28,6 +28,7 @@ from chaos.checkers.verdict import Verdict
 from chaos.checks import RunEvidence, check_run
 from chaos.engines import engine_for
 from chaos.env.acquire import acquire_environment
+from chaos.env.clock_shim import CLOCK_DIR
 from chaos.env.environment import Environment
 from chaos.env.processes import tail
 from chaos.env.roles import ClusterRoles, RoleNames
@@ -177,7 +178,8 @@ class Run:
             context = FaultContext(toxiproxy=self.env.toxiproxy, processes=supervisor, services=self.env,
                                    disk_control=self.run_dir / DISK_CONTROL, resolve_role=self._resolve_role,
                                    proxies=self.env.link_proxies, cluster=self.cluster_roles,
-                                   output_dirs=(self.run_dir / "output", self.run_dir / "lake"))
+                                   output_dirs=(self.run_dir / "output", self.run_dir / "lake"),
+                                   clock_dir=self.run_dir / CLOCK_DIR)
             schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)

@@ -17,10 +17,11 @@ from pydantic import Field, field_validator, model_validator
 
 from drivers.sdk.crashpoints import POINTS, role_of
 from drivers.sdk.links import NETWORK_LINKS
-from faults.fields import Duration, StrictModel
+from faults.fields import Duration, SignedDuration, StrictModel
 from faults.targets import (
     CONTROLLERS,
     LEADER,
+    MAX_WORKERS,
     NODES,
     PAIR_LINKS,
     PROCESSES,
@@ -271,6 +272,52 @@ class CorruptFault(FaultBase):
     duration: Duration = Field(0.0, le=0, description="always 0: a damaged file stays damaged")
 
 
+CLOCK_TARGETS = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS))
+"""The processes whose wall clock a clock fault moves: our runtime's, started with the clock shim."""
+MAX_CLOCK_OFFSET = 30 * 86400.0
+"""Thirty days either way: far enough for any timeout, certificate or retention, near enough to read."""
+
+
+class ClockFault(FaultBase):
+    """The target's wall clock is wrong, as an NTP step or a drifting oscillator makes it; its
+    monotonic clock keeps true, as the kernel keeps it. `jump` steps it by `offset` at once and back
+    at the heal; `skew` lets it drift from true to `offset` evenly over `duration`, then steps it
+    back; `strobe` flips it between `offset` and true every `period`, as Jepsen's clock nemesis
+    does. Everything in the process that reads the time sees it: the runtime, the format libraries
+    (a Delta commit's `timestamp`, an Iceberg snapshot's `timestamp-ms`) and the Kafka client."""
+
+    kind: Literal["clock"]
+    mode: Literal["jump", "skew", "strobe"]
+    offset: SignedDuration = Field(description="how far the clock is off: `-30s` runs behind, `2m` ahead")
+    period: Duration | None = Field(None, ge=0.1, le=60, description="strobe only: how long each flip holds (0.5s)")
+
+    @field_validator("target")
+    @classmethod
+    def _a_runtime_process(cls, target: str) -> str:
+        return known(target, CLOCK_TARGETS, "process")
+
+    @field_validator("offset")
+    @classmethod
+    def _bounded(cls, offset: float) -> float:
+        if offset == 0 or abs(offset) > MAX_CLOCK_OFFSET:
+            raise ValueError(f"an offset moves the clock: give one between 1ms and {MAX_CLOCK_OFFSET / 86400:g} "
+                             f"days either way (a minus sign runs it behind), not {offset:g}s")
+        return offset
+
+    @model_validator(mode="after")
+    def _lasts(self) -> "ClockFault":
+        if self.duration <= 0:
+            raise ValueError("a clock fault lasts a while: give a duration above 0")
+        if self.mode != "strobe" and self.period is not None:
+            raise ValueError(f"period is for a strobe, not for a {self.mode}")
+        return self
+
+    @property
+    def flip_every(self) -> float:
+        """A strobe's period: how long the clock stays off, then true, then off again."""
+        return self.period if self.period is not None else 0.5
+
+
 class CrashFault(StrictModel):
     """Arm a named crash point: the process exits at once on the `hit`-th time it passes the point,
     and its supervisor restarts it after the pipeline's `restart_delay`."""
@@ -303,6 +350,6 @@ class CrashFault(StrictModel):
 
 FAULT_MODELS = (DownFault, PartitionFault, LatencyFault, BandwidthFault, SlowCloseFault, TimeoutFault,
                 ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, IsolateFault,
-                RollingRestartFault, ElectFault, DiskFault, CorruptFault, CrashFault)
+                RollingRestartFault, ElectFault, DiskFault, CorruptFault, ClockFault, CrashFault)
 Fault = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # type: ignore[valid-type]
 FAULT_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in FAULT_MODELS)

@@ -32,5 +32,20 @@ def parse_duration(value: object) -> float:
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
+def parse_signed_duration(value: object) -> float:
+    """Seconds, forward or back: a duration such as `30s`, or one led by a minus sign (`-2m`)."""
+    text = value.strip() if isinstance(value, str) else value
+    behind = (isinstance(text, str) and text.startswith("-")) or (
+        isinstance(text, (int, float)) and not isinstance(text, bool) and text < 0)
+    try:
+        seconds = parse_duration(text[1:] if isinstance(text, str) and behind else abs(text) if behind else text)
+    except ValueError:
+        raise ValueError(f"expected a duration such as 30s, or -2m to go back, got {value!r}") from None
+    return -seconds if behind else seconds
+
+
+SignedDuration = Annotated[float, BeforeValidator(parse_signed_duration)]
+
+
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -3,8 +3,8 @@
 An injector is `inject(fault, context) -> Heal`: it turns the fault on and returns the function that
 turns it off again. The context carries what the faults act on through small protocols, so that
 `faults/` depends on nothing of the harness: the Toxiproxy client, the pipeline's processes (the
-supervisor), the environment's services, the control file of the sinks' disk faults, and where the
-sinks' data files are.
+supervisor), the environment's services, the control file of the sinks' disk faults, where the
+sinks' data files are, and the processes' clock offsets.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ class FaultContext:
     """The cluster's elections and replica state, when the environment is a cluster."""
     output_dirs: tuple[Path, ...] = ()
     """Where the sink's data files are (the run's `output/` and `lake/`): what a corrupt fault damages."""
+    clock_dir: Path | None = None
+    """Where the offset files of the processes started with the clock shim are: what a clock fault moves."""
 
 
 class Injector(Protocol):

@@ -26,9 +26,10 @@ MIN_TOXICITY = 0.1
 SIMPLER_KIND = {"partition": "down", "down": "reset_peer", "kill": "terminate"}
 """A kind and the simpler one to try in its place: a blackhole becomes a refused connection, that a
 reset; a SIGKILL becomes a SIGTERM."""
-_WEAKER = {"latency_ms": 0.5, "jitter_ms": 0.0, "delay_ms": 0.5, "timeout_ms": 2.0, "rate_kbps": 2.0, "bytes": 2.0}
+_WEAKER = {"latency_ms": 0.5, "jitter_ms": 0.0, "delay_ms": 0.5, "timeout_ms": 2.0, "rate_kbps": 2.0, "bytes": 2.0,
+           "offset": 0.5}
 """How one step weakens a parameter: a factor on its value (a timeout, a bandwidth or a byte limit
-that grows hurts less)."""
+that grows hurts less; a clock half as far off, either way)."""
 _WEAKEST = {"timeout_ms": 60_000, "rate_kbps": 1 << 20, "bytes": 1 << 30}
 """Where growing stops: past a minute's timeout, a gigabyte a second or a gigabyte, a toxic is gone."""
 

@@ -19,8 +19,9 @@ from typing import Any, Protocol, Sequence
 
 from drivers.sdk.events import Event
 from drivers.sdk.history import HistoryTail
-from faults import cluster, disk, files, network, process
+from faults import clock, cluster, disk, files, network, process
 from faults.catalog import (
+    ClockFault,
     ClusterFault,
     CorruptFault,
     CrashFault,
@@ -40,6 +41,7 @@ INJECTORS: dict[type, Injector] = {
     ProcessFault: process.inject,
     DiskFault: disk.inject,
     CorruptFault: files.inject,
+    ClockFault: clock.inject,
     ClusterFault: cluster.inject,
 }
 """Which injector a fault's family goes to (a model's nearest base class listed here)."""

@@ -81,7 +81,8 @@ def check_premature_reads(observations: list[dict[str, Any]], units: pa.Table, d
     (wall-clock seconds, the probe's clock). An id seen at `ts` in a unit decided after
     `ts + tolerance` was visible before its commit was decided; a unit whose commit landed more than
     `tolerance` before its decision was readable by anyone before it, whether a poll fell there or
-    not. Ids in several units (a replay) are left out."""
+    not; a unit whose `committed_at` is null (no reliable record) is not judged that way, and is
+    counted. Ids in several units (a replay) are left out."""
     seen = _seen(observations)
     pairs = units.select(["checkpoint_id", "id"]).cast(pa.schema([("checkpoint_id", pa.int64()), ("id", pa.int64())]))
     owners = pairs.group_by("id", use_threads=False).aggregate([("checkpoint_id", "count_distinct")])
@@ -94,7 +95,8 @@ def check_premature_reads(observations: list[dict[str, Any]], units: pa.Table, d
     hasty = _committed_before_decided(units, decided, tolerance)
     counts = {"observations": len(observations), "units": len(pc.unique(pairs["checkpoint_id"])),
               "units_without_decision": len(undecided), "premature_ids": 0,
-              "units_committed_before_decided": hasty.num_rows}
+              "units_committed_before_decided": hasty.num_rows,
+              "units_without_commit_time": _untimed(units)}
     if hasty.num_rows:
         lead = pc.max(pc.subtract(hasty["decided_at"], hasty["committed_at"])).as_py()
         hasty_ids = pc.unique(pairs.filter(pc.is_in(pairs["checkpoint_id"], value_set=hasty["checkpoint_id"]))["id"])
@@ -120,6 +122,13 @@ def check_premature_reads(observations: list[dict[str, Any]], units: pa.Table, d
     lead = pc.max(pc.subtract(early["decided_at"], early["ts"])).as_py()
     return Verdict("premature-read", "fail", f"{len(premature)} ids were seen before the commit that holds them was "
                    f"decided (up to {lead:.1f}s before): prepared data was visible", counts, examples(premature))
+
+
+def _untimed(units: pa.Table) -> int:
+    """Units whose commit records give no time to judge by (none at all, or not a reliable one)."""
+    if "committed_at" not in units.column_names:
+        return len(pc.unique(units["checkpoint_id"]))
+    return len(pc.unique(units.filter(pc.is_null(units["committed_at"]))["checkpoint_id"]))
 
 
 def _committed_before_decided(units: pa.Table, decided: pa.Table, tolerance: float) -> pa.Table:

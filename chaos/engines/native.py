@@ -16,10 +16,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from chaos.engines.base import Factory, Status
+from chaos.env.clock_shim import clock_env
 from chaos.env.processes import ManagedProcess
 from chaos.sides.base import RunContext, SinkSide, SourceSide
 from drivers.runtime.config import JobConfig
 from drivers.sdk.events import Event
+from drivers.sdk.history import TRUE_EPOCH, true_epoch
+from faults.clock import clock_targets
 
 NOWHERE = 1
 """tcpmux's port, where nothing listens: a link pointed here refuses every connection at once."""
@@ -62,7 +65,9 @@ class NativeEngine:
         return json.loads(self.job.read_text())
 
     def factory(self, name: str) -> Factory:
-        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
+        env = dict(os.environ, PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1", **{TRUE_EPOCH: str(true_epoch())})
+        if name in clock_targets(self.context.experiment.faults):
+            env.update(clock_env(self.context.run_dir, name))
         if name == "coordinator":
             argv = [sys.executable, "-m", "drivers.runtime.coordinator", str(self.job)]
         else:

@@ -1,4 +1,4 @@
-"""Provisioning: Kafka from Maven Central jars, Toxiproxy built with `go install`.
+"""Provisioning: Kafka from Maven Central jars, Toxiproxy built with `go install`, the clock shim with `cc`.
 
 Both land in the cache (`CHAOS_HOME`) once and are reused; a marker file is written only after a
 complete install, so an interrupted install is redone rather than half-used. Users who already
@@ -7,12 +7,14 @@ have the binaries point `KAFKA_HOME` (a Kafka tarball layout) or `TOXIPROXY_BIN`
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from chaos.env.clock_shim import shim_library
 from chaos.env.maven import resolve_jars
 from chaos.env.paths import chaos_home
 from chaos.errors import EnvironmentFailure
@@ -25,6 +27,7 @@ SLF4J_BINDING = ("org.apache.logging.log4j", "log4j-slf4j-impl", "2.24.3")
 EXPECTED_SLF4J_API = "slf4j-api-1.7."
 TOXIPROXY_VERSION = "v2.12.0"
 TOXIPROXY_MODULE = "github.com/Shopify/toxiproxy/v2"
+log = logging.getLogger(__name__)
 
 _INSTALL_HINTS = {
     "java": "a Java 17+ runtime (Debian: apt-get install openjdk-17-jre-headless)",
@@ -54,12 +57,17 @@ class Tools:
 def install(verbose: bool = False) -> Tools:
     """Provision whatever is missing; cheap when everything is cached."""
     java = require_tool("java")
-    return Tools(
+    tools = Tools(
         java=java,
         kafka_classpath=_kafka_classpath(verbose),
         toxiproxy_server=_toxiproxy_binary("server"),
         toxiproxy_cli=_toxiproxy_cli(),
     )
+    try:
+        shim_library()
+    except EnvironmentFailure as e:  # only a clock fault needs it, and says so then
+        log.warning("the clock shim is not built, so clock faults cannot run: %s", e)
+    return tools
 
 
 def _kafka_classpath(verbose: bool) -> str:

@@ -16,7 +16,7 @@ from drivers.engines import NATIVE
 from drivers.sdk.connector import Connector, load
 from drivers.sdk.crashpoints import role_of
 from drivers.sdk.links import NETWORK_LINKS
-from faults.catalog import CorruptFault, CrashFault, DiskFault, DownFault, Fault, ProcessFault
+from faults.catalog import ClockFault, CorruptFault, CrashFault, DiskFault, DownFault, Fault, ProcessFault
 from faults.nemesis import trigger_text
 from faults.reduce import overlapping
 from faults.targets import PROCESSES, ROLES
@@ -63,6 +63,8 @@ _HOLDS = MappingProxyType({
             "would bring it back up while the other still holds it",
     "disk": "every disk fault goes through the run's one control file: this one would replace the other "
             "there, and the first heal would remove the file, ending both",
+    "clock": "a process has one clock: this fault would set it over the other's offset, and the first heal "
+             "would set it true while the other still holds it",
 })
 """Why two faults on one thing, active at once, are not the schedule written, by what they hold."""
 
@@ -98,6 +100,8 @@ def _held(fault: Fault) -> tuple[str, ...] | None:
         return ("link", fault.target)
     if isinstance(fault, DiskFault):
         return ("disk",)  # one control file, whatever the target
+    if isinstance(fault, ClockFault):
+        return ("clock", fault.target)
     return None
 
 
@@ -197,6 +201,9 @@ def _fault(fault: Fault, pipeline: Any | None, workload: Any | None) -> Iterator
     if isinstance(fault, CorruptFault) and SINKS[pipeline.sink].capabilities.networked:
         yield (("kind",), f"a corrupt fault damages a data file of the sink's output, and the {pipeline.sink} sink "
                           "writes to a service, not to files")
+    if isinstance(fault, ClockFault) and pipeline.engine != NATIVE:
+        yield (("kind",), f"a clock fault moves the clock of our runtime's coordinator or a worker, started with "
+                          f"the clock shim; the {pipeline.engine} engine's processes are not ours to start")
     if target in NETWORK_LINKS and target not in (links := pipeline_links(pipeline)):
         yield (("target",), f"{target} is a link this pipeline does not have (its links: {', '.join(links)})")
 

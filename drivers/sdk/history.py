@@ -15,17 +15,32 @@ from typing import Any
 
 from drivers.sdk.events import Event
 
+TRUE_EPOCH = "CHAOS_TRUE_EPOCH"
+"""The harness passes its `true_epoch` on to the processes it starts, under this variable."""
+
+
+def true_epoch() -> float:
+    """The wall-clock time at which the monotonic clock read 0: the harness's when it passed it on.
+
+    Why: a history's times are the observer's, and a clock fault moves the wall clock of the process
+    under test (not its monotonic clock, which is one clock for the whole machine). Timed from this
+    epoch, every process's events keep to the harness's one true clock, faulted or not."""
+    inherited = os.environ.get(TRUE_EPOCH)
+    return float(inherited) if inherited else time.time() - time.monotonic()
+
 
 class History:
     def __init__(self, path: Path, source: str):
         self.path = path
         self.source = source
+        self._epoch = true_epoch()
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def append(self, event: Event, **fields: Any) -> None:
-        line = json.dumps({"ts": time.time(), "source": self.source, "event": event, **fields}, default=str)
+        ts = self._epoch + time.monotonic()
+        line = json.dumps({"ts": ts, "source": self.source, "event": event, **fields}, default=str)
         with self._lock:
             os.write(self._fd, (line + "\n").encode())
 

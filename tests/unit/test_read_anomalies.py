@@ -59,7 +59,7 @@ def test_ids_seen_only_after_their_commit_was_decided_are_not_premature():
     verdict = check_premature_reads(seen, UNITS, {1000: 100.5, 2000: 101.9, 3000: 150.0})
     assert verdict.status == "pass"
     assert verdict.counts == {"observations": 3, "units": 3, "units_without_decision": 0, "premature_ids": 0,
-                              "units_committed_before_decided": 0}
+                              "units_committed_before_decided": 0, "units_without_commit_time": 3}
 
 
 def test_prepared_data_seen_before_the_decision_is_a_premature_read():
