@@ -53,10 +53,11 @@ from drivers.runtime.factory import DISK_CONTROL
 from drivers.sdk import records
 from drivers.sdk.events import Event
 from drivers.sdk.history import History, read_history
+from faults.clock import clock_file
 from faults.injector import FaultContext
 from faults.nemesis import describe
 from faults.schedule import FaultSchedule
-from faults.targets import cluster_role
+from faults.targets import SERVICES, cluster_role
 
 T = TypeVar("T")
 """What one read of the output gives: a table of records, or of commit units."""
@@ -161,6 +162,10 @@ class Run:
             raise record_interrupted(self.run_dir, e, self.experiment, lambda: self._evidence(None, False, 0.0, []),
                                      self.console, restarts) from e
 
+    def _clock_file(self, target: str) -> Path | None:
+        """A clock fault's offset file: the broker's is the environment's, a pipeline process's the run's."""
+        return self.env.clock_file(target) if target in SERVICES else clock_file(self.run_dir / CLOCK_DIR, target)
+
     def _execute(self) -> RunResult:
         experiment = self.experiment
         pipeline = experiment.pipeline
@@ -179,7 +184,7 @@ class Run:
                                    disk_control=self.run_dir / DISK_CONTROL, resolve_role=self._resolve_role,
                                    proxies=self.env.link_proxies, cluster=self.cluster_roles,
                                    output_dirs=(self.run_dir / "output", self.run_dir / "lake"),
-                                   clock_dir=self.run_dir / CLOCK_DIR)
+                                   clock_file=self._clock_file)
             schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)

@@ -272,8 +272,9 @@ class CorruptFault(FaultBase):
     duration: Duration = Field(0.0, le=0, description="always 0: a damaged file stays damaged")
 
 
-CLOCK_TARGETS = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS))
-"""The processes whose wall clock a clock fault moves: our runtime's, started with the clock shim."""
+CLOCK_TARGETS = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS)) + ("kafka",)
+"""The processes whose wall clock a clock fault moves, started with the clock shim: our runtime's,
+and the single broker."""
 MAX_CLOCK_OFFSET = 30 * 86400.0
 """Thirty days either way: far enough for any timeout, certificate or retention, near enough to read."""
 

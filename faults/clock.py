@@ -65,7 +65,8 @@ def offset_at(fault: ClockFault, elapsed: float) -> float:
 
 
 def inject(fault: ClockFault, context: FaultContext) -> Heal:
-    if context.clock_dir is None or not (path := clock_file(context.clock_dir, fault.target)).exists():
+    path = context.clock_file(fault.target)
+    if path is None or not path.exists():
         raise FileNotFoundError(f"{fault.target} was not started with the clock shim: it has no offset file")
     if fault.mode == "jump":
         write_offset(path, fault.offset)

@@ -60,8 +60,8 @@ class FaultContext:
     """The cluster's elections and replica state, when the environment is a cluster."""
     output_dirs: tuple[Path, ...] = ()
     """Where the sink's data files are (the run's `output/` and `lake/`): what a corrupt fault damages."""
-    clock_dir: Path | None = None
-    """Where the offset files of the processes started with the clock shim are: what a clock fault moves."""
+    clock_file: Callable[[str], Path | None] = field(default=lambda target: None)
+    """The offset file of a process or service started with the clock shim: what a clock fault moves."""
 
 
 class Injector(Protocol):

@@ -19,7 +19,8 @@ from faults.clock import clock_file, create_offset_file
 
 SOURCE = Path(__file__).with_name("chaos_clock.c")
 CLOCK_DIR = "clock"
-"""Under a run's directory: the offset file of each process a clock fault targets."""
+"""Under a run's directory, the offset file of each process a clock fault targets; under an
+environment's, the broker's."""
 
 
 def shim_library() -> Path:
@@ -46,8 +47,23 @@ def shim_library() -> Path:
 def clock_env(run_dir: Path, process: str) -> dict[str, str]:
     """What a clock-faulted process is started with: the shim preloaded, and its offset file, made
     true when it does not exist yet (a process restarted during a fault keeps the clock it had)."""
-    offsets = clock_file(run_dir / CLOCK_DIR, process)
+    return _preloaded(shim_library(), clock_file(run_dir / CLOCK_DIR, process))
+
+
+def service_clock_env(workdir: Path, service: str) -> dict[str, str] | None:
+    """The whole environment a service (the broker) starts with: the shim preloaded whenever it is
+    built, on an offset file under the environment's directory that stays true until a clock fault
+    on the service moves it (at 0 the shim only passes the time through). None without the shim:
+    the service runs as it is, and a clock fault on it says it was not started with the shim."""
+    try:
+        library = shim_library()
+    except EnvironmentFailure:
+        return None
+    return dict(os.environ, **_preloaded(library, clock_file(workdir / CLOCK_DIR, service)))
+
+
+def _preloaded(library: Path, offsets: Path) -> dict[str, str]:
     if not offsets.exists():
         create_offset_file(offsets)
-    preload = " ".join(filter(None, [str(shim_library()), os.environ.get("LD_PRELOAD", "")]))
+    preload = " ".join(filter(None, [str(library), os.environ.get("LD_PRELOAD", "")]))
     return {"LD_PRELOAD": preload, "CHAOS_CLOCK_FILE": str(offsets)}

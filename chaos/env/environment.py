@@ -27,6 +27,7 @@ from confluent_kafka.admin import AdminClient
 
 from chaos.env import install as installer
 from chaos.env import postgres as pg
+from chaos.env.clock_shim import CLOCK_DIR
 from chaos.env.cluster import KafkaCluster, create_internal_topics
 from chaos.env.cluster_config import client_proxy, node_ports
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
@@ -51,6 +52,7 @@ from chaos.env.toxiproxy_server import start_toxiproxy
 from chaos.errors import EnvironmentFailure
 from chaos.experiment.shape import KafkaShape
 from drivers.sdk.links import KAFKA_LINKS
+from faults.clock import clock_file
 from faults.toxiproxy import Proxy, Toxiproxy, ToxiproxyError
 
 log = logging.getLogger("chaos.env")
@@ -96,6 +98,12 @@ class Environment(ServiceFaults):
         if self.state.nodes and link in self.state.kafka_links:
             return [client_proxy(link, index) for index in range(len(self.state.nodes))]
         return [link]
+
+    def clock_file(self, service: str) -> Path | None:
+        """The offset file through which a clock fault moves a service's clock: the single broker's,
+        when it was started with the clock shim (a cluster's nodes are not)."""
+        offsets = clock_file(Path(self.state.workdir) / CLOCK_DIR, service)
+        return offsets if service == "kafka" and not self.state.nodes and offsets.exists() else None
 
     def roles(self, names: RoleNames) -> ClusterRoles:
         """The cluster's roles, elections and replica state, for a run whose roles are named by `names`."""

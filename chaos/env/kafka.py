@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 from confluent_kafka.admin import AdminClient
 
+from chaos.env.clock_shim import service_clock_env
 from chaos.env.install import Tools
 from chaos.env.kafka_clients import client_config
 from chaos.env.processes import ManagedProcess, ProcessRef, signal_group, tail
@@ -115,7 +116,8 @@ def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, det
     config.write_text(server_properties(ports, data_dir))
     (workdir / "log4j2.properties").write_text(LOG4J2)
     format_storage(tools, config, new_cluster_id(tools), "--standalone")
-    broker = ManagedProcess("kafka", broker_argv(tools, workdir, logs), logs / "kafka.stdout.log", detached=detached)
+    broker = ManagedProcess("kafka", broker_argv(tools, workdir, logs), logs / "kafka.stdout.log", detached=detached,
+                            env=service_clock_env(workdir, "kafka"))
     try:
         wait_for_metadata(f"127.0.0.1:{ports.direct}", broker)
     except EnvironmentFailure as e:  # the broker logs why it stopped (a BindException, say) to server.log
@@ -172,7 +174,8 @@ def restart_broker(tools: Tools, workdir: Path, logs: Path, direct_port: int, de
     attempt = 0
     while True:
         attempt += 1
-        broker = spawn(lambda: ManagedProcess("kafka", argv, logs / "kafka.stdout.log", detached=detached))
+        broker = spawn(lambda: ManagedProcess("kafka", argv, logs / "kafka.stdout.log", detached=detached,
+                                              env=service_clock_env(workdir, "kafka")))
         if on_spawn is not None:
             on_spawn(broker)
         try:

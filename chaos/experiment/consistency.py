@@ -201,7 +201,7 @@ def _fault(fault: Fault, pipeline: Any | None, workload: Any | None) -> Iterator
     if isinstance(fault, CorruptFault) and SINKS[pipeline.sink].capabilities.networked:
         yield (("kind",), f"a corrupt fault damages a data file of the sink's output, and the {pipeline.sink} sink "
                           "writes to a service, not to files")
-    if isinstance(fault, ClockFault) and pipeline.engine != NATIVE:
+    if isinstance(fault, ClockFault) and fault.target in PROCESSES and pipeline.engine != NATIVE:
         yield (("kind",), f"a clock fault moves the clock of our runtime's coordinator or a worker, started with "
                           f"the clock shim; the {pipeline.engine} engine's processes are not ours to start")
     if target in NETWORK_LINKS and target not in (links := pipeline_links(pipeline)):
