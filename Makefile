@@ -14,9 +14,11 @@ $(STAMP): pyproject.toml examples/postgres-connector/pyproject.toml
 	$(PY) -m pip install --quiet -e examples/postgres-connector
 	touch $(STAMP)
 
+# chromium renders the reports in tests; fuse3 serves a run's output through lazyfs (lost unfsynced writes).
 provision: $(STAMP)
 	$(PY) -m chaos env install
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v fusermount3 >/dev/null || (apt-get update -qq && apt-get install -y -qq fuse3 >/dev/null)
 
 run: provision
 	$(PY) -m chaos run experiments/quickstart.yaml

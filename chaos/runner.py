@@ -30,6 +30,7 @@ from chaos.engines import engine_for
 from chaos.env.acquire import acquire_environment
 from chaos.env.clock_shim import CLOCK_DIR
 from chaos.env.environment import Environment
+from chaos.env.lazy_mount import LazyMount
 from chaos.env.processes import tail
 from chaos.env.roles import ClusterRoles, RoleNames
 from chaos.errors import EnvironmentFailure, SpecError
@@ -53,6 +54,7 @@ from drivers.runtime.factory import DISK_CONTROL
 from drivers.sdk import records
 from drivers.sdk.events import Event
 from drivers.sdk.history import History, read_history
+from faults.catalog import LoseUnfsyncedFault
 from faults.clock import clock_file
 from faults.injector import FaultContext
 from faults.nemesis import describe
@@ -162,6 +164,13 @@ class Run:
             raise record_interrupted(self.run_dir, e, self.experiment, lambda: self._evidence(None, False, 0.0, []),
                                      self.console, restarts) from e
 
+    def _lazy_output(self, stack: ExitStack) -> LazyMount | None:
+        """The sink's output served through lazyfs for the whole run, when a fault loses unfsynced writes."""
+        if not any(isinstance(fault, LoseUnfsyncedFault) for fault in self.experiment.faults):
+            return None
+        output = getattr(self.sink, "output")  # a sink with `local_output` (the experiment was checked)
+        return stack.enter_context(LazyMount(output, self.run_dir / "logs", self.history.append))
+
     def _clock_file(self, target: str) -> Path | None:
         """A clock fault's offset file: the broker's is the environment's, a pipeline process's the run's."""
         return self.env.clock_file(target) if target in SERVICES else clock_file(self.run_dir / CLOCK_DIR, target)
@@ -172,6 +181,7 @@ class Run:
         self._prepare()
         with ExitStack() as stack:
             stack.callback(self.history.close)
+            storage = self._lazy_output(stack)
             supervisor = self.supervisor = Supervisor(
                 self.history, restart_delay=pipeline.restart_delay, ready_events=self.engine.ready_events,
                 on_ready=self.engine.on_ready)
@@ -184,7 +194,7 @@ class Run:
                                    disk_control=self.run_dir / DISK_CONTROL, resolve_role=self._resolve_role,
                                    proxies=self.env.link_proxies, cluster=self.cluster_roles,
                                    output_dirs=(self.run_dir / "output", self.run_dir / "lake"),
-                                   clock_file=self._clock_file)
+                                   clock_file=self._clock_file, pipeline=tuple(self.processes), storage=storage)
             schedule = FaultSchedule(experiment.faults, context, self.history, self.progress)
             supervisor.excused = schedule.disturbed
             stack.callback(schedule.close)

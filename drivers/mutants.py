@@ -153,6 +153,23 @@ class ExposePreparedSink(SeededBug, TwoPhaseParquetSink):
         super().recover(committed)
 
 
+class SkipFsyncSink(SeededBug, TwoPhaseParquetSink):
+    """Seeded bug: closes each in-progress file without fsyncing it, the one fsync a careful sink
+    makes before the rename that prepares it. A process crash loses nothing (the kernel's page cache
+    still holds the data, and every later read sees it), so every experiment passes, except one where
+    the machine loses power after a commit: the committed files come back empty, their names
+    renamed into place with no data behind them."""
+
+    def _roll(self) -> None:
+        assert self._open is not None
+        path, file, writer, _ = self._open
+        writer.close()
+        file.close()  # no fsync: the data is only in the page cache
+        self._open = None
+        self._staged.append(path)
+        self.bites("an in-progress file closed without fsync")
+
+
 class LingeringRollbackSink(SeededBug, TwoPhaseParquetSink):
     """Seeded bug: a rollback that is not atomic. On recovery it moves each prepared file it must
     discard back among the published ones (the way a rollback that "restores" a file before deleting

@@ -272,6 +272,17 @@ class CorruptFault(FaultBase):
     duration: Duration = Field(0.0, le=0, description="always 0: a damaged file stays damaged")
 
 
+class LoseUnfsyncedFault(FaultBase):
+    """The pipeline's machine loses power, as Jepsen's lazyfs has it: every pipeline process is
+    killed at once, and every write to the sink's output that was not fsynced is lost with the page
+    cache. The names stay: a file renamed before its data was fsynced comes back short or empty.
+    The processes start again after `duration`. The sink's output is served for the whole run by a
+    FUSE filesystem that holds written data until fsync (`chaos/env/lazyfs.py`)."""
+
+    kind: Literal["lose_unfsynced"]
+    target: Literal["pipeline"] = "pipeline"
+
+
 CLOCK_TARGETS = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS)) + ("kafka",)
 """The processes whose wall clock a clock fault moves, started with the clock shim: our runtime's,
 and the single broker."""
@@ -351,6 +362,7 @@ class CrashFault(StrictModel):
 
 FAULT_MODELS = (DownFault, PartitionFault, LatencyFault, BandwidthFault, SlowCloseFault, TimeoutFault,
                 ResetPeerFault, SlicerFault, LimitDataFault, KillFault, TerminateFault, PauseFault, IsolateFault,
-                RollingRestartFault, ElectFault, DiskFault, CorruptFault, ClockFault, CrashFault)
+                RollingRestartFault, ElectFault, DiskFault, CorruptFault, ClockFault, LoseUnfsyncedFault,
+                CrashFault)
 Fault = Annotated[Union[FAULT_MODELS], Field(discriminator="kind")]  # type: ignore[valid-type]
 FAULT_KINDS = tuple(typing.get_args(m.model_fields["kind"].annotation)[0] for m in FAULT_MODELS)

@@ -4,7 +4,7 @@ An injector is `inject(fault, context) -> Heal`: it turns the fault on and retur
 turns it off again. The context carries what the faults act on through small protocols, so that
 `faults/` depends on nothing of the harness: the Toxiproxy client, the pipeline's processes (the
 supervisor), the environment's services, the control file of the sinks' disk faults, where the
-sinks' data files are, and the processes' clock offsets.
+sinks' data files are, the processes' clock offsets, and the sink's output under lazyfs.
 """
 
 from __future__ import annotations
@@ -43,6 +43,13 @@ class ClusterControl(Protocol):
         """Return once every partition has its full ISR again (bounded: raises when it does not)."""
 
 
+class Storage(Protocol):
+    """The sink's output as a power cut sees it: served through lazyfs, its unfsynced writes in memory."""
+
+    def lose_unfsynced(self) -> int:
+        """Forget every write not fsynced yet; returns how many files lost data."""
+
+
 @dataclass(frozen=True)
 class FaultContext:
     toxiproxy: Toxiproxy
@@ -62,6 +69,10 @@ class FaultContext:
     """Where the sink's data files are (the run's `output/` and `lake/`): what a corrupt fault damages."""
     clock_file: Callable[[str], Path | None] = field(default=lambda target: None)
     """The offset file of a process or service started with the clock shim: what a clock fault moves."""
+    pipeline: tuple[str, ...] = ()
+    """Every process of the pipeline: what a power cut kills."""
+    storage: Storage | None = None
+    """The sink's output served through lazyfs, when a fault of the run loses unfsynced writes."""
 
 
 class Injector(Protocol):

@@ -19,7 +19,7 @@ from typing import Any, Protocol, Sequence
 
 from drivers.sdk.events import Event
 from drivers.sdk.history import HistoryTail
-from faults import clock, cluster, disk, files, network, process
+from faults import clock, cluster, disk, files, network, power, process
 from faults.catalog import (
     ClockFault,
     ClusterFault,
@@ -27,6 +27,7 @@ from faults.catalog import (
     CrashFault,
     DiskFault,
     Fault,
+    LoseUnfsyncedFault,
     NetworkFault,
     ProcessFault,
 )
@@ -42,6 +43,7 @@ INJECTORS: dict[type, Injector] = {
     DiskFault: disk.inject,
     CorruptFault: files.inject,
     ClockFault: clock.inject,
+    LoseUnfsyncedFault: power.inject,
     ClusterFault: cluster.inject,
 }
 """Which injector a fault's family goes to (a model's nearest base class listed here)."""

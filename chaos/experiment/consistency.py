@@ -16,7 +16,16 @@ from drivers.engines import NATIVE
 from drivers.sdk.connector import Connector, load
 from drivers.sdk.crashpoints import role_of
 from drivers.sdk.links import NETWORK_LINKS
-from faults.catalog import ClockFault, CorruptFault, CrashFault, DiskFault, DownFault, Fault, ProcessFault
+from faults.catalog import (
+    ClockFault,
+    CorruptFault,
+    CrashFault,
+    DiskFault,
+    DownFault,
+    Fault,
+    LoseUnfsyncedFault,
+    ProcessFault,
+)
 from faults.nemesis import trigger_text
 from faults.reduce import overlapping
 from faults.targets import PROCESSES, ROLES
@@ -201,6 +210,9 @@ def _fault(fault: Fault, pipeline: Any | None, workload: Any | None) -> Iterator
     if isinstance(fault, CorruptFault) and SINKS[pipeline.sink].capabilities.networked:
         yield (("kind",), f"a corrupt fault damages a data file of the sink's output, and the {pipeline.sink} sink "
                           "writes to a service, not to files")
+    if isinstance(fault, LoseUnfsyncedFault) and not getattr(load(SINKS[pipeline.sink].harness), "local_output", False):
+        yield (("kind",), f"lost unfsynced writes strike a sink's files in the run's output directory, and the "
+                          f"{pipeline.sink} sink does not write its output there")
     if isinstance(fault, ClockFault) and fault.target in PROCESSES and pipeline.engine != NATIVE:
         yield (("kind",), f"a clock fault moves the clock of our runtime's coordinator or a worker, started with "
                           f"the clock shim; the {pipeline.engine} engine's processes are not ours to start")

@@ -94,6 +94,9 @@ class OutputWatch:
 class SinkSide(Protocol):
     watched: bool
     """A reader can poll its commits during the run: `watch` gives an OutputWatch."""
+    local_output: bool
+    """It writes its output as files in a local directory, `output`: one that a power cut's lost
+    unfsynced writes (`lose_unfsynced`, through lazyfs) can strike. Absent: False."""
     polled: bool
     """Its output is the run's Kafka output topic (`chaos.sides.kafka.output_topic`), which a concurrent
     consumer reads as a queue all run long (`chaos.sides.kafka_polls`)."""

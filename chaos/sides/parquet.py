@@ -104,6 +104,7 @@ class ParquetBatchSourceSide:
 class ParquetSinkSide:
     watched = False
     polled = False
+    local_output = True
 
     def __init__(self, context: RunContext):
         self.output = context.run_dir / "output"

@@ -72,6 +72,7 @@ class Event(StrEnum):
     SOURCE_RECONNECTED = "source.reconnected"
     SINK_WRITE_FAILED = "sink.write_failed"
     DISK_FAULT_HIT = "disk.fault_hit"
+    STORAGE_LOST_WRITES = "storage.lost_writes"
     SINK_ROLLBACK = "sink.rollback"
     SCHEMA_CHANGE_SEEN = "schema.change_seen"
     # a seeded-bug variant, the first time its bug changes what the driver does

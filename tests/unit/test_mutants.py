@@ -7,6 +7,7 @@ The end-to-end proofs that the checkers catch them are the mutant and incident e
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pyarrow as pa
@@ -119,6 +120,25 @@ def test_lingering_rollback_shows_the_discarded_checkpoint_for_a_moment_then_tak
     assert seen == [list(range(ROWS))], "the discarded rows were visible during the rollback"
     assert ids(read_parquet_output(out)) == list(range(60)), "and gone after it"
     assert "discarded files" in active(tmp_path)[0]["what"]
+
+
+def test_skip_fsync_closes_its_files_without_fsync_and_the_sound_sink_fsyncs_each(tmp_path, monkeypatch):
+    synced: list[str] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr("drivers.parquet_sinks.os.fsync", lambda fd: (synced.append(os.readlink(
+        f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    out = tmp_path / "out"
+    sink = build("parquet-2pc", "skip-fsync", {"output_dir": str(out)}, tmp_path)
+    sink.write(TABLE)
+    sink.commit(sink.prepare(1))
+    assert ids(read_parquet_output(out)) == list(range(ROWS))  # a crash alone loses nothing
+    assert not [path for path in synced if ".inprogress-" in path], synced
+    assert [e["what"] for e in active(tmp_path)] == ["an in-progress file closed without fsync"]
+    sound = load(SINKS["parquet-2pc"].driver).create({"output_dir": str(tmp_path / "sound")}, WorkerContext(
+        job_id="job", worker=0, workers=1, run_dir=tmp_path, crash=NoCrashes(), history=None))
+    sound.write(TABLE)
+    sound.prepare(1)
+    assert [path for path in synced if ".inprogress-" in path], "the sound sink fsyncs its in-progress file"
 
 
 def test_drop_late_writes_nothing(tmp_path):
