@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -151,6 +152,25 @@ class ExposePreparedSink(SeededBug, TwoPhaseParquetSink):
             if path.name not in kept:
                 path.unlink()  # the rollback of what was published too early
         super().recover(committed)
+
+
+class OrphanSweepSink(SeededBug, TwoPhaseParquetSink):
+    """Seeded bug: a recovery whose orphan sweep matches too much. Cleaning up after a crash, it
+    takes every file of its own worker for a leftover, committed part files included, and deletes
+    them; the manifests stay, so the restored checkpoint counts as committed and nothing is written
+    again. Readers saw those records, for as long as they had been committed, and then they are
+    gone for good."""
+
+    def _orphan_pattern(self) -> re.Pattern[str]:
+        tag = rf"{re.escape(self.job_id)}-w{self.worker}-"
+        return re.compile(rf"{super()._orphan_pattern().pattern}|part-{tag}c\d+-\d+\.parquet")
+
+    def recover(self, committed: list[CommitHandle]) -> None:
+        published = set(self.output_dir.glob(f"part-{self.job_id}-w{self.worker}-c*.parquet")) \
+            if self.output_dir.is_dir() else set()
+        super().recover(committed)
+        if swept := [path for path in published if not path.exists()]:
+            self.bites(f"the orphan sweep deleted {len(swept)} committed files")
 
 
 class SkipFsyncSink(SeededBug, TwoPhaseParquetSink):

@@ -122,6 +122,21 @@ def test_lingering_rollback_shows_the_discarded_checkpoint_for_a_moment_then_tak
     assert "discarded files" in active(tmp_path)[0]["what"]
 
 
+def test_orphan_sweep_deletes_the_committed_files_of_its_worker_on_recovery(tmp_path):
+    out = tmp_path / "out"
+    sink = build("parquet-2pc", "orphan-sweep", {"output_dir": str(out)}, tmp_path)
+    sink.write(TABLE.slice(0, 60))
+    sink.commit(sink.prepare(1))
+    sink.write(TABLE.slice(60))
+    handle = sink.prepare(2)  # persisted; the worker dies before committing it
+    assert ids(read_parquet_output(out)) == list(range(60))
+    restarted = build("parquet-2pc", "orphan-sweep", {"output_dir": str(out)}, tmp_path)
+    restarted.recover([handle])
+    assert ids(read_parquet_output(out)) == [], "every committed record is gone"
+    assert (out / "_manifests").is_dir(), "and the manifests say they are committed"
+    assert "committed files" in active(tmp_path)[0]["what"]
+
+
 def test_skip_fsync_closes_its_files_without_fsync_and_the_sound_sink_fsyncs_each(tmp_path, monkeypatch):
     synced: list[str] = []
     real_fsync = os.fsync
