@@ -59,7 +59,7 @@ from faults.clock import clock_file
 from faults.injector import FaultContext
 from faults.nemesis import describe
 from faults.schedule import FaultSchedule
-from faults.targets import SERVICES, cluster_role
+from faults.targets import PROCESSES, cluster_role
 
 T = TypeVar("T")
 """What one read of the output gives: a table of records, or of commit units."""
@@ -172,8 +172,8 @@ class Run:
         return stack.enter_context(LazyMount(output, self.run_dir / "logs", self.history.append))
 
     def _clock_file(self, target: str) -> Path | None:
-        """A clock fault's offset file: the broker's is the environment's, a pipeline process's the run's."""
-        return self.env.clock_file(target) if target in SERVICES else clock_file(self.run_dir / CLOCK_DIR, target)
+        """A clock fault's offset file: a pipeline process's is the run's, a service's (a broker's) the environment's."""
+        return clock_file(self.run_dir / CLOCK_DIR, target) if target in PROCESSES else self.env.clock_file(target)
 
     def _execute(self) -> RunResult:
         experiment = self.experiment

@@ -283,9 +283,9 @@ class LoseUnfsyncedFault(FaultBase):
     target: Literal["pipeline"] = "pipeline"
 
 
-CLOCK_TARGETS = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS)) + ("kafka",)
+CLOCK_TARGETS = ("coordinator",) + tuple(f"worker-{i}" for i in range(MAX_WORKERS)) + ("kafka",) + NODES + CONTROLLERS
 """The processes whose wall clock a clock fault moves, started with the clock shim: our runtime's,
-and the single broker."""
+the single broker, and a cluster's nodes and controllers (or a role one of them plays)."""
 MAX_CLOCK_OFFSET = 30 * 86400.0
 """Thirty days either way: far enough for any timeout, certificate or retention, near enough to read."""
 
@@ -306,7 +306,7 @@ class ClockFault(FaultBase):
     @field_validator("target")
     @classmethod
     def _a_runtime_process(cls, target: str) -> str:
-        return known(target, CLOCK_TARGETS, "process")
+        return target if cluster_role(target) else known(target, CLOCK_TARGETS, "process")
 
     @field_validator("offset")
     @classmethod

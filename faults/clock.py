@@ -18,6 +18,7 @@ from typing import Iterable
 
 from faults.catalog import ClockFault, Fault
 from faults.injector import FaultContext, Heal
+from faults.targets import cluster_role
 
 OFFSET = struct.Struct("=q")
 """The offset file's content: signed nanoseconds, in the machine's byte order (the shim's `int64_t`)."""
@@ -65,14 +66,15 @@ def offset_at(fault: ClockFault, elapsed: float) -> float:
 
 
 def inject(fault: ClockFault, context: FaultContext) -> Heal:
-    path = context.clock_file(fault.target)
+    target = context.resolve_role(fault.target) if cluster_role(fault.target) else fault.target
+    path = context.clock_file(target)
     if path is None or not path.exists():
-        raise FileNotFoundError(f"{fault.target} was not started with the clock shim: it has no offset file")
+        raise FileNotFoundError(f"{target} was not started with the clock shim: it has no offset file")
     if fault.mode == "jump":
         write_offset(path, fault.offset)
         return lambda: write_offset(path, 0.0)
     stop = threading.Event()
-    driver = threading.Thread(target=_drive, args=(fault, path, stop), name=f"clock-{fault.target}", daemon=True)
+    driver = threading.Thread(target=_drive, args=(fault, path, stop), name=f"clock-{target}", daemon=True)
     driver.start()
 
     def heal() -> None:

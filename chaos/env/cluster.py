@@ -32,6 +32,7 @@ from confluent_kafka.admin import AdminClient
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 from chaos.env import install, kafka
+from chaos.env.clock_shim import service_clock_env
 from chaos.env.cluster_config import (
     CONTROLLER_ID_BASE,
     NodePorts,
@@ -161,7 +162,8 @@ class KafkaCluster:
         heap = CONTROLLER_HEAP if name.startswith("controller-") else NODE_HEAP
         argv = kafka.broker_argv(self.tools, self.directory(name), logs, heap=heap,
                                  jvm=[f"-Djdk.net.hosts.file={self.directory(name) / 'hosts'}"])
-        return ManagedProcess(name, argv, logs / "stdout.log", detached=detached)
+        return ManagedProcess(name, argv, logs / "stdout.log", detached=detached,
+                              env=service_clock_env(self.workdir, name))
 
     def wait_for_brokers(self, processes: list[ManagedProcess], timeout: float = START_TIMEOUT) -> None:
         admin = AdminClient(client_config(self.bootstrap_direct, **{"socket.timeout.ms": 3000}))

@@ -100,10 +100,10 @@ class Environment(ServiceFaults):
         return [link]
 
     def clock_file(self, service: str) -> Path | None:
-        """The offset file through which a clock fault moves a service's clock: the single broker's,
-        when it was started with the clock shim (a cluster's nodes are not)."""
+        """The offset file through which a clock fault moves a service's clock (the single broker's, a
+        cluster node's or controller's), when it was started with the clock shim."""
         offsets = clock_file(Path(self.state.workdir) / CLOCK_DIR, service)
-        return offsets if service == "kafka" and not self.state.nodes and offsets.exists() else None
+        return offsets if offsets.exists() else None
 
     def roles(self, names: RoleNames) -> ClusterRoles:
         """The cluster's roles, elections and replica state, for a run whose roles are named by `names`."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +74,20 @@ def run_experiment(environment: Environment, tmp_path: Path):
         return ChaosRun(proc.returncode, proc.stdout, proc.stderr, dirs[-1] if dirs else None)
 
     return run
+
+
+LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
+
+
+def log_time(line: str) -> float | None:
+    """When a Kafka log line says it was written (by the broker's own clock), or None for a line without a stamp."""
+    stamp = LOG_TIME.match(line)
+    return datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() if stamp else None
+
+
+def clock_steps(server_log: Path) -> list[float]:
+    """Every step between two consecutive timestamps of the broker's log larger than a minute,
+    forward or back: what a moved clock leaves in the lines the broker dates by it."""
+    times = [time for line in server_log.read_text(errors="replace").splitlines()
+             if (time := log_time(line)) is not None]
+    return [later - earlier for earlier, later in zip(times, times[1:]) if abs(later - earlier) > 60]

@@ -7,15 +7,13 @@ jumps, and the pipeline keeps exactly once."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from pyiceberg.table import StaticTable
 
 from drivers.sdk.events import Event
-from tests.integration.conftest import REPO
+from tests.integration.conftest import REPO, clock_steps
 
 pytestmark = pytest.mark.integration
 
@@ -46,17 +44,6 @@ def test_clock_faults_move_the_processes_clocks_and_no_verdict_takes_them_for_an
     assert premature["status"] == "pass" and premature["counts"]["units_without_commit_time"] >= 2, premature
     for invariant in ("no-loss", "duplicates", "atomic-visibility", "aborted-read", "faults-met-traffic"):
         assert run.verdict(invariant)["status"] == "pass", run.verdict(invariant)
-
-
-LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+\]")
-
-
-def clock_steps(server_log: Path) -> list[float]:
-    """Every step between two consecutive timestamps of the broker's log larger than a minute,
-    forward or back: what a moved clock leaves in the lines the broker dates by it."""
-    times = [datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
-             for line in server_log.read_text(errors="replace").splitlines() if (match := LOG_TIME.match(line))]
-    return [later - earlier for earlier, later in zip(times, times[1:]) if abs(later - earlier) > 60]
 
 
 def test_the_broker_s_clock_strobes_and_kafka_to_kafka_stays_exactly_once(run_experiment):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -34,7 +33,7 @@ from chaos.env.roles import RoleNames
 from drivers.sdk.events import Event
 from drivers.sdk.history import read_history
 from faults.targets import pair_link
-from tests.integration.conftest import REPO, ChaosRun, chaos_cli
+from tests.integration.conftest import REPO, ChaosRun, chaos_cli, log_time
 from tests.waiting import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
@@ -161,7 +160,6 @@ def test_roles_resolve_to_the_nodes_that_kafka_itself_names(environment, cluster
 # --- the experiments of experiments/cluster/, on the shared cluster ---
 
 EXPERIMENTS = REPO / "experiments" / "cluster"
-LOG_TIME = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3})\]")
 
 
 def log_during(run: ChaosRun, node: str) -> str:
@@ -170,9 +168,9 @@ def log_during(run: ChaosRun, node: str) -> str:
     started = next(e["ts"] for e in run.history() if e["event"] == Event.RUN_START)
     kept, keep = [], False
     for line in (run.run_dir / "logs" / f"{node}-server.log").read_text().splitlines():
-        stamp = LOG_TIME.match(line)
-        if stamp:
-            keep = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() >= started
+        stamp = log_time(line)
+        if stamp is not None:
+            keep = stamp >= started
         if keep:
             kept.append(line)
     return "\n".join(kept)
@@ -303,5 +301,27 @@ def test_the_controller_quorum_apart_moves_twice_and_the_brokers_follow(cluster_
     assert log_during(run, killed).count("Kafka Server started") == 1  # and came back on its data
     for node in NODES:
         assert "Kafka Server started" not in log_during(run, node)  # the brokers stayed up throughout
+    assert run.verdict("no-loss")["status"] == "pass"
+    assert run.verdict("source-lost-acked-writes")["status"] == "pass"
+
+
+def test_clock_faults_on_the_controller_leader_and_a_node_run_on_their_shims_and_lose_nothing(
+        run_on_cluster, cluster_home):
+    """The active controller's clock strobes ten minutes ahead, then kafka-2's drifts five behind and
+    steps back. Every node runs with the clock shim on its own offset file (what the faults wrote),
+    and the output keeps every record."""
+    run = run_on_cluster(EXPERIMENTS / "clock-faults.yaml")
+    assert run.code == 0, run.stdout + run.stderr
+    (role, controller), = resolved(run)
+    assert role == "controller-leader" and controller in NODES
+    targets = [e["target"] for e in run.history() if e["event"] == Event.FAULT_INJECT]
+    assert targets == ["controller-leader", "kafka-2"]
+    state = Environment.attach(Path(cluster_home["CHAOS_HOME"]) / "env" / "state.json").state
+    for node in NODES:
+        environ = Path(f"/proc/{state.processes[node].pid}/environ").read_bytes().decode(errors="replace")
+        variables = dict(item.split("=", 1) for item in environ.split("\0") if "=" in item)
+        assert "libchaosclock" in variables["LD_PRELOAD"], node
+        assert variables["CHAOS_CLOCK_FILE"].endswith(f"/clock/{node}.offset"), node
+    assert run.verdict("faults-applied")["status"] == "pass"
     assert run.verdict("no-loss")["status"] == "pass"
     assert run.verdict("source-lost-acked-writes")["status"] == "pass"

@@ -39,6 +39,8 @@ def context(run_dir) -> FaultContext:
 
 def test_an_offset_runs_either_way_and_every_bad_field_is_named():
     assert clock(offset="-2m").offset == -120.0 and clock(offset="90s").offset == 90.0
+    assert [clock(target=t).target for t in ("kafka", "kafka-1", "controller-2", "controller-leader")] == [
+        "kafka", "kafka-1", "controller-2", "controller-leader"]
     for bad, field in [({"offset": 0}, "offset"), ({"offset": "-40d"}, "offset"), ({"target": "postgres"}, "target"),
                        ({"duration": 0}, "duration"), ({"period": "1s"}, "period")]:
         with pytest.raises(ValidationError) as error:
