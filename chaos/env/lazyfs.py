@@ -104,6 +104,8 @@ class LazyFS(mfusepy.Operations):
     def rename(self, old: str, new: str) -> int:
         with self._guard:
             os.rename(self._real(old), self._real(new))
+            for path in [p for p in self.dirty if p == new or p.startswith(new + "/")]:
+                del self.dirty[path]  # what the rename replaced
             for path in [p for p in self.dirty if p == old or p.startswith(old + "/")]:
                 self.dirty[new + path[len(old):]] = self.dirty.pop(path)
         return 0

@@ -33,17 +33,26 @@ def test_lazyfs_keeps_writes_in_memory_until_fsync_and_a_power_cut_loses_them(tm
             pq.write_table(table, file)
             file.flush()
             os.fsync(file.fileno())
+        (output / "replaced.txt").write_text("never fsynced")
+        with open(output / ".replacement.txt", "w") as file:
+            file.write("fsynced, then renamed over it")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(output / ".replacement.txt", output / "replaced.txt")
         backing = mount.backing
         assert (backing / "renamed.parquet").stat().st_size == 0  # the disk has the name, not the data
         assert pq.read_table(output / "renamed.parquet").num_rows == 1000  # readers see the page cache
+        assert (output / "replaced.txt").read_text() == "fsynced, then renamed over it"
         assert mount.lose_unfsynced() == 1
+        assert (output / "replaced.txt").read_text() == "fsynced, then renamed over it"
         assert (output / "renamed.parquet").stat().st_size == 0  # the power cut: short, here empty
         assert pq.read_table(output / "synced.parquet").num_rows == 1000
         (output / "after.txt").write_text("written after the cut, never fsynced")
     assert recorded == [(Event.STORAGE_LOST_WRITES, {"files": 1, "directory": "output"})]
     assert not os.path.ismount(output) and not mount.backing.exists()
     assert (output / "after.txt").read_text().startswith("written after")  # a clean unmount persists it
-    assert sorted(p.name for p in output.iterdir()) == ["after.txt", "already", "renamed.parquet", "synced.parquet"]
+    assert sorted(p.name for p in output.iterdir()) == ["after.txt", "already", "renamed.parquet", "replaced.txt",
+                                                         "synced.parquet"]
 
 
 def test_a_power_cut_under_the_two_phase_parquet_sink_loses_nothing(run_experiment):
