@@ -89,29 +89,32 @@ def _colliding(faults: list[tuple[int, Fault]]) -> Iterator[Problem]:
     the same tick. Across clocks (the pipeline is ready some seconds after the workload starts, a
     commit count is reached at no fixed time) whether two spans meet is decided by the run, not the
     file, so nothing is refused there. Each problem is at the trigger of the fault that starts later."""
-    timed = [(i, f, held) for i, f in faults if not isinstance(f, CrashFault) and (held := _held(f)) is not None]
+    timed = [(i, f, held) for i, f in faults if not isinstance(f, CrashFault) and (held := _held(f))]
     for position, (i, first, held) in enumerate(timed):
         for j, second, other in timed[position + 1:]:
-            if held != other or not _meet(first, second):
+            if not held & other or not _meet(first, second):
                 continue
             (earlier_index, earlier), (later_index, later) = sorted(
                 ((i, first), (j, second)), key=lambda pair: (_start(pair[1]), pair[0]))
+            thing = min(held & other)[0]
             yield (("faults", later_index, _trigger(later)),
-                   f"starts no later than faults[{earlier_index}] ({_span(earlier)}) heals; {_HOLDS[held[0]]}")
+                   f"starts no later than faults[{earlier_index}] ({_span(earlier)}) heals; {_HOLDS[thing]}")
 
 
-def _held(fault: Fault) -> tuple[str, ...] | None:
-    """What a fault holds while it is active, such that a second fault on it would collide; None for
-    the faults that stack (toxics and partitions, each its own named toxic)."""
+def _held(fault: Fault) -> frozenset[tuple[str, ...]]:
+    """What a fault holds while it is active, such that a second fault on any of it would collide;
+    nothing for the faults that stack (toxics and partitions, each its own named toxic)."""
     if isinstance(fault, ProcessFault):
-        return ("process", fault.target)
+        return frozenset({("process", fault.target)})
+    if isinstance(fault, LoseUnfsyncedFault):
+        return frozenset(("process", name) for name in PROCESSES)  # a power cut kills every one of them
     if isinstance(fault, DownFault):
-        return ("link", fault.target)
+        return frozenset({("link", fault.target)})
     if isinstance(fault, DiskFault):
-        return ("disk",)  # one control file, whatever the target
+        return frozenset({("disk",)})  # one control file, whatever the target
     if isinstance(fault, ClockFault):
-        return ("clock", fault.target)
-    return None
+        return frozenset({("clock", fault.target)})
+    return frozenset()
 
 
 def _meet(a: Fault, b: Fault) -> bool:

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from chaos.experiment.consistency import inconsistencies
 from chaos.experiment.models import PipelineSpec
-from faults.catalog import LoseUnfsyncedFault
+from faults.catalog import KillFault, LoseUnfsyncedFault
 from faults.injector import FaultContext
 from faults.power import inject
 
@@ -53,3 +53,15 @@ def test_only_a_sink_writing_local_files_takes_a_power_cut_and_it_targets_the_wh
     problems = inconsistencies(lake, None, [(0, CUT)])
     assert [(where, "does not write its output there" in why) for where, why in problems] == [
         (("faults", 0, "kind"), True)]
+
+
+def test_a_power_cut_collides_with_a_kill_of_a_pipeline_process_at_the_same_moment_not_with_a_broker_s():
+    files = PipelineSpec(source="kafka-transactional", sink="parquet-2pc", profile="distributed-durable")
+    kill = KillFault(kind="kill", target="worker-0", at_commits=3, duration=1)
+    problems = inconsistencies(files, None, [(0, CUT), (1, kill)])
+    assert [(where, "one kill, terminate or pause at a time" in why) for where, why in problems] == [
+        (("faults", 1, "at_commits"), True)]
+    broker = KillFault(kind="kill", target="kafka", at_commits=3, duration=1)
+    assert inconsistencies(files, None, [(0, CUT), (1, broker)]) == []
+    later = KillFault(kind="kill", target="worker-0", at_commits=5, duration=1)
+    assert inconsistencies(files, None, [(0, CUT), (1, later)]) == []
