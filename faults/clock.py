@@ -1,6 +1,6 @@
 """Clock faults: a process's wall clock moved while it runs, through the offset file its shim maps.
 
-A process a clock fault targets is started with the clock shim preloaded (`chaos/env/clock/`) and
+A process a clock fault targets is started with the clock shim preloaded (`chaos/env/chaos_clock.c`) and
 `CHAOS_CLOCK_FILE` naming an 8-byte file: how far, in nanoseconds, its wall clock reads ahead of
 true (behind when negative). A jump writes the offset once; a skew and a strobe keep rewriting it
 from a thread of their own; every heal writes 0 again. The monotonic clock is never touched, so
@@ -32,7 +32,7 @@ def clock_targets(faults: Iterable[Fault]) -> set[str]:
 
 
 def clock_file(directory: Path, process: str) -> Path:
-    """Where `process`'s offset is, under the run's clock directory."""
+    """Where `process`'s offset is, under a clock directory (the run's, or for a broker the environment's)."""
     return directory / f"{process}.offset"
 
 
