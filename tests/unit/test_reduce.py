@@ -6,7 +6,7 @@ import pytest
 
 from faults.catalog import CrashFault, KillFault, LatencyFault, PartitionFault
 from faults.nemesis import SETTLE, NemesisSpec, generate
-from faults.reduce import MIN_DURATION, chunk_removals, overlapping, simplifications
+from faults.reduce import MIN_DURATION, MIN_SHIFT, chunk_removals, overlapping, simplifications
 
 KILL = KillFault(kind="kill", after_ready=2, target="worker-0", duration=0.8)
 CUT = PartitionFault(kind="partition", after_ready=1, target="worker-kafka", duration=2)
@@ -53,6 +53,17 @@ def test_a_toxic_is_weakened_one_parameter_at_a_time():
     assert steps["toxicity 0.5 -> 0.25"].fault.toxicity == 0.25
     assert steps["at 3.0s -> 1.5s"].fault.at == 1.5
     assert all(step.fault.kind == "latency" for step in steps.values())
+
+
+def test_a_fault_is_not_moved_by_less_than_the_shift_nor_a_delay_halved_below_its_floor():
+    """A shrink once spent a dozen runs halving a latency's start from 4.5 s to a millisecond."""
+    near = KILL.model_copy(update={"after_ready": 0.15})
+    assert [s.change for s in simplifications(near) if s.aspect == "trigger"] == ["after_ready 0.15s -> 0.0s"]
+    nearer = KILL.model_copy(update={"after_ready": MIN_SHIFT / 2})
+    assert [s for s in simplifications(nearer) if s.aspect == "trigger"] == []
+    slow = {s.change for s in simplifications(SLOW.model_copy(update={"latency_ms": 14}))}
+    assert "latency_ms 14 -> 7" not in slow and "jitter_ms 40 -> 0" in slow
+    assert "latency_ms 20 -> 10" in {s.change for s in simplifications(SLOW.model_copy(update={"latency_ms": 20}))}
 
 
 def test_simplifying_ends():
