@@ -23,9 +23,9 @@ provision: $(STAMP)
 run: provision
 	$(PY) -m chaos run experiments/quickstart.yaml
 
-# Two workers; conftest.py keeps each module whole and the heavy modules on one worker.
+# Two workers; conftest.py schedules each module whole, and the heavy modules one after another on one worker.
 test: provision
-	$(PY) -m pytest -ra --durations=30 -n 2 --dist loadgroup
+	$(PY) -m pytest -ra --durations=30 -n 2 --dist loadscope
 
 # The benchmarks, one after another (minutes; not part of `test`). Figures go to bench/results/*.json.
 bench: $(STAMP)
