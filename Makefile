@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test provision env-up env-down clean-runs bench bench-certify soak mutation
+.PHONY: run test provision env-up env-down clean-runs bench bench-certify soak mutation docker-images
 
 # The testbed, and the example plug-in (examples/postgres-connector) that its tests certify.
 $(STAMP): pyproject.toml examples/postgres-connector/pyproject.toml
@@ -14,11 +14,13 @@ $(STAMP): pyproject.toml examples/postgres-connector/pyproject.toml
 	$(PY) -m pip install --quiet -e examples/postgres-connector
 	touch $(STAMP)
 
-# chromium renders the reports in tests; fuse3 serves a run's output through lazyfs (lost unfsynced writes).
+# chromium renders the reports in tests; fuse3 serves a run's output through lazyfs (lost unfsynced writes);
+# debootstrap makes the base of the Docker backend's local images (the Docker tests start dockerd themselves).
 provision: $(STAMP)
 	$(PY) -m chaos env install
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	@command -v fusermount3 >/dev/null || (apt-get update -qq && apt-get install -y -qq fuse3 >/dev/null)
+	@command -v debootstrap >/dev/null || (apt-get update -qq && apt-get install -y -qq debootstrap >/dev/null)
 
 run: provision
 	$(PY) -m chaos run experiments/quickstart.yaml
@@ -26,6 +28,11 @@ run: provision
 # Two workers; conftest.py schedules each module whole, and the heavy modules one after another on one worker.
 test: provision
 	$(PY) -m pytest -ra --durations=30 -n 2 --dist loadscope
+
+# The Docker backend's images built here from Debian's packages and our Kafka jars and Toxiproxy, with no
+# registry (dockerd is started for the build if none runs); prints the CHAOS_*_IMAGE settings that use them.
+docker-images: provision
+	$(PY) -m chaos env images
 
 # The benchmarks, one after another (minutes; not part of `test`). Figures go to bench/results/*.json.
 bench: $(STAMP)

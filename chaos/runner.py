@@ -118,7 +118,7 @@ def _run(experiment: Experiment, run_dir: Path, env_file: Path | None, private: 
             stack.callback(logging.getLogger("chaos").removeHandler, log)
             env = acquire_environment(None if private else env_file, private,
                                       experiment.pipeline.profile == "distributed-durable", run_dir / "env", stack,
-                                      console, keep_env, shape=experiment.environment.kafka.shape)
+                                      console, keep_env, shape=experiment.environment.shape)
             return Run(experiment, run_dir, env, console).execute()
     except RunInterrupted:
         raise

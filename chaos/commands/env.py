@@ -15,8 +15,10 @@ from chaos.errors import EXIT_ENVIRONMENT, EXIT_OK
 from chaos.experiment.shape import KafkaShape
 
 
-def env_command(action: str, console: Console, shape: KafkaShape = KafkaShape()) -> int:
-    """`shape`: with `up`, one broker or a cluster of three (an environment of another shape is replaced)."""
+def env_command(action: str, console: Console, shape: KafkaShape = KafkaShape(),
+                image_overrides: dict[str, str | None] | None = None) -> int:
+    """`shape`: with `up`, one broker or a cluster of three, natively or on Docker (an environment of
+    another shape is replaced); `image_overrides`: the Docker backend's images, by service."""
     state_file = default_env_file()
     if action == "install":
         tools = installer.install()
@@ -27,6 +29,17 @@ def env_command(action: str, console: Console, shape: KafkaShape = KafkaShape())
         console.print(f"kafka connect {installer.KAFKA_VERSION}: {len(connect.classpath.split(':'))} jars; "
                       f"plug-ins in {connect.plugin_path}")
         return EXIT_OK
+    if action == "images":
+        from chaos.env.docker_engine import running_engine
+        from chaos.env.docker_images import VARIABLES, build_local_images
+
+        logs = chaos_home() / "docker"
+        logs.mkdir(parents=True, exist_ok=True)
+        with running_engine(logs):
+            built = build_local_images(console.print)
+        for service, image in built.items():
+            console.print(f"export {VARIABLES[service]}={image}", highlight=False)
+        return EXIT_OK
     if action == "up":
         if state_file.exists():
             try:
@@ -35,14 +48,15 @@ def env_command(action: str, console: Console, shape: KafkaShape = KafkaShape())
                 console.print("replacing an environment that is no longer healthy")
                 _down(state_file)
             else:
-                if existing.state.postgres is not None and existing.shape == shape:
+                if existing.state.postgres is not None and shape.admits(existing.shape):
                     console.print(f"already up ({state_file})")
                     return EXIT_OK
                 console.print("replacing an environment that has no PostgreSQL" if existing.state.postgres is None
                               else f"replacing an environment of {existing.shape} with one of {shape}")
                 _down(state_file)
         workdir = chaos_home() / "env" / time.strftime("%Y%m%d-%H%M%S")
-        env = Environment.start(workdir, detached=True, with_postgres=True, shape=shape)
+        env = Environment.start(workdir, detached=True, with_postgres=True, shape=shape,
+                                image_overrides=image_overrides)
         env.save(state_file)
         _show(console, env)
         return EXIT_OK

@@ -32,7 +32,7 @@ def acquire_environment(env_file: Path | None, private: bool, with_postgres: boo
                 raise
             console.print(f"[yellow]the shared environment in {shared} is not healthy; starting a private one[/]")
         else:
-            if env.shape == shape:
+            if shape.admits(env.shape):
                 console.print(f"attached to the environment in {shared}")
                 return env
             if env_file is not None:

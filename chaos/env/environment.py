@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient
@@ -30,12 +31,15 @@ from chaos.env import postgres as pg
 from chaos.env.clock_shim import CLOCK_DIR
 from chaos.env.cluster import KafkaCluster, create_internal_topics
 from chaos.env.cluster_config import client_proxy, node_ports
+from chaos.env.containers import ContainerLauncher, remove_containers
+from chaos.env.docker_images import container_tools, images
 from chaos.env.kafka import KafkaPorts, start_broker, wait_for_metadata
 from chaos.env.kafka_clients import client_config
 from chaos.env.keeper import Keeper
+from chaos.env.launch import Service, ServiceRef
 from chaos.env.paths import default_env_file
 from chaos.env.ports import PortLeases, bind_failure
-from chaos.env.processes import ManagedProcess, ProcessRef, tail
+from chaos.env.processes import tail
 from chaos.env.roles import ClusterRoles, RoleNames, wait_in_sync
 from chaos.env.services import ServiceFaults
 from chaos.env.state import (
@@ -62,7 +66,7 @@ fresh ports, this many times in all."""
 
 
 class Environment(ServiceFaults):
-    def __init__(self, state: EnvState, owned: list[ManagedProcess] | None = None, state_file: Path | None = None):
+    def __init__(self, state: EnvState, owned: list[Service] | None = None, state_file: Path | None = None):
         self.state = state
         self.state_file = state_file
         """The state file this environment was loaded from (or, when started here, `workdir/state.json`)."""
@@ -86,7 +90,11 @@ class Environment(ServiceFaults):
 
     @property
     def shape(self) -> KafkaShape:
-        return KafkaShape(self.brokers, self.state.separate_controllers)
+        return KafkaShape(self.brokers, self.state.separate_controllers, self.state.backend)
+
+    def tools(self) -> installer.Tools:
+        """What starts (and restarts) this environment's services, on its backend."""
+        return _tools(self.state.backend, self.state.images, Path(self.state.workdir))
 
     @property
     def replication_factor(self) -> int:
@@ -113,7 +121,7 @@ class Environment(ServiceFaults):
         """The cluster this environment's state describes (for its wiring and its nodes' restarts)."""
         if not self.state.nodes:
             raise EnvironmentFailure("this environment has one broker, not a cluster")
-        return KafkaCluster(installer.install(), self.toxiproxy, [node_ports(n) for n in self.state.nodes],
+        return KafkaCluster(self.tools(), self.toxiproxy, [node_ports(n) for n in self.state.nodes],
                             Path(self.state.workdir), self.state.logs, self.state.separate_controllers)
 
     def bootstrap(self, link: str) -> str:
@@ -143,18 +151,23 @@ class Environment(ServiceFaults):
 
     @classmethod
     def start(cls, workdir: Path, detached: bool = False, with_postgres: bool = False,
-              shape: KafkaShape = KafkaShape()) -> "Environment":
+              shape: KafkaShape = KafkaShape(), image_overrides: dict[str, str | None] | None = None) -> "Environment":
         """Provision if needed, then start Kafka and Toxiproxy (and PostgreSQL) and wire the Kafka links.
 
         Every port is leased outside the kernel's ephemeral range (`chaos/env/ports.py`); a start
-        that still finds one taken is retried on fresh ports."""
-        tools = installer.install()
-        if with_postgres:
+        that still finds one taken is retried on fresh ports. On the Docker backend the services are
+        containers of `images` (official by default; `image_overrides` and CHAOS_*_IMAGE choose others)."""
+        shape = replace(shape, backend=shape.backend or "native")
+        chosen = images(image_overrides) if shape.backend == "docker" else {}
+        if shape.backend == "docker" and shape.brokers > 1:
+            raise EnvironmentFailure("the Docker backend runs one broker for now: a cluster needs the native backend")
+        tools = _tools(shape.backend, chosen, workdir)
+        if with_postgres and shape.backend == "native":
             pg.ensure_postgres_installed()
         leases = PortLeases()
         for attempt in range(1, START_ATTEMPTS + 1):
             try:
-                return cls._start_once(tools, workdir, detached, with_postgres, leases, shape)
+                return cls._start_once(tools, workdir, detached, with_postgres, leases, shape, chosen)
             except EnvironmentFailure as e:
                 leases.release(str(workdir))
                 if attempt == START_ATTEMPTS or not bind_failure(f"{e}\n{e.log_tail}"):
@@ -164,7 +177,7 @@ class Environment(ServiceFaults):
 
     @classmethod
     def _start_once(cls, tools: installer.Tools, workdir: Path, detached: bool, with_postgres: bool,
-                    leases: PortLeases, shape: KafkaShape) -> "Environment":
+                    leases: PortLeases, shape: KafkaShape, chosen: dict[str, str]) -> "Environment":
         brokers = shape.brokers
         workdir.mkdir(parents=True, exist_ok=True)
         logs = workdir / "logs"
@@ -177,7 +190,7 @@ class Environment(ServiceFaults):
         kafka_ports = KafkaPorts(nodes[0].direct, nodes[0].controller,
                                  {n: (p.broker, p.proxy) for n, p in links.items()})
         api_port, postgres_port = next(ports), next(ports)
-        owned: list[ManagedProcess] = []
+        owned: list[Service] = []
         try:
             owned.append(start_toxiproxy(tools, api_port, logs, detached))
             if brokers == 1:
@@ -187,13 +200,14 @@ class Environment(ServiceFaults):
                                        shape.separate_controllers)
                 owned += cluster.start(detached)
             if with_postgres:
-                owned.append(pg.start_postgres(workdir, logs, postgres_port, detached))
+                owned.append(pg.start_postgres(workdir, logs, postgres_port, detached, launcher=tools.launcher))
             state = EnvState(
                 workdir=str(workdir), kafka_direct=kafka_ports.direct, kafka_controller=kafka_ports.controller,
                 kafka_links=links, toxiproxy_api=api_port,
-                processes={p.name: ProcessState(pid=p.ref.pid, start_time=p.ref.start_time) for p in owned},
+                processes={p.name: ProcessState.of(p.ref) for p in owned},
                 detached=detached, postgres=postgres_port if with_postgres else None,
                 nodes=nodes if brokers > 1 else [], separate_controllers=brokers > 1 and shape.separate_controllers,
+                backend=shape.backend, images=chosen,
             )
             env = cls(state, owned, state_file=workdir / "state.json")
             try:
@@ -211,6 +225,8 @@ class Environment(ServiceFaults):
         except BaseException:
             for proc in reversed(owned):
                 proc.stop()
+            if shape.backend == "docker":
+                remove_containers(str(workdir))  # a container whose start failed half-way
             raise
 
     @classmethod
@@ -247,9 +263,9 @@ class Environment(ServiceFaults):
                 self.state.processes.update(state.processes)
                 return
 
-    def _record_process(self, name: str, ref: ProcessRef) -> None:
+    def _record_process(self, name: str, ref: ServiceRef) -> None:
         """Record a service's new process here and, atomically, in every state file of the environment."""
-        record = ProcessState(pid=ref.pid, start_time=ref.start_time)
+        record = ProcessState.of(ref)
         self.state.processes[name] = record
         with state_lock(Path(self.state.workdir)):
             files = self._state_files()
@@ -377,12 +393,14 @@ class Environment(ServiceFaults):
             if (proc.pid, proc.start_time) in seen:
                 continue
             seen.add((proc.pid, proc.start_time))
-            if name == "postgres":
+            if name == "postgres" and proc.container is None:
                 pg.stop_server(proc.ref())  # its children are not in its process group
             else:
                 proc.ref().stop()
         self._close_keeper()
         self._owned = []
+        if self.state.backend == "docker":
+            remove_containers(self.owner)  # any the records missed: a restart's exited predecessor, say
         self.leases.release(self.owner)
 
     def wait_stopped(self, timeout: float = 15.0) -> bool:
@@ -392,3 +410,11 @@ class Environment(ServiceFaults):
                 return True
             time.sleep(0.1)
         return False
+
+
+def _tools(backend: str, chosen: dict[str, str], workdir: Path) -> installer.Tools:
+    """Native: the provisioned Kafka and Toxiproxy (installed if missing). Docker: the images, with the
+    environment's directory mounted at its own path (configuration, data and logs live there)."""
+    if backend == "docker":
+        return container_tools(ContainerLauncher(chosen, owner=str(workdir), mounts=[str(workdir)]))
+    return installer.install()

@@ -11,10 +11,11 @@ import logging
 import os
 import shutil
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chaos.env.clock_shim import shim_library
+from chaos.env.launch import Launcher, ProcessLauncher
 from chaos.env.maven import resolve_jars
 from chaos.env.paths import chaos_home
 from chaos.errors import EnvironmentFailure
@@ -46,12 +47,14 @@ def require_tool(name: str) -> str:
 
 @dataclass(frozen=True)
 class Tools:
-    """Everything needed to start the services."""
+    """Everything needed to start the services: the paths are as the launcher sees them (inside
+    the images, on the Docker backend)."""
 
     java: str
     kafka_classpath: str
     toxiproxy_server: Path
     toxiproxy_cli: Path | None
+    launcher: Launcher = field(default_factory=ProcessLauncher)
 
 
 def install(verbose: bool = False) -> Tools:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import shutil
 import signal
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +20,10 @@ from typing import Callable, Sequence
 
 from confluent_kafka.admin import AdminClient
 
-from chaos.env.clock_shim import service_clock_env
 from chaos.env.install import Tools
 from chaos.env.kafka_clients import client_config
-from chaos.env.processes import ManagedProcess, ProcessRef, signal_group, tail
+from chaos.env.launch import Service, ServiceRef
+from chaos.env.processes import tail
 from chaos.errors import EnvironmentFailure
 
 HEAP = "-Xmx768m"
@@ -33,13 +32,13 @@ RESTART_TIMEOUT = 120.0
 TERMINATE_TIMEOUT = 60.0
 """How long a clean shutdown (SIGTERM) may take before the broker is SIGKILLed."""
 
-Spawn = Callable[[Callable[[], ManagedProcess]], ManagedProcess]
+Spawn = Callable[[Callable[[], Service]], Service]
 """Runs a process factory on the thread that must own the child (see `Environment`)."""
 
 log = logging.getLogger("chaos.env")
 
 
-def _spawn_here(factory: Callable[[], ManagedProcess]) -> ManagedProcess:
+def _spawn_here(factory: Callable[[], Service]) -> Service:
     return factory()
 
 
@@ -108,7 +107,7 @@ logger.state.level = WARN
 """
 
 
-def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, detached: bool) -> ManagedProcess:
+def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, detached: bool) -> Service:
     """Format fresh storage and start the broker; returns once it answers a metadata request."""
     data_dir = workdir / "kafka-data"
     shutil.rmtree(data_dir, ignore_errors=True)  # left by a start that failed (a port taken, say)
@@ -116,8 +115,8 @@ def start_broker(tools: Tools, ports: KafkaPorts, workdir: Path, logs: Path, det
     config.write_text(server_properties(ports, data_dir))
     (workdir / "log4j2.properties").write_text(LOG4J2)
     format_storage(tools, config, new_cluster_id(tools), "--standalone")
-    broker = ManagedProcess("kafka", broker_argv(tools, workdir, logs), logs / "kafka.stdout.log", detached=detached,
-                            env=service_clock_env(workdir, "kafka"))
+    broker = tools.launcher.spawn("kafka", broker_argv(tools, workdir, logs), logs / "kafka.stdout.log", detached,
+                                  tools.launcher.service_env(workdir, "kafka"))
     try:
         wait_for_metadata(f"127.0.0.1:{ports.direct}", broker)
     except EnvironmentFailure as e:  # the broker logs why it stopped (a BindException, say) to server.log
@@ -135,7 +134,7 @@ def broker_argv(tools: Tools, workdir: Path, logs: Path, heap: str = HEAP, jvm: 
     ]
 
 
-def stop_broker(ref: ProcessRef, graceful: bool, timeout: float = TERMINATE_TIMEOUT) -> bool:
+def stop_broker(ref: ServiceRef, graceful: bool, timeout: float = TERMINATE_TIMEOUT) -> bool:
     """SIGKILL the broker, or SIGTERM it (a clean, controlled shutdown) and wait up to `timeout`.
 
     Returns once it has exited (a zombie has: its parent may not be this process); True if the
@@ -145,21 +144,21 @@ def stop_broker(ref: ProcessRef, graceful: bool, timeout: float = TERMINATE_TIME
         raise EnvironmentFailure(f"Kafka (pid {ref.pid}) is not running")
     clean = False
     if graceful:
-        signal_group(ref.pid, signal.SIGTERM)
-        signal_group(ref.pid, signal.SIGCONT)  # a paused broker cannot act on SIGTERM
+        ref.signal(signal.SIGTERM)
+        ref.signal(signal.SIGCONT)  # a paused broker cannot act on SIGTERM
         clean = ref.wait_gone(timeout)
         if not clean:
             log.warning("Kafka (pid %d) did not shut down within %.0fs; killing it", ref.pid, timeout)
     if not clean:
-        signal_group(ref.pid, signal.SIGKILL)
+        ref.signal(signal.SIGKILL)
         if not ref.wait_gone(10):
             raise EnvironmentFailure(f"Kafka (pid {ref.pid}) survived SIGKILL for 10s")
     return clean
 
 
 def restart_broker(tools: Tools, workdir: Path, logs: Path, direct_port: int, detached: bool,
-                   spawn: Spawn = _spawn_here, on_spawn: Callable[[ManagedProcess], None] | None = None,
-                   timeout: float = RESTART_TIMEOUT) -> ManagedProcess:
+                   spawn: Spawn = _spawn_here, on_spawn: Callable[[Service], None] | None = None,
+                   timeout: float = RESTART_TIMEOUT) -> Service:
     """Start the broker again on its existing log directories, listeners and configuration.
 
     No formatting: topics, committed offsets and transaction state are what the log directories
@@ -174,8 +173,8 @@ def restart_broker(tools: Tools, workdir: Path, logs: Path, direct_port: int, de
     attempt = 0
     while True:
         attempt += 1
-        broker = spawn(lambda: ManagedProcess("kafka", argv, logs / "kafka.stdout.log", detached=detached,
-                                              env=service_clock_env(workdir, "kafka")))
+        broker = spawn(lambda: tools.launcher.spawn("kafka", argv, logs / "kafka.stdout.log", detached,
+                                                    tools.launcher.service_env(workdir, "kafka")))
         if on_spawn is not None:
             on_spawn(broker)
         try:
@@ -194,23 +193,17 @@ def restart_broker(tools: Tools, workdir: Path, logs: Path, direct_port: int, de
 
 
 def new_cluster_id(tools: Tools) -> str:
-    return _java_output([tools.java, "-cp", tools.kafka_classpath, "kafka.tools.StorageTool", "random-uuid"]).strip()
+    argv = [tools.java, "-cp", tools.kafka_classpath, "kafka.tools.StorageTool", "random-uuid"]
+    return tools.launcher.run("kafka", argv, timeout=120).strip()
 
 
 def format_storage(tools: Tools, config: Path, cluster_id: str, *options: str) -> None:
     """Format a node's log directories for the cluster `cluster_id` (the quorum's form in `options`)."""
-    _java_output([tools.java, "-cp", tools.kafka_classpath, "kafka.tools.StorageTool", "format", *options,
-                  "-t", cluster_id, "-c", str(config)])
+    tools.launcher.run("kafka", [tools.java, "-cp", tools.kafka_classpath, "kafka.tools.StorageTool", "format",
+                                 *options, "-t", cluster_id, "-c", str(config)], timeout=120)
 
 
-def _java_output(argv: list[str]) -> str:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
-    if proc.returncode != 0:
-        raise EnvironmentFailure(f"{argv[3]} {argv[4]} failed (exit {proc.returncode})", proc.stderr[-3000:])
-    return proc.stdout
-
-
-def wait_for_metadata(bootstrap: str, broker: ManagedProcess | None = None, timeout: float = 90.0) -> None:
+def wait_for_metadata(bootstrap: str, broker: Service | None = None, timeout: float = 90.0) -> None:
     """Block until the broker answers a metadata request, or fail with its log tail."""
     admin = AdminClient(client_config(bootstrap, **{"socket.timeout.ms": 3000}))
     deadline = time.monotonic() + timeout

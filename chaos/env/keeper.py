@@ -7,7 +7,7 @@ import queue
 import threading
 from typing import Callable
 
-from chaos.env.processes import ManagedProcess
+from chaos.env.launch import Service
 from chaos.errors import EnvironmentFailure
 
 
@@ -19,20 +19,20 @@ class Keeper:
     the owner cannot be spawned from the fault schedule's thread.
     """
 
-    def __init__(self, children: list[ManagedProcess]):
+    def __init__(self, children: list[Service]):
         self._children = list(children)
         self._lock = threading.Lock()
-        self._requests: queue.Queue[tuple[Callable[[], ManagedProcess], concurrent.futures.Future]] = queue.Queue()
+        self._requests: queue.Queue[tuple[Callable[[], Service], concurrent.futures.Future]] = queue.Queue()
         self._closing = threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="env-keeper", daemon=True)
         self._thread.start()
 
-    def adopt(self, proc: ManagedProcess) -> None:
+    def adopt(self, proc: Service) -> None:
         with self._lock:
             self._children.append(proc)
 
-    def spawn(self, factory: Callable[[], ManagedProcess], timeout: float = 60.0) -> ManagedProcess:
+    def spawn(self, factory: Callable[[], Service], timeout: float = 60.0) -> Service:
         if self._closing.is_set():
             raise EnvironmentFailure("the environment is stopping: nothing more is started")
         future: concurrent.futures.Future = concurrent.futures.Future()
@@ -62,7 +62,7 @@ class Keeper:
                 except OSError:
                     pass
 
-    def children(self) -> list[ManagedProcess]:
+    def children(self) -> list[Service]:
         with self._lock:
             return list(self._children)
 

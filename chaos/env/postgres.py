@@ -41,7 +41,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Callable
 
-from chaos.env.processes import ManagedProcess, ProcessRef, pid_running, process_start_time, signal_group, tail
+from chaos.env.launch import Launcher, ProcessLauncher, Service
+from chaos.env.processes import ManagedProcess, ProcessRef, pid_running, process_start_time, signal_group
 from chaos.errors import EnvironmentFailure
 
 if TYPE_CHECKING:
@@ -57,6 +58,9 @@ TERMINATE_TIMEOUT = 30.0
 _ZOMBIE_GRACE = 5.0
 """How long a restart waits for a dead postmaster's parent to reap it before removing its lock file."""
 _MAX_SOCKET_PATH = 100  # sun_path holds 107 bytes; PostgreSQL refuses longer socket paths
+IMAGE_BIN = Path("/usr/lib/postgresql/15/bin")
+"""Where the server's programs are in its image (the official `postgres:15` and our local one alike);
+in a container they run as the image's `postgres` user, and the image's stop signal is SIGINT."""
 
 
 def find_bin_dir() -> Path | None:
@@ -135,12 +139,15 @@ def _as_server_user() -> list[str]:
     return [unshare, "--user", f"--map-user={entry.pw_uid}", f"--map-group={entry.pw_gid}", "--"]
 
 
-def init_cluster(bin_dir: Path, data: Path, prefix: list[str]) -> None:
+def init_cluster(bin_dir: Path, data: Path, prefix: list[str], launcher: Launcher | None = None) -> None:
     """initdb into a side directory and rename it into place, so `data` exists only when complete."""
     staging = data.with_name(data.name + ".initdb")
     shutil.rmtree(staging, ignore_errors=True)
     argv = prefix + [str(bin_dir / "initdb"), "-D", str(staging), "-U", USER, "--auth=trust",
                      "--no-sync", "--encoding=UTF8", "--locale=C"]
+    if launcher is not None and launcher.backend == "docker":
+        _init_in_container(launcher, data, staging, argv)
+        return
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
                               env={**os.environ, "LC_ALL": "C"})
@@ -150,6 +157,19 @@ def init_cluster(bin_dir: Path, data: Path, prefix: list[str]) -> None:
         hint = " (as root this runs in a user namespace: is `unshare --user` allowed here?)" if prefix else ""
         raise EnvironmentFailure(f"initdb failed with exit code {proc.returncode}{hint}",
                                  (proc.stdout + proc.stderr)[-3000:])
+    staging.rename(data)
+
+
+def _init_in_container(launcher: Launcher, data: Path, staging: Path, argv: list[str]) -> None:
+    """initdb as the image's `postgres` user, into a directory made its own (the environment's
+    directory only lets it through: it is root's)."""
+    owner = launcher.run("postgres", ["id", "-u", "postgres"], timeout=120).strip()
+    group = launcher.run("postgres", ["id", "-g", "postgres"], timeout=120).strip()
+    staging.mkdir(parents=True)
+    os.chown(staging, int(owner), int(group))
+    workdir = data.parent
+    workdir.chmod(workdir.stat().st_mode | 0o011)  # search permission only, for the server's user
+    launcher.run("postgres", argv, timeout=120)
     staging.rename(data)
 
 
@@ -315,25 +335,30 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def start_postgres(workdir: Path, logs: Path, port: int, detached: bool,
-                   spawn: Callable[[Callable[[], ManagedProcess]], ManagedProcess] | None = None,
-                   on_spawn: Callable[[ManagedProcess], None] | None = None) -> ManagedProcess:
+                   spawn: Callable[[Callable[[], Service]], Service] | None = None,
+                   on_spawn: Callable[[Service], None] | None = None,
+                   launcher: Launcher = ProcessLauncher()) -> Service:
     """Start the server on 127.0.0.1:`port`; returns once database `chaos` accepts connections.
 
     The cluster is `workdir/pg-data`, created on first start. A later start in the same work
     directory reuses it (after a kill, PostgreSQL replays its WAL), as a restarted store would,
     once the dead server's stale lock files are gone. `spawn` runs the process factory (on the
     thread that must own the child), and `on_spawn` sees the process before the wait for it.
+    On the Docker backend (`launcher`), the server is a container of its image on the same data.
     """
     _psycopg()  # fail before starting anything if the client is missing
-    bin_dir = ensure_postgres_installed()
-    prefix = _as_server_user()
+    in_container = launcher.backend == "docker"
+    bin_dir = IMAGE_BIN if in_container else ensure_postgres_installed()
+    prefix = [] if in_container else _as_server_user()
     data = workdir / "pg-data"
     if not data.exists():
-        init_cluster(bin_dir, data, prefix)
+        init_cluster(bin_dir, data, prefix, launcher)
     sockets = workdir / "pg-socket"
     sockets.mkdir(parents=True, exist_ok=True)
-    # A too-long socket path would stop the server; TCP on 127.0.0.1 is all the testbed uses.
-    socket_dir = str(sockets) if len(f"{sockets}/.s.PGSQL.{port}.lock") <= _MAX_SOCKET_PATH else ""
+    # A too-long socket path would stop the server; TCP on 127.0.0.1 is all the testbed uses (and
+    # all a container's server, whose user may not write here, listens on).
+    fits = len(f"{sockets}/.s.PGSQL.{port}.lock") <= _MAX_SOCKET_PATH
+    socket_dir = str(sockets) if fits and not in_container else ""
     argv = prefix + [
         str(bin_dir / "postgres"), "-D", str(data), "-k", socket_dir, "-p", str(port),
         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "max_connections=50",
@@ -348,7 +373,9 @@ def start_postgres(workdir: Path, logs: Path, port: int, detached: bool,
     if removed:
         logging.getLogger("chaos.env").info("removed stale PostgreSQL lock files: %s", ", ".join(map(str, removed)))
 
-    def factory() -> ManagedProcess:
+    def factory() -> Service:
+        if in_container:
+            return launcher.spawn("postgres", argv, logs / "postgres.log", detached, {"LC_ALL": "C"})
         return PostgresServer("postgres", argv, logs / "postgres.log", detached=detached,
                               env={**os.environ, "LC_ALL": "C"})
 
@@ -378,7 +405,7 @@ def connect(port: int, dbname: str = DATABASE, timeout: int = 2) -> "psycopg.Con
                               connect_timeout=timeout, autocommit=True)
 
 
-def _wait_ready(server: ManagedProcess, port: int) -> None:
+def _wait_ready(server: Service, port: int) -> None:
     deadline = time.monotonic() + _READY_TIMEOUT
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -390,7 +417,7 @@ def _wait_ready(server: ManagedProcess, port: int) -> None:
         except _psycopg().OperationalError:
             time.sleep(0.2)
     raise EnvironmentFailure(f"PostgreSQL did not accept connections within {_READY_TIMEOUT:.0f}s",
-                             tail(server.log_path))
+                             server.log_tail())
 
 
 def _create_database(port: int) -> None:

@@ -58,6 +58,10 @@ class ProcessRef:
             time.sleep(0.02)
         return True
 
+    def signal(self, sig: int) -> None:
+        """Signal the process's group (nothing once it is gone)."""
+        _signal_group(self.pid, sig)
+
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the group, then SIGKILL it after `grace` seconds."""
         if not self.alive():

@@ -16,13 +16,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from chaos.env import install as installer
 from chaos.env import kafka
 from chaos.env import postgres as pg
 from chaos.env.cluster import KafkaCluster
+from chaos.env.containers import ContainerRef
+from chaos.env.install import Tools
 from chaos.env.keeper import Keeper
+from chaos.env.launch import Service, ServiceRef
 from chaos.env.ports import PortLeases
-from chaos.env.processes import ManagedProcess, ProcessRef, signal_all
+from chaos.env.processes import signal_all
 from chaos.env.state import EnvState
 from chaos.errors import EnvironmentFailure
 from faults.injector import Heal
@@ -35,7 +37,7 @@ class ServiceFaults:
 
     state: EnvState
     leases: PortLeases
-    _owned: list[ManagedProcess]
+    _owned: list[Service]
     _keeper: Keeper | None
     _keeper_lock: threading.Lock
 
@@ -49,7 +51,10 @@ class ServiceFaults:
     def cluster(self) -> KafkaCluster:
         raise NotImplementedError
 
-    def _record_process(self, name: str, ref: ProcessRef) -> None:
+    def tools(self) -> Tools:
+        raise NotImplementedError
+
+    def _record_process(self, name: str, ref: ServiceRef) -> None:
         raise NotImplementedError
 
     def _dies_with_owner(self) -> bool:
@@ -78,7 +83,9 @@ class ServiceFaults:
         self.leases.renew(self.owner, self.state.ports)  # no one takes its port while it is down
         ref = self.state.processes[name].ref()
         started = time.monotonic()
-        if name != "postgres":  # the broker, or a node or controller of the cluster
+        if isinstance(ref, ContainerRef):
+            clean = ref.shut_down(graceful, pg.TERMINATE_TIMEOUT if name == "postgres" else kafka.TERMINATE_TIMEOUT)
+        elif name != "postgres":  # the broker, or a node or controller of the cluster
             clean = kafka.stop_broker(ref, graceful)
         elif graceful:
             clean = pg.terminate_server(ref)
@@ -95,11 +102,16 @@ class ServiceFaults:
 
     def pause_process(self, name: str) -> Heal:
         """A pause fault on a service: SIGSTOP its whole process tree (PostgreSQL's backends lead
-        sessions of their own, so its group alone would leave them serving); the heal resumes it."""
+        sessions of their own, so its group alone would leave them serving), or `docker pause` its
+        container; the heal resumes it."""
         self.reload_processes()  # a restart by an earlier fault or run changed the pid
         if name not in self.state.processes:
             raise EnvironmentFailure(f"this environment has no {name}")
-        pid = self.state.processes[name].pid
+        ref = self.state.processes[name].ref()
+        if isinstance(ref, ContainerRef):
+            ref.pause()
+            return ref.unpause
+        pid = ref.pid
         tree = [pid, *(child.pid for child in pg.children(pid))]
         signal_all(tree, signal.SIGSTOP)
         return lambda: signal_all(tree, signal.SIGCONT)
@@ -116,28 +128,30 @@ class ServiceFaults:
         detached = not self._dies_with_owner()
         keeper = self._keeper_for_spawning()
 
-        def spawn(factory: Callable[[], ManagedProcess]) -> ManagedProcess:
+        def spawn(factory: Callable[[], Service]) -> Service:
             if detached:  # no PR_SET_PDEATHSIG: any thread may spawn it; the keeper reaps it
                 proc = factory()
                 keeper.adopt(proc)
                 return proc
             return keeper.spawn(factory)
 
-        def record(proc: ManagedProcess) -> None:
+        def record(proc: Service) -> None:
             self._record_process(name, proc.ref)
 
         started = time.monotonic()
         if self.state.nodes and name != "postgres":  # a node or a controller of the cluster
             self.cluster().restart(name, spawn, detached, record)
         elif name == "kafka":
-            kafka.restart_broker(installer.install(), workdir, self.state.logs, self.state.kafka_direct,
+            kafka.restart_broker(self.tools(), workdir, self.state.logs, self.state.kafka_direct,
                                  detached, spawn=spawn, on_spawn=record)
         else:
             if self.state.postgres is None:
                 raise EnvironmentFailure("this environment has no PostgreSQL")
-            pg.start_postgres(workdir, self.state.logs, self.state.postgres, detached, spawn=spawn, on_spawn=record)
+            pg.start_postgres(workdir, self.state.logs, self.state.postgres, detached, spawn=spawn, on_spawn=record,
+                              launcher=self.tools().launcher)
             problem = pg.health_problem(self.state.postgres)
             if problem:
                 raise EnvironmentFailure(f"PostgreSQL restarted but is not healthy: {problem}")
         log.info("%s restarted (pid %d, %s) and healthy in %.1fs", name, self.state.processes[name].pid,
-                 "detached" if detached else "dies with its owner", time.monotonic() - started)
+                 "a container" if self.state.backend == "docker" else "detached" if detached else "dies with its owner",
+                 time.monotonic() - started)

@@ -10,9 +10,12 @@ import fcntl
 import os
 import threading
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel
 
+from chaos.env.containers import ContainerRef
+from chaos.env.launch import ServiceRef
 from chaos.env.processes import ProcessRef
 
 
@@ -57,8 +60,16 @@ class LinkPorts(BaseModel):
 class ProcessState(BaseModel):
     pid: int
     start_time: int
+    container: str | None = None
+    """The service's container on the Docker backend (its `pid` is then the container's first process)."""
 
-    def ref(self) -> ProcessRef:
+    @classmethod
+    def of(cls, ref: ServiceRef) -> "ProcessState":
+        return cls(pid=ref.pid, start_time=ref.start_time, container=getattr(ref, "container", None))
+
+    def ref(self) -> ServiceRef:
+        if self.container is not None:
+            return ContainerRef(self.container, self.pid, self.start_time)
         return ProcessRef(self.pid, self.start_time)
 
 
@@ -95,6 +106,10 @@ class EnvState(BaseModel):
     separate_controllers: bool = False
     """The cluster's controllers run as processes of their own, `controller-<i>` on node i's
     controller port, rather than inside the nodes."""
+    backend: Literal["native", "docker"] = "native"
+    """Where the services run: processes of this machine, or Docker containers (`chaos/env/containers.py`)."""
+    images: dict[str, str] = {}
+    """On the Docker backend, each service's image (a restart runs the same one)."""
 
     @property
     def logs(self) -> Path:

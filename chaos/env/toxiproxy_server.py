@@ -6,15 +6,15 @@ import time
 from pathlib import Path
 
 from chaos.env.install import Tools
-from chaos.env.processes import ManagedProcess
+from chaos.env.launch import Service
 from chaos.errors import EnvironmentFailure
 from faults.toxiproxy import Toxiproxy, ToxiproxyError
 
 
-def start_toxiproxy(tools: Tools, api_port: int, logs: Path, detached: bool) -> ManagedProcess:
+def start_toxiproxy(tools: Tools, api_port: int, logs: Path, detached: bool) -> Service:
     """Start the server; returns once it answers `/version`."""
     argv = [str(tools.toxiproxy_server), "-host", "127.0.0.1", "-port", str(api_port)]
-    server = ManagedProcess("toxiproxy", argv, logs / "toxiproxy.log", detached=detached)
+    server = tools.launcher.spawn("toxiproxy", argv, logs / "toxiproxy.log", detached)
     client = Toxiproxy(api_port, timeout=1.0)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -39,6 +39,21 @@ def check_cluster(experiment: Any) -> None:
                          "environment.kafka.brokers: 3")
     if cluster and experiment.pipeline.engine == "kafka-connect":
         raise ValueError("environment.kafka.brokers: Kafka Connect runs on one broker for now")
+    if experiment.environment.backend == "docker":
+        _check_docker(experiment, cluster)
+
+
+def _check_docker(experiment: Any, cluster: bool) -> None:
+    """What the Docker backend does not run yet: a cluster, Connect, a broker on the clock shim."""
+    if cluster:
+        raise ValueError("environment.backend: the Docker backend runs one broker for now: set "
+                         "environment.kafka.brokers: 1, or backend: native")
+    if experiment.pipeline.engine == "kafka-connect":
+        raise ValueError("environment.backend: Kafka Connect runs on the native backend only for now")
+    for index, fault in enumerate(experiment.faults):
+        if fault.kind == "clock" and fault.target == "kafka":
+            raise ValueError(f"faults[{index}].target: the Docker backend's broker runs without the clock shim "
+                             "(built for this machine's C library, not the image's): use backend: native")
 
 
 def _check_fault(experiment: Any, index: int, fault: Any, cluster: bool, separate: bool) -> None:

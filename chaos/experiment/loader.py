@@ -141,7 +141,7 @@ def expand_nemesis(experiment: Experiment) -> Experiment:
     if experiment.nemesis is None:
         return experiment
     drawn = generate(experiment.nemesis, experiment.seed,
-                     *available_targets(experiment.pipeline, experiment.environment.kafka.shape))
+                     *available_targets(experiment.pipeline, experiment.environment.shape))
     return experiment.model_copy(update={"faults": [*experiment.faults, *drawn], "nemesis": None})
 
 

@@ -6,6 +6,7 @@ or `2m`, and each fault kind is its own model so an error names the exact field 
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from string import Formatter
 from typing import Literal
@@ -17,7 +18,14 @@ from chaos.experiment.cluster_rules import check_cluster
 from chaos.experiment.consistency import describe, inconsistencies
 from chaos.experiment.shape import KafkaShape
 from drivers.connectors import SINKS, SOURCES, plugin_problem
-from drivers.engines import COMMAND, COMMAND_SOURCES, ENGINE_CONNECTORS, ENGINES, NATIVE, PLACEHOLDERS
+from drivers.engines import (
+    COMMAND,
+    COMMAND_SOURCES,
+    ENGINE_CONNECTORS,
+    ENGINES,
+    NATIVE,
+    PLACEHOLDERS,
+)
 from faults.catalog import CrashFault, ElectFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
@@ -238,6 +246,15 @@ class EnvironmentSpec(StrictModel):
     """What the experiment needs of the environment beyond the default one broker."""
 
     kafka: KafkaEnvironmentSpec = KafkaEnvironmentSpec()
+    backend: Literal["native", "docker"] | None = Field(
+        None, description="where Kafka, Toxiproxy and PostgreSQL run: `native` (processes of this machine) or `docker` "
+        "(containers of CHAOS_KAFKA_IMAGE, CHAOS_TOXIPROXY_IMAGE and CHAOS_POSTGRES_IMAGE, else the official images; "
+        "one broker); unset, the shared environment's (`chaos env up [--backend docker]`), else native")
+
+    @property
+    def shape(self) -> KafkaShape:
+        """The environment this experiment runs on: its Kafka, and where that runs."""
+        return dataclasses.replace(self.kafka.shape, backend=self.backend)
 
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,79}")

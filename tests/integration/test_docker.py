@@ -1,0 +1,116 @@
+"""The Docker backend against a real Docker engine, with images built here from Debian's packages and
+our own Kafka jars and Toxiproxy binary (no registry is reachable).
+
+When no engine runs, the module starts `dockerd` itself (installing Debian's docker.io if missing)
+and stops it at the end. Each test has a CHAOS_HOME of its own, so it never meets the shared native
+environment; the last one counts what the runs left on the engine: nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from chaos.env.containers import OWNER_LABEL, leftover_containers
+from chaos.env.docker_engine import engine, running_engine
+from chaos.env.docker_images import VARIABLES, build_local_images
+from tests.integration.conftest import REPO, chaos_cli
+
+pytestmark = pytest.mark.integration
+
+QUICKSTART = REPO / "experiments" / "quickstart.yaml"
+EXACTLY_ONCE = REPO / "experiments" / "docker" / "exactly-once.yaml"
+
+
+@dataclass(frozen=True)
+class Engine:
+    images: dict[str, str]
+    """The local images, by service."""
+    volumes: list[str]
+    networks: list[str]
+    """What the engine held before the module's runs: the last test compares."""
+
+
+@pytest.fixture(scope="module")
+def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The local images, on the running engine or on one started for the module."""
+    with running_engine(tmp_path_factory.mktemp("dockerd")):
+        images = build_local_images()
+        client = engine()
+        assert leftover_containers() == [], "an earlier run left containers: `chaos env down`, or remove them"
+        yield Engine(images, sorted(v.name for v in client.volumes.list()),
+                     sorted(n.name for n in client.networks.list()))
+
+
+def _cli_env(home: Path, images: dict[str, str]) -> dict[str, str]:
+    return dict(os.environ, CHAOS_HOME=str(home), **{VARIABLES[service]: image for service, image in images.items()})
+
+
+def _result(runs: Path) -> dict:
+    (run_dir,) = [p for p in runs.iterdir() if p.is_dir()]
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def _verdicts(result: dict) -> dict[str, str]:
+    return {v["invariant"]: v["status"] for v in result["verdicts"]}
+
+
+def _ours(owner: str) -> list:
+    return engine().containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
+
+
+def test_env_up_on_docker_runs_the_quickstart_and_env_down_removes_its_containers(docker: Engine, tmp_path: Path):
+    env = _cli_env(tmp_path / "home", docker.images)
+    up = chaos_cli("env", "up", "--backend", "docker", env=env)
+    assert up.returncode == 0, up.stdout + up.stderr
+    state = json.loads((tmp_path / "home" / "env" / "state.json").read_text())
+    try:
+        assert state["backend"] == "docker" and state["images"] == docker.images
+        running = {c.labels[OWNER_LABEL]: c for c in _ours(state["workdir"])}
+        assert len(_ours(state["workdir"])) == 3 and set(running) == {state["workdir"]}
+        assert {c.image.tags[0] for c in _ours(state["workdir"])} == set(docker.images.values())
+        assert all(p["container"] for p in state["processes"].values())
+        # The quickstart names no backend: it attaches to the shared environment, here Docker's.
+        run = chaos_cli("run", str(QUICKSTART), "--runs-dir", str(tmp_path / "runs"), env=env)
+        assert run.returncode == 0, run.stdout + run.stderr
+        assert "attached to the environment" in run.stdout
+        result = _result(tmp_path / "runs")
+        assert result["status"] == "pass", _verdicts(result)
+        assert _verdicts(result)["no-loss"] == "pass" and _verdicts(result)["faults-met-traffic"] == "pass"
+    finally:
+        down = chaos_cli("env", "down", env=env)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert _ours(state["workdir"]) == []
+    # Each container's output was saved to its log before the container went.
+    assert "Kafka Server started" in (Path(state["workdir"]) / "logs" / "server.log").read_text()
+    assert (Path(state["workdir"]) / "logs" / "toxiproxy.log").read_text().strip()
+
+
+def test_the_exactly_once_row_survives_a_cut_a_pause_and_a_broker_kill_on_docker(docker: Engine, tmp_path: Path):
+    env = _cli_env(tmp_path / "home", docker.images)
+    run = chaos_cli("run", str(EXACTLY_ONCE), "--runs-dir", str(tmp_path / "runs"), env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "starting a private environment" in run.stdout
+    result = _result(tmp_path / "runs")
+    verdicts = _verdicts(result)
+    assert result["status"] == "pass", verdicts
+    assert verdicts["no-loss"] == verdicts["duplicates"] == verdicts["faults-applied"] == "pass"
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    workdir = run_dir / "env"
+    # The kill's heal started a second broker container on the same log directories.
+    server_log = (workdir / "logs" / "server.log").read_text()
+    assert len(re.findall(r"Kafka Server started", server_log)) == 2, server_log[-2000:]
+    assert _ours(str(workdir)) == []
+
+
+def test_nothing_of_ours_remains_on_the_engine(docker: Engine):
+    client = engine()
+    assert leftover_containers() == []
+    assert sorted(v.name for v in client.volumes.list()) == docker.volumes
+    assert sorted(n.name for n in client.networks.list()) == docker.networks
