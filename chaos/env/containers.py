@@ -175,12 +175,18 @@ class ContainerLauncher:
 
     def run(self, service: str, argv: Sequence[str], timeout: float) -> str:
         """Run a one-shot tool (Kafka's storage formatter) in the service's image; its output."""
-        client = engine()
-        container = client.containers.run(detach=True, **self._options(service, argv, None))
+        options = self._options(service, argv, None)
+        try:
+            container = engine().containers.run(detach=True, **options)
+        except docker_errors().DockerException as e:
+            raise EnvironmentFailure(f"{service}: {options['image']} did not run: {e}") from e
         try:
             outcome = container.wait(timeout=timeout)
             stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")
             stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
+        except (OSError, docker_errors().DockerException) as e:  # requests' timeouts are OSErrors
+            what = " ".join(argv[:5])
+            raise EnvironmentFailure(f"{service}: {what} did not finish within {timeout:.0f}s: {e}") from e
         finally:
             container.remove(force=True)
         return checked_output(subprocess.CompletedProcess(list(argv), outcome["StatusCode"], stdout, stderr), argv)
@@ -200,8 +206,8 @@ class ManagedContainer:
         try:
             self._container = engine().containers.run(detach=True, environment=env, **options)
             self._container.reload()
-        except docker_errors().DockerException as e:
-            raise EnvironmentFailure(f"{name}: the container did not start: {e}") from e
+        except docker_errors().DockerException as e:  # a missing image is pulled first: no registry, no image
+            raise EnvironmentFailure(f"{name}: the container of {options['image']} did not start: {e}") from e
         pid = self._container.attrs["State"]["Pid"]
         start = process_start_time(pid) if pid else None
         self.ref = ContainerRef(self._container.id, pid, start if start is not None else -1)
