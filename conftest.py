@@ -1,4 +1,4 @@
-"""How `make test` shares the suite between its two pytest-xdist workers.
+"""How `pytest -n 2` shares the suite between two pytest-xdist workers (`make test` runs in one process).
 
 Each test module stays whole on one worker, so that a module's shared fixtures (a three-broker
 cluster, a Connect cluster, a certification run) start once. The heavy, timing-sensitive modules
