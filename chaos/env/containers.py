@@ -268,6 +268,18 @@ def remove_containers(owner: str) -> int:
     return len(found)
 
 
+def remove_exited_containers() -> list[str]:
+    """Remove the containers of environments whose services have all exited: what a harness killed
+    before it could remove them left (its dockerd died, and the engine found them stopped when it
+    came back). A running container belongs to a live environment and is left alone."""
+    found = engine().containers.list(all=True, filters={"label": OWNER_LABEL})
+    owners = {c.labels[OWNER_LABEL] for c in found if c.status in LIVE}
+    stale = [c for c in found if c.labels[OWNER_LABEL] not in owners]
+    for container in stale:
+        _remove(container, grace=0)
+    return [c.name for c in stale]
+
+
 def leftover_containers() -> list[str]:
     """The names of the containers any chaos environment left on this engine."""
     return [c.name for c in engine().containers.list(all=True, filters={"label": OWNER_LABEL})]

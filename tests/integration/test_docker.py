@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pytest
 
-from chaos.env.containers import OWNER_LABEL, leftover_containers
+from chaos.env.containers import OWNER_LABEL, leftover_containers, remove_exited_containers
 from chaos.env.docker_engine import engine, running_engine
 from chaos.env.docker_images import VARIABLES, build_local_images
 from tests.integration.conftest import REPO, chaos_cli
@@ -43,7 +43,8 @@ def docker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     with running_engine(tmp_path_factory.mktemp("dockerd")):
         images = build_local_images()
         client = engine()
-        assert leftover_containers() == [], "an earlier run left containers: `chaos env down`, or remove them"
+        remove_exited_containers()  # a pytest killed mid-module leaves its (stopped) containers
+        assert leftover_containers() == [], "a live environment's containers are here: `chaos env down` first"
         yield Engine(images, sorted(v.name for v in client.volumes.list()),
                      sorted(n.name for n in client.networks.list()))
 
