@@ -157,15 +157,12 @@ class ContainerLauncher:
     """Who a service runs as in its image (root unless named: PostgreSQL refuses root)."""
     backend: str = "docker"
 
-    def _image(self, service: str) -> str:
-        base = service.split("-")[0]  # a restarted or numbered service runs its kind's image
-        if base not in self.images:
-            raise EnvironmentFailure(f"the Docker backend has no image for {service} ({', '.join(self.images)})")
-        return self.images[base]
-
     def _options(self, service: str, argv: Sequence[str], log_path: Path | None) -> dict[str, Any]:
-        return {"image": self._image(service), "entrypoint": [argv[0]], "command": list(argv[1:]),
-                "network_mode": "host", "user": self.users.get(service.split("-")[0], "0:0"),
+        kind = service.split("-")[0]  # a numbered service runs its kind's image
+        if kind not in self.images:
+            raise EnvironmentFailure(f"the Docker backend has no image for {service} ({', '.join(self.images)})")
+        return {"image": self.images[kind], "entrypoint": [argv[0]], "command": list(argv[1:]),
+                "network_mode": "host", "user": self.users.get(kind, "0:0"),
                 "volumes": {path: {"bind": path, "mode": "rw"} for path in self.mounts},
                 "labels": {OWNER_LABEL: self.owner, LOG_LABEL: str(log_path or "")}}
 

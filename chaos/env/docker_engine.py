@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Iterator
 
+from chaos.env.install import run_step
 from chaos.env.processes import ManagedProcess
 from chaos.errors import EnvironmentFailure
 
@@ -84,10 +84,7 @@ def _dockerd() -> str:
         raise EnvironmentFailure("no Docker engine runs and dockerd is not installed: install Docker "
                                  "(Debian: apt-get install docker.io)")
     for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "docker.io"]):
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=900,
-                              env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-        if proc.returncode != 0:
-            raise EnvironmentFailure(f"{' '.join(argv)} failed (exit {proc.returncode})", proc.stderr[-3000:])
+        run_step(argv, " ".join(argv), env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
     found = shutil.which("dockerd")
     if found is None:
         raise EnvironmentFailure("docker.io was installed but left no dockerd on PATH")

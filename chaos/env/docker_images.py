@@ -15,14 +15,13 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
 from chaos.env import install as installer
 from chaos.env.containers import ContainerLauncher
 from chaos.env.docker_engine import docker_errors, engine
-from chaos.env.install import Tools
+from chaos.env.install import Tools, run_step
 from chaos.env.paths import chaos_home
 from chaos.errors import EnvironmentFailure
 
@@ -111,9 +110,9 @@ def _ensure_base(say) -> None:
         tarball.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=tarball.parent) as scratch:
             rootfs = Path(scratch) / "rootfs"
-            _run([debootstrap, "--variant=minbase", "bookworm", str(rootfs), MIRROR], "debootstrap")
+            run_step([debootstrap, "--variant=minbase", "bookworm", str(rootfs), MIRROR], "debootstrap")
             partial = tarball.with_suffix(".partial")
-            _run(["tar", "-C", str(rootfs), "-cf", str(partial), "."], "tar")
+            run_step(["tar", "-C", str(rootfs), "-cf", str(partial), "."], "tar")
             os.replace(partial, tarball)
     say(f"importing {BASE} ...")
     repository, tag = BASE.split(":")
@@ -136,9 +135,3 @@ def _ensure_image(tag: str, dockerfile: str, files: dict[str, Path], say) -> Non
             engine().images.build(path=context, tag=tag, network_mode="host", rm=True, forcerm=True)
         except docker_errors().DockerException as e:
             raise EnvironmentFailure(f"building {tag} failed: {e}") from e
-
-
-def _run(argv: list[str], what: str) -> None:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
-    if proc.returncode != 0:
-        raise EnvironmentFailure(f"{what} failed (exit {proc.returncode})", (proc.stdout + proc.stderr)[-3000:])

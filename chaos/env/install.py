@@ -110,7 +110,7 @@ def _toxiproxy_binary(kind: str) -> Path:
         build = bindir / "gobin"
         build.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ, GOBIN=str(build), CGO_ENABLED="0")
-        _run([go, "install", f"{TOXIPROXY_MODULE}/cmd/{kind}@{TOXIPROXY_VERSION}"],
+        run_step([go, "install", f"{TOXIPROXY_MODULE}/cmd/{kind}@{TOXIPROXY_VERSION}"],
              what=f"building toxiproxy-{kind} {TOXIPROXY_VERSION}", env=env)
         os.replace(build / kind, final)
     return final
@@ -122,7 +122,8 @@ def _toxiproxy_cli() -> Path | None:
     return _toxiproxy_binary("cli")
 
 
-def _run(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+def run_step(argv: list[str], what: str, env: dict[str, str] | None = None) -> None:
+    """One provisioning command (a build, a package install), or a failure naming `what` with its output's tail."""
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:
         output = (proc.stdout + proc.stderr).strip().splitlines()

@@ -163,10 +163,11 @@ def init_cluster(bin_dir: Path, data: Path, prefix: list[str], launcher: Launche
 def _init_in_container(launcher: Launcher, data: Path, staging: Path, argv: list[str]) -> None:
     """initdb as the image's `postgres` user, into a directory made its own (the environment's
     directory only lets it through: it is root's)."""
-    owner = launcher.run("postgres", ["id", "-u", "postgres"], timeout=120).strip()
-    group = launcher.run("postgres", ["id", "-g", "postgres"], timeout=120).strip()
+    ids = re.match(r"uid=(\d+)\S* gid=(\d+)", launcher.run("postgres", ["id"], timeout=120))  # run as `postgres`
+    if ids is None:
+        raise EnvironmentFailure("the PostgreSQL image's `id` did not say the server user's uid and gid")
     staging.mkdir(parents=True)
-    os.chown(staging, int(owner), int(group))
+    os.chown(staging, int(ids[1]), int(ids[2]))
     workdir = data.parent
     workdir.chmod(workdir.stat().st_mode | 0o011)  # search permission only, for the server's user
     launcher.run("postgres", argv, timeout=120)

@@ -18,14 +18,7 @@ from chaos.experiment.cluster_rules import check_cluster
 from chaos.experiment.consistency import describe, inconsistencies
 from chaos.experiment.shape import KafkaShape
 from drivers.connectors import SINKS, SOURCES, plugin_problem
-from drivers.engines import (
-    COMMAND,
-    COMMAND_SOURCES,
-    ENGINE_CONNECTORS,
-    ENGINES,
-    NATIVE,
-    PLACEHOLDERS,
-)
+from drivers.engines import COMMAND, COMMAND_SOURCES, ENGINE_CONNECTORS, ENGINES, NATIVE, PLACEHOLDERS
 from faults.catalog import CrashFault, ElectFault, Fault
 from faults.fields import Duration, StrictModel
 from faults.nemesis import NemesisSpec
