@@ -149,6 +149,18 @@ class ClusterRoles:
         code = error.args[0] if isinstance(error, KafkaException) else error
         if code is not None and code.code() != KafkaError.ELECTION_NOT_NEEDED:
             raise EnvironmentFailure(f"the {kind.name.lower()} election for {role} failed: {error}")
+        if not unclean:
+            self._wait_preferred_leads(admin, partition)
+
+    @staticmethod
+    def _wait_preferred_leads(admin: AdminClient, partition: TopicPartition) -> None:
+        """The controller answers an election once it has committed the new leader; each broker
+        learns it from the metadata log a moment later, and the broker the Admin client asks may
+        still name the old leader. Resolving the role after the election waits for the news."""
+        wait_partition(admin, partition.topic, partition.partition,
+                       lambda found, _: bool(found.replicas) and found.leader == found.replicas[0], ELECTION_WAIT,
+                       f"the metadata still did not name the preferred replica of {partition.topic}/"
+                       f"{partition.partition} as its leader {ELECTION_WAIT:.0f}s after the election")
 
     @staticmethod
     def _wait_leaderless(admin: AdminClient, partition: TopicPartition) -> None:
