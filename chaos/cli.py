@@ -75,9 +75,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("matrix", help="print the delivery-guarantee matrix")
     sub.add_parser("connectors", help="list every connector kind (built in and plug-ins) and the rows it joins")
     env = sub.add_parser("env", help="provision and manage the shared environment")
-    env.add_argument("action", choices=["install", "up", "down", "status", "images"],
+    env.add_argument("action", choices=["install", "up", "down", "status", "images", "compose"],
                      help="images: build the Docker backend's images here, with no registry (starting dockerd "
-                     "for the build if none runs)")
+                     "for the build if none runs); compose: write the Docker backend's environment as a Compose "
+                     "project (to --out) that `chaos run --env OUT/state.json` attaches to")
     env.add_argument("--brokers", type=int, choices=[1, 3], default=1,
                      help="with up: one broker (default), or a cluster of three nodes for cluster experiments")
     env.add_argument("--controllers", choices=["combined", "separate"], default="combined",
@@ -86,6 +87,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="with up: the services as processes here (default), or as Docker containers")
     env.add_argument("--kafka-image", metavar="IMAGE",
                      help="with up --backend docker: Kafka's image (default: $CHAOS_KAFKA_IMAGE, else apache/kafka)")
+    env.add_argument("--out", type=Path, default=Path("compose"),
+                     help="with compose: the folder to write (default: compose/)")
     env.add_argument("--toxiproxy-image", metavar="IMAGE", help="with up --backend docker: Toxiproxy's image "
                      "(default: $CHAOS_TOXIPROXY_IMAGE, else ghcr.io/shopify/toxiproxy)")
     return parser
@@ -192,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return env_command(args.action, console,
                            KafkaShape(args.brokers, args.brokers > 1 and args.controllers == "separate", args.backend),
-                           {"kafka": args.kafka_image, "toxiproxy": args.toxiproxy_image})
+                           {"kafka": args.kafka_image, "toxiproxy": args.toxiproxy_image}, args.out)
     except SpecError as e:
         from chaos.commands.run import print_problems
 

@@ -1,8 +1,9 @@
-"""`chaos env install | up | down | status`: the shared, detached environment."""
+"""`chaos env install | up | down | status | images | compose`: the shared, detached environment."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from rich.console import Console
 
@@ -16,10 +17,19 @@ from chaos.experiment.shape import KafkaShape
 
 
 def env_command(action: str, console: Console, shape: KafkaShape = KafkaShape(),
-                image_overrides: dict[str, str | None] | None = None) -> int:
+                image_overrides: dict[str, str | None] | None = None, out: Path = Path("compose")) -> int:
     """`shape`: with `up`, one broker or a cluster of three, natively or on Docker (an environment of
-    another shape is replaced); `image_overrides`: the Docker backend's images, by service."""
+    another shape is replaced); `image_overrides`: the Docker backend's images, by service; `out`:
+    with `compose`, the folder the Compose project is written to."""
     state_file = default_env_file()
+    if action == "compose":
+        from chaos.env.compose import write
+
+        for path in write(out):
+            console.print(f"wrote {path}")
+        console.print(f"start it with `docker compose up -d` in {out}, then attach: "
+                      f"python -m chaos run EXPERIMENT --env {out / 'state.json'}")
+        return EXIT_OK
     if action == "install":
         tools = installer.install()
         console.print(f"kafka {installer.KAFKA_VERSION}: {len(tools.kafka_classpath.split(':'))} jars")

@@ -3,7 +3,7 @@
 A container runs the very command line the native backend would run, with the host's network
 (`network_mode=host`) so that every listener binds 127.0.0.1 as natively, and with the environment's
 directory bind-mounted at the same path, so that configuration, data and logs are where the native
-code looks for them. A restart (the heal of a kill) is a new container on the same mounted data.
+code looks for them. A restart (the heal of a kill) is `docker start` of the same container.
 
 `ContainerRef` and `ManagedContainer` answer what `ProcessRef` and `ManagedProcess` answer, so the
 environment and its service faults treat either the same way; kill, terminate and pause go to the
@@ -50,6 +50,13 @@ class ContainerRef:
     container: str
     pid: int
     start_time: int
+
+    @classmethod
+    def of(cls, container: Any) -> "ContainerRef":
+        """The ref of a container just started (its attributes reloaded)."""
+        pid = container.attrs["State"]["Pid"]
+        start = process_start_time(pid) if pid else None
+        return cls(container.id, pid, start if start is not None else -1)
 
     def _get(self) -> Any | None:
         return _container(self.container)
@@ -110,6 +117,19 @@ class ContainerRef:
         if not self.wait_gone(10):
             raise EnvironmentFailure(f"container {self.container[:12]} survived docker kill for 10s")
         return False
+
+    def start(self) -> "ContainerRef":
+        """`docker start`: the stopped container again, with its command, mounts and own layer (the
+        heal of a kill or terminate, as a machine is restarted); its new first process."""
+        container = self._get()
+        if container is None:
+            raise EnvironmentFailure(f"container {self.container[:12]} is gone: it cannot be started again")
+        try:
+            container.start()
+            container.reload()
+        except docker_errors().DockerException as e:
+            raise EnvironmentFailure(f"container {self.container[:12]} did not start again: {e}") from e
+        return ContainerRef.of(container)
 
     def stop(self, grace: float = 10.0) -> int | None:
         """Stop (SIGTERM, then SIGKILL after `grace`), save its output to its log, and remove it."""
@@ -205,9 +225,7 @@ class ManagedContainer:
             self._container.reload()
         except docker_errors().DockerException as e:  # a missing image is pulled first: no registry, no image
             raise EnvironmentFailure(f"{name}: the container of {options['image']} did not start: {e}") from e
-        pid = self._container.attrs["State"]["Pid"]
-        start = process_start_time(pid) if pid else None
-        self.ref = ContainerRef(self._container.id, pid, start if start is not None else -1)
+        self.ref = ContainerRef.of(self._container)
         self._code: int | None = None
 
     @property

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -77,15 +78,29 @@ def running_engine(logs: Path) -> Iterator[None]:
 
 def _dockerd() -> str:
     """dockerd's path, installing Debian's docker.io first when it is missing and we may."""
-    found = shutil.which("dockerd")
+    return _installed("dockerd", "docker.io", "no Docker engine runs and dockerd is not installed")
+
+
+def compose_command() -> list[str]:
+    """How to run Docker Compose here: the `docker compose` plug-in, else `docker-compose`
+    (installing Debian's, Compose 1.29, when neither is here and we may)."""
+    docker = shutil.which("docker")
+    if docker is not None and subprocess.run([docker, "compose", "version"], capture_output=True,
+                                             timeout=30).returncode == 0:
+        return [docker, "compose"]
+    return [_installed("docker-compose", "docker-compose", "Docker Compose is not installed")]
+
+
+def _installed(program: str, package: str, missing: str) -> str:
+    """`program`'s path, installing Debian's `package` first when it is missing and we may (as root)."""
+    found = shutil.which(program)
     if found:
         return found
     if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise EnvironmentFailure("no Docker engine runs and dockerd is not installed: install Docker "
-                                 "(Debian: apt-get install docker.io)")
-    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "docker.io"]):
+        raise EnvironmentFailure(f"{missing}: install it (Debian: apt-get install {package})")
+    for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", package]):
         run_step(argv, " ".join(argv), env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
-    found = shutil.which("dockerd")
+    found = shutil.which(program)
     if found is None:
-        raise EnvironmentFailure("docker.io was installed but left no dockerd on PATH")
+        raise EnvironmentFailure(f"{package} was installed but left no {program} on PATH")
     return found

@@ -233,9 +233,12 @@ class Environment(ServiceFaults):
     def load(cls, state_file: Path) -> "Environment":
         """The environment a state file describes, healthy or not (`env down` stops either)."""
         try:
-            return cls(EnvState.model_validate_json(state_file.read_text()), state_file=state_file)
+            state = EnvState.model_validate_json(state_file.read_text())
         except (OSError, ValueError) as e:
             raise EnvironmentFailure(f"cannot read environment state {state_file}: {e}") from e
+        if not Path(state.workdir).is_absolute():  # `compose/state.json`'s "." is its own folder
+            state.workdir = str(state_file.parent.resolve() / state.workdir)
+        return cls(state, state_file=state_file)
 
     @classmethod
     def attach(cls, state_file: Path) -> "Environment":

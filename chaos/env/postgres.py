@@ -335,6 +335,19 @@ def _signal(pid: int, sig: int) -> None:
         pass
 
 
+def server_settings() -> list[tuple[str, str]]:
+    """The server's settings on every backend (and in `compose/`)."""
+    return [
+        ("listen_addresses", "127.0.0.1"), ("fsync", "on"), ("max_connections", "50"),
+        # Two-phase sinks (PREPARE TRANSACTION), such as the PostgreSQL plug-in's.
+        ("max_prepared_transactions", "32"),
+        # DSM segments in the data directory, not /dev/shm, so a SIGKILLed server leaks nothing outside it.
+        ("dynamic_shared_memory_type", "mmap"),
+        # A client partitioned during its handshake must not hold a connection slot for long.
+        ("authentication_timeout", "10s"),
+    ]
+
+
 def start_postgres(workdir: Path, logs: Path, port: int, detached: bool,
                    spawn: Callable[[Callable[[], Service]], Service] | None = None,
                    on_spawn: Callable[[Service], None] | None = None,
@@ -360,16 +373,8 @@ def start_postgres(workdir: Path, logs: Path, port: int, detached: bool,
     # all a container's server, whose user may not write here, listens on).
     fits = len(f"{sockets}/.s.PGSQL.{port}.lock") <= _MAX_SOCKET_PATH
     socket_dir = str(sockets) if fits and not in_container else ""
-    argv = prefix + [
-        str(bin_dir / "postgres"), "-D", str(data), "-k", socket_dir, "-p", str(port),
-        "-c", "listen_addresses=127.0.0.1", "-c", "fsync=on", "-c", "max_connections=50",
-        # Two-phase sinks (PREPARE TRANSACTION), such as the PostgreSQL plug-in's.
-        "-c", "max_prepared_transactions=32",
-        # DSM segments in the data directory, not /dev/shm, so a SIGKILLed server leaks nothing outside it.
-        "-c", "dynamic_shared_memory_type=mmap",
-        # A client partitioned during its handshake must not hold a connection slot for long.
-        "-c", "authentication_timeout=10s",
-    ]
+    argv = prefix + [str(bin_dir / "postgres"), "-D", str(data), "-k", socket_dir, "-p", str(port),
+                     *(arg for name, value in server_settings() for arg in ("-c", f"{name}={value}"))]
     removed = clear_stale_locks(data, sockets)
     if removed:
         logging.getLogger("chaos.env").info("removed stale PostgreSQL lock files: %s", ", ".join(map(str, removed)))

@@ -124,6 +124,9 @@ class ServiceFaults:
         current = self.state.processes.get(name)
         if current is not None and current.ref().running():
             raise EnvironmentFailure(f"{name} (pid {current.pid}) is still running: it cannot be started twice")
+        if current is not None and isinstance(current.ref(), ContainerRef):
+            self._start_container_again(name, current.ref())
+            return
         workdir = Path(self.state.workdir)
         detached = not self._dies_with_owner()
         keeper = self._keeper_for_spawning()
@@ -153,5 +156,39 @@ class ServiceFaults:
             if problem:
                 raise EnvironmentFailure(f"PostgreSQL restarted but is not healthy: {problem}")
         log.info("%s restarted (pid %d, %s) and healthy in %.1fs", name, self.state.processes[name].pid,
-                 "a container" if self.state.backend == "docker" else "detached" if detached else "dies with its owner",
+                 "detached" if detached else "dies with its owner", time.monotonic() - started)
+
+    def _start_container_again(self, name: str, ref: ContainerRef) -> None:
+        """On Docker, the service's stopped container starts again (`docker start`): the same command
+        on the same data. A broker that exits during start-up (its registration refused while the old
+        session lasts) is started again, as natively, until it answers or the restart bound ends."""
+        started = time.monotonic()
+        deadline = started + kafka.RESTART_TIMEOUT
+        while True:
+            new = ref.start()
+            self._record_process(name, new)
+            problem = self._answers_when_up(name, new, deadline)
+            if problem is None:
+                break
+            if new.running() or time.monotonic() + 2 > deadline:
+                raise EnvironmentFailure(f"{name} was started again but does not answer: {problem}")
+            log.warning("%s exited during start-up (%s); starting it again", name, problem)
+            time.sleep(1)
+        log.info("%s restarted (its container %s again) and healthy in %.1fs", name, ref.container[:12],
                  time.monotonic() - started)
+
+    def _answers_when_up(self, name: str, ref: ContainerRef, deadline: float) -> str | None:
+        """None once the service answers (Kafka metadata, a PostgreSQL query); why not once its
+        container has exited or `deadline` has passed."""
+        while True:
+            if name == "postgres":
+                problem = pg.health_problem(self.state.postgres or 0)
+            else:
+                try:
+                    kafka.wait_for_metadata(f"127.0.0.1:{self.state.kafka_direct}", timeout=2)
+                    problem = None
+                except EnvironmentFailure as e:
+                    problem = str(e)
+            if problem is None or not ref.running() or time.monotonic() > deadline:
+                return problem
+            time.sleep(0.5)

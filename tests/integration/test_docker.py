@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from chaos.env.compose import CONTAINERS
 from chaos.env.containers import OWNER_LABEL, leftover_containers, remove_exited_containers
-from chaos.env.docker_engine import engine, running_engine
+from chaos.env.docker_engine import compose_command, engine, running_engine
 from chaos.env.docker_images import VARIABLES, build_local_images
 from tests.integration.conftest import REPO, chaos_cli
 
@@ -26,6 +29,7 @@ pytestmark = pytest.mark.integration
 
 QUICKSTART = REPO / "experiments" / "quickstart.yaml"
 EXACTLY_ONCE = REPO / "experiments" / "docker" / "exactly-once.yaml"
+COMPOSE = REPO / "compose"
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,17 @@ def _verdicts(result: dict) -> dict[str, str]:
     return {v["invariant"]: v["status"] for v in result["verdicts"]}
 
 
+def _run_exactly_once(runs: Path, env: dict[str, str], *options: str) -> subprocess.CompletedProcess:
+    """`chaos run` of the exactly-once row, which must pass with its faults applied."""
+    run = chaos_cli("run", str(EXACTLY_ONCE), "--runs-dir", str(runs), *options, env=env)
+    assert run.returncode == 0, run.stdout + run.stderr
+    result = _result(runs)
+    verdicts = _verdicts(result)
+    assert result["status"] == "pass", verdicts
+    assert verdicts["no-loss"] == verdicts["duplicates"] == verdicts["faults-applied"] == "pass"
+    return run
+
+
 def _ours(owner: str) -> list:
     return engine().containers.list(all=True, filters={"label": f"{OWNER_LABEL}={owner}"})
 
@@ -95,19 +110,37 @@ def test_env_up_on_docker_runs_the_quickstart_and_env_down_removes_its_container
 
 def test_the_exactly_once_row_survives_a_cut_a_pause_and_a_broker_kill_on_docker(docker: Engine, tmp_path: Path):
     env = _cli_env(tmp_path / "home", docker.images)
-    run = chaos_cli("run", str(EXACTLY_ONCE), "--runs-dir", str(tmp_path / "runs"), env=env)
-    assert run.returncode == 0, run.stdout + run.stderr
+    run = _run_exactly_once(tmp_path / "runs", env)
     assert "starting a private environment" in run.stdout
-    result = _result(tmp_path / "runs")
-    verdicts = _verdicts(result)
-    assert result["status"] == "pass", verdicts
-    assert verdicts["no-loss"] == verdicts["duplicates"] == verdicts["faults-applied"] == "pass"
     (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
     workdir = run_dir / "env"
-    # The kill's heal started a second broker container on the same log directories.
+    # The kill's heal started the broker's container again, on the same mounted log directories.
     server_log = (workdir / "logs" / "server.log").read_text()
     assert len(re.findall(r"Kafka Server started", server_log)) == 2, server_log[-2000:]
     assert _ours(str(workdir)) == []
+
+
+def test_the_compose_folder_comes_up_and_a_run_attaches_to_it_with_every_fault(docker: Engine, tmp_path: Path):
+    """`compose/` brought up by Docker Compose, as a user would (a copy, so that its logs stay out of
+    the checkout), and the exactly-once row attached to it through the folder's state file: the
+    link cut at its Toxiproxy, its PostgreSQL paused, its broker killed and started again."""
+    folder = tmp_path / "compose"
+    shutil.copytree(COMPOSE, folder)
+    compose = [*compose_command(), "--project-name", "chaos-compose-test", "--file", str(folder / "docker-compose.yml")]
+    env = _cli_env(tmp_path / "home", docker.images)
+    up = subprocess.run([*compose, "up", "--detach"], env=env, capture_output=True, text=True, timeout=300)
+    try:
+        assert up.returncode == 0, up.stdout + up.stderr
+        run = _run_exactly_once(tmp_path / "runs", env, "--env", str(folder / "state.json"))
+        assert "attached to the environment" in run.stdout
+        # The kill's heal started the same container again: its log, in the folder's logs/, shows two starts.
+        assert (folder / "logs" / "server.log").read_text().count("Kafka Server started") == 2
+        names = {c.name for c in engine().containers.list(all=True)}
+        assert set(CONTAINERS.values()) <= names
+    finally:
+        down = subprocess.run([*compose, "down", "--volumes"], env=env, capture_output=True, text=True, timeout=300)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not {c.name for c in engine().containers.list(all=True)} & set(CONTAINERS.values())
 
 
 def test_nothing_of_ours_remains_on_the_engine(docker: Engine):
