@@ -12,7 +12,8 @@ container (`kill`, `stop`, `pause`), never to a host pid.
 Every container carries the labels `chaos.owner` (its environment's directory) and `chaos.log`
 (where its output is saved when it is removed), so any later harness can find and remove what an
 environment left: `remove_containers`. Unlike a child process, a container does not die with a
-harness that is SIGKILLed; `chaos env down`, or the next stop of the same environment, removes it.
+harness that is SIGKILLed: a private environment's reaper removes it then (`chaos/env/reaper.py`),
+and `chaos env down` a shared one's.
 """
 
 from __future__ import annotations

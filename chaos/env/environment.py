@@ -40,6 +40,7 @@ from chaos.env.launch import Service, ServiceRef
 from chaos.env.paths import default_env_file
 from chaos.env.ports import PortLeases, bind_failure
 from chaos.env.processes import tail
+from chaos.env.reaper import Reaper
 from chaos.env.roles import ClusterRoles, RoleNames, wait_in_sync
 from chaos.env.services import ServiceFaults
 from chaos.env.state import (
@@ -75,6 +76,8 @@ class Environment(ServiceFaults):
         self._owned = owned or []
         self._keeper: Keeper | None = Keeper(self._owned) if self._owned else None
         self._keeper_lock = threading.Lock()
+        self._reaper: Reaper | None = None
+        """A private Docker environment's watchman (`chaos/env/reaper.py`), closed once it is stopped."""
 
     @property
     def bootstrap_direct(self) -> str:
@@ -191,6 +194,8 @@ class Environment(ServiceFaults):
                                  {n: (p.broker, p.proxy) for n, p in links.items()})
         api_port, postgres_port = next(ports), next(ports)
         owned: list[Service] = []
+        # A private environment's containers are removed even if this harness is SIGKILLed.
+        reaper = Reaper(str(workdir), logs / "reaper.log") if shape.backend == "docker" and not detached else None
         try:
             owned.append(start_toxiproxy(tools, api_port, logs, detached))
             if brokers == 1:
@@ -210,6 +215,7 @@ class Environment(ServiceFaults):
                 backend=shape.backend, images=chosen,
             )
             env = cls(state, owned, state_file=workdir / "state.json")
+            env._reaper = reaper
             try:
                 env._wire_links()
                 if brokers > 1:
@@ -227,6 +233,8 @@ class Environment(ServiceFaults):
                 proc.stop()
             if shape.backend == "docker":
                 remove_containers(str(workdir))  # a container whose start failed half-way
+            if reaper is not None:
+                reaper.close()
             raise
 
     @classmethod
@@ -403,7 +411,10 @@ class Environment(ServiceFaults):
         self._close_keeper()
         self._owned = []
         if self.state.backend == "docker":
-            remove_containers(self.owner)  # any the records missed: a restart's exited predecessor, say
+            remove_containers(self.owner)  # any the records missed
+        if self._reaper is not None:
+            self._reaper.close()
+            self._reaper = None
         self.leases.release(self.owner)
 
     def wait_stopped(self, timeout: float = 15.0) -> bool:

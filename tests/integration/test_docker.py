@@ -12,7 +12,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -24,6 +26,7 @@ from chaos.env.containers import OWNER_LABEL, leftover_containers, remove_exited
 from chaos.env.docker_engine import compose_command, engine, running_engine
 from chaos.env.docker_images import VARIABLES, build_local_images
 from tests.integration.conftest import REPO, chaos_cli
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -118,6 +121,24 @@ def test_the_exactly_once_row_survives_a_cut_a_pause_and_a_broker_kill_on_docker
     server_log = (workdir / "logs" / "server.log").read_text()
     assert len(re.findall(r"Kafka Server started", server_log)) == 2, server_log[-2000:]
     assert _ours(str(workdir)) == []
+
+
+def test_a_sigkilled_harness_s_private_containers_are_removed_by_its_reaper(docker: Engine, tmp_path: Path):
+    """A container does not die with its harness, as a child process does: the private environment's
+    reaper, in a session of its own, removes them once the harness (its whole process group) is
+    SIGKILLed mid-run."""
+    runs = tmp_path / "runs"
+    harness = subprocess.Popen([sys.executable, "-m", "chaos", "run", str(EXACTLY_ONCE), "--runs-dir", str(runs)],
+                               cwd=REPO, env=_cli_env(tmp_path / "home", docker.images), start_new_session=True,
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        owner = str(wait_for(lambda: next(runs.glob("*/env"), None), 120, "the run's private environment"))
+        wait_for(lambda: len([c for c in _ours(owner) if c.status == "running"]) == 3, 120, "its three containers")
+    finally:
+        os.killpg(harness.pid, signal.SIGKILL)
+        harness.wait(30)
+    wait_for(lambda: _ours(owner) == [], 90, "the reaper to remove the containers", interval=0.5)
+    assert "removed 3 container(s)" in (Path(owner) / "logs" / "reaper.log").read_text()
 
 
 def test_the_compose_folder_comes_up_and_a_run_attaches_to_it_with_every_fault(docker: Engine, tmp_path: Path):
