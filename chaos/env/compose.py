@@ -24,6 +24,7 @@ from chaos.env.containers import ContainerLauncher
 from chaos.env.docker_images import OFFICIAL, TOXIPROXY_SERVER, VARIABLES, container_tools
 from chaos.env.kafka import LOG4J2, KafkaPorts, broker_argv, server_properties
 from chaos.env.state import EnvState, LinkPorts, ProcessState
+from chaos.errors import SpecError
 from drivers.sdk.links import KAFKA_LINKS
 
 TOXIPROXY_API = 9190
@@ -108,10 +109,14 @@ def render() -> dict[str, str]:
 
 
 def write(folder: Path) -> list[Path]:
+    """Write the folder's files (others in it are left alone); the paths written."""
     written = []
     for name, text in render().items():
         path = folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        except OSError as e:
+            raise SpecError(str(path), [f"--out {folder}: cannot be written: {e.strerror or e}"]) from e
         written.append(path)
     return written

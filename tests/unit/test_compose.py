@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
 from chaos.env import compose
 from chaos.env.environment import Environment
 from chaos.env.ports import LOWEST_PORT
+from chaos.errors import SpecError
 
 FOLDER = Path(__file__).resolve().parents[2] / "compose"
 
@@ -41,3 +43,10 @@ def test_an_absolute_work_directory_is_kept_as_written(tmp_path: Path):
     state = compose.state().model_copy(update={"workdir": "/somewhere/else"})
     (tmp_path / "state.json").write_text(state.model_dump_json())
     assert Environment.load(tmp_path / "state.json").state.workdir == "/somewhere/else"
+
+
+def test_an_unwritable_folder_is_refused_with_its_path_named(tmp_path: Path):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    with pytest.raises(SpecError, match=r"taken/docker-compose.yml: --out .*taken: cannot be written") as refused:
+        compose.write(tmp_path / "taken")
+    assert refused.value.exit_code == 2
