@@ -305,7 +305,8 @@ class Environment(ServiceFaults):
         self.reload_processes()
         for name, proc in self.state.processes.items():
             if not proc.ref().running():
-                return f"{name} (pid {proc.pid}) is not running"
+                where = f"container {proc.container}" if proc.container else f"pid {proc.pid}"
+                return f"{name} ({where}) is not running"
         try:
             self.toxiproxy.version()
         except ToxiproxyError as e:
