@@ -260,7 +260,7 @@ class ManagedContainer:
         return self.stop(grace=0)
 
     def release(self) -> int | None:
-        """Save the output of a container that has exited and remove it (a restart replaced it)."""
+        """Save the output of a container that has exited and remove it."""
         code = self.poll()
         if code is not None:
             self.ref.stop(0)
