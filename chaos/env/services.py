@@ -122,10 +122,11 @@ class ServiceFaults:
         self._restartable(name)
         self.reload_processes()
         current = self.state.processes.get(name)
-        if current is not None and current.ref().running():
-            raise EnvironmentFailure(f"{name} (pid {current.pid}) is still running: it cannot be started twice")
-        if current is not None and isinstance(current.ref(), ContainerRef):
-            self._start_container_again(name, current.ref())
+        ref = current.ref() if current is not None else None
+        if ref is not None and ref.running():
+            raise EnvironmentFailure(f"{name} (pid {ref.pid}) is still running: it cannot be started twice")
+        if isinstance(ref, ContainerRef):
+            self._start_container_again(name, ref)
             return
         workdir = Path(self.state.workdir)
         detached = not self._dies_with_owner()
@@ -181,14 +182,18 @@ class ServiceFaults:
         """None once the service answers (Kafka metadata, a PostgreSQL query); why not once its
         container has exited or `deadline` has passed."""
         while True:
-            if name == "postgres":
-                problem = pg.health_problem(self.state.postgres or 0)
-            else:
-                try:
-                    kafka.wait_for_metadata(f"127.0.0.1:{self.state.kafka_direct}", timeout=2)
-                    problem = None
-                except EnvironmentFailure as e:
-                    problem = str(e)
+            problem = self._service_problem(name)
             if problem is None or not ref.running() or time.monotonic() > deadline:
                 return problem
             time.sleep(0.5)
+
+    def _service_problem(self, name: str) -> str | None:
+        """None when the service answers now; otherwise why not."""
+        if name == "postgres":
+            return "this environment has no PostgreSQL" if self.state.postgres is None else \
+                pg.health_problem(self.state.postgres)
+        try:
+            kafka.wait_for_metadata(f"127.0.0.1:{self.state.kafka_direct}", timeout=2)
+        except EnvironmentFailure as e:
+            return str(e)
+        return None
