@@ -25,23 +25,27 @@ provision: $(STAMP)
 run: provision
 	$(PY) -m chaos run experiments/quickstart.yaml
 
-# One process: on two workers (`-n 2`, about 31 minutes instead of about 48; conftest.py schedules it) the
-# load of the other worker still makes some timing-bound experiments inconclusive (docs/testing.md).
+# Two pytest-xdist workers, scheduled by module (conftest.py): about 25 minutes instead of 48 in one process.
+# `PYTEST_WORKERS=0 make test` runs it in one process.
+PYTEST_WORKERS ?= 2
 test: provision
-	$(PY) -m pytest -ra --durations=30
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -ra --durations=30
 
 # The Docker backend's images built here from Debian's packages and our Kafka jars and Toxiproxy, with no
 # registry (dockerd is started for the build if none runs); prints the CHAOS_*_IMAGE settings that use them.
 docker-images: provision
 	$(PY) -m chaos env images
 
-# The benchmarks, one after another (minutes; not part of `test`). Figures go to bench/results/*.json.
+# The benchmarks, one after another (about an hour; not part of `test`): every figure of docs/benchmarks.md's
+# summary, the certification suite's and the test suite's wall times included. Figures go to bench/results/*.json.
 bench: $(STAMP)
 	$(PY) -m chaos env install
 	$(PY) -m bench.checkers
 	$(PY) -m bench.pipeline
 	$(PY) -m bench.toxiproxy
 	$(PY) -m bench.environment
+	$(PY) -m bench.certify
+	$(PY) -m bench.suite
 
 # Wall time of `chaos certify --quick` and of the full suite (about half an hour).
 bench-certify: $(STAMP)
