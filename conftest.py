@@ -1,4 +1,4 @@
-"""How `pytest -n 2` shares the suite between two pytest-xdist workers (`make test` runs in one process).
+"""How `pytest -n 2` (what `make test` runs) shares the suite between two pytest-xdist workers.
 
 Each test module stays whole on one worker, so that a module's shared fixtures (a three-broker
 cluster, a Connect cluster, a certification run) start once. The heavy, timing-sensitive modules
@@ -16,7 +16,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 HEAVY_MODULES = frozenset({"test_certification.py", "test_cluster.py", "test_explore.py", "test_kafka_connect.py"})
-"""About 27 of the suite's 46 minutes; the other worker takes the rest meanwhile."""
+"""About 24 of the suite's 46 minutes of test time; the other worker takes the rest meanwhile."""
 
 
 def pytest_xdist_make_scheduler(config: Any, log: Any) -> Any:
