@@ -25,7 +25,9 @@ from rich.table import Table
 from chaos.env.environment import Environment
 from chaos.env.install import KAFKA_VERSION, TOXIPROXY_VERSION
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parents[1]
+"""The repository's root: where the benchmarks that run the suite or a tool over the project run it."""
+RESULTS = REPO / "bench" / "results"
 logging.getLogger("chaos.librdkafka").addHandler(logging.NullHandler())  # e.g. "coordinator load in progress"
 console = Console() if sys.stdout.isatty() else Console(width=110)  # no wrapping in logs
 T = TypeVar("T")

@@ -23,9 +23,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bench.common import show, write_results
+from bench.common import REPO, show, write_results
 
-REPO = Path(__file__).resolve().parents[1]
 MUTMUT = Path(sys.executable).with_name("mutmut")
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
 """A mutant the tests noticed: a failing test, a hang cut short, or a crash of the test process."""

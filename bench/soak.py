@@ -32,10 +32,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import console, show, write_results
+from bench.common import REPO, console, show, write_results
 from chaos.env.processes import ManagedProcess
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def churn(connections: int, per_second: float, stop: threading.Event) -> None:

@@ -21,9 +21,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 from typing import Any
 
-from bench.common import show, timed, write_results
-
-REPO = Path(__file__).resolve().parents[1]
+from bench.common import REPO, show, timed, write_results
 
 
 def run_suite(workers: int, junit: Path, paths: list[str]) -> int:
